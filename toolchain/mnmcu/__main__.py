@@ -1,0 +1,3 @@
+from mnmcu.cli import main
+
+main()

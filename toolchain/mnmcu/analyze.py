@@ -1,0 +1,238 @@
+"""Per-layer cost of an int8 model and whether it fits a board, before any compiler runs.
+
+Counting rules (the ones MobileNet papers and MLPerf Tiny use):
+
+* MACs: CONV_2D ``H_out*W_out*C_out*K_h*K_w*C_in``; DEPTHWISE_CONV_2D
+  ``H_out*W_out*C_out*K_h*K_w``; FULLY_CONNECTED ``outputs*inputs``. Pooling,
+  element-wise and reshaping ops count 0 MACs.
+* Parameters: the elements of the weight and bias tensors of those three ops.
+* Activation bytes: the bytes of an op's output tensor.
+* Activation peak: the largest total of tensors alive at once when ops run
+  in order and each tensor lives from the op that makes it to the last op that
+  reads it (model input and output included). A planner that never overlaps
+  live tensors needs at least this much; in-place tricks can go below it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from mnmcu.boards import Board, fits
+from mnmcu.graph import Graph, Op
+
+MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# Ops that only reinterpret their input's bytes.
+ALIAS_OPS = ("RESHAPE",)
+
+# Code size of each runtime besides the model data, in bytes. Sources:
+# - tflm: TFLite Micro with CMSIS-NN kernels registered through
+#   Register_*_INT8, arm-none-eabi-gcc -Os for Cortex-M4: about 59 KB
+#   (docs/reference-figures.md).
+#   ESP-IDF/Arduino framework code on ESP32 and nRF52 comes on top.
+# - aot: int8 kernels for the ops of a MobileNet plus the generated call
+#   sequence; an estimate until the AOT runtime's builds calibrate it.
+RUNTIME_CODE_BYTES: dict[str, int] = {"tflm": 59 * 1024, "aot": 12 * 1024}
+# RAM the runtime needs besides activations, in bytes.
+# - tflm: persistent arena data (per-channel multipliers and shifts, 8 bytes
+#   per output channel of each convolution; tensor and node structs, taken as
+#   64 bytes per tensor), the interpreter object and a 16-byte alignment slack
+#   (TFLite Micro asks for 16 B more than arena_used_bytes();
+#   docs/reference-figures.md).
+# - aot: per-channel data stays in flash; only the stack of the call chain.
+TFLM_BYTES_PER_TENSOR = 64
+TFLM_FIXED_BYTES = 2048 + 16
+AOT_FIXED_BYTES = 1024
+
+
+@dataclass(frozen=True)
+class Layer:
+    """Cost of one op."""
+
+    index: int
+    op: str
+    input_shapes: tuple[tuple[int, ...], ...]
+    output_shape: tuple[int, ...]
+    macs: int
+    params: int
+    weight_bytes: int
+    activation_bytes: int
+
+
+@dataclass(frozen=True)
+class RuntimeEstimate:
+    """Flash and RAM a runtime needs for the model, with what goes into each."""
+
+    runtime: str
+    flash_bytes: int
+    ram_bytes: int
+    flash_parts: dict[str, int] = field(default_factory=dict)
+    ram_parts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """The whole model's cost, and with a board, the verdict for each runtime."""
+
+    layers: tuple[Layer, ...]
+    macs: int
+    params: int
+    weight_bytes: int
+    bias_bytes: int
+    quant_param_bytes: int
+    activation_peak_bytes: int
+    peak_op: int
+    tflite_bytes: int
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    ops: dict[str, int]
+    estimates: dict[str, RuntimeEstimate]
+    board: str | None = None
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["layers"] = [asdict(layer) for layer in self.layers]
+        return d
+
+
+def _macs(graph: Graph, op: Op) -> int:
+    out = graph.tensor(op.outputs[0])
+    if op.opcode not in MAC_OPS:
+        return 0
+    w = graph.tensor(op.inputs[1])
+    if op.opcode == "CONV_2D":  # weights [C_out, K_h, K_w, C_in]
+        return out.elements * w.shape[1] * w.shape[2] * w.shape[3]
+    if op.opcode == "DEPTHWISE_CONV_2D":  # weights [1, K_h, K_w, C_out]
+        return out.elements * w.shape[1] * w.shape[2]
+    return out.elements * w.shape[-1]  # FULLY_CONNECTED: weights [out, in]
+
+
+def _param_tensors(graph: Graph, op: Op) -> list[int]:
+    if op.opcode not in MAC_OPS:
+        return []
+    return [i for i in op.inputs[1:3] if i >= 0 and graph.tensor(i).is_constant]
+
+
+def activation_lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
+    """First and last op index at which each non-constant tensor is alive."""
+    n = len(graph.ops)
+    life: dict[int, list[int]] = {}
+    for i in graph.inputs:
+        life[i] = [0, 0]
+    for op in graph.ops:
+        for t in op.outputs:
+            life.setdefault(t, [op.index, op.index])
+        for t in op.inputs:
+            if t >= 0 and not graph.tensor(t).is_constant:
+                life.setdefault(t, [op.index, op.index])[1] = op.index
+    for o in graph.outputs:
+        life.setdefault(o, [n - 1, n - 1])[1] = n - 1
+    return {t: (a, b) for t, (a, b) in life.items()}
+
+
+def activation_peak(graph: Graph) -> tuple[int, int]:
+    """(peak bytes, op index at the peak) over non-overlapping live tensors."""
+    life = activation_lifetimes(graph)
+    best, at = 0, 0
+    for op in graph.ops:
+        live = sum(graph.tensor(t).nbytes for t, (a, b) in life.items() if a <= op.index <= b)
+        if live > best:
+            best, at = live, op.index
+    return best, at
+
+
+def analyze(graph: Graph, board: Board | None = None) -> Analysis:
+    """Count MACs, parameters and bytes of ``graph``; judge fit on ``board``."""
+    layers = []
+    params = weight_bytes = bias_bytes = quant_bytes = 0
+    counted: set[int] = set()
+    for op in graph.ops:
+        p = 0
+        w_bytes = 0
+        for i in _param_tensors(graph, op):
+            t = graph.tensor(i)
+            p += t.elements
+            w_bytes += t.nbytes
+            if i not in counted:
+                counted.add(i)
+                if t.dtype == "int32":
+                    bias_bytes += t.nbytes
+                else:
+                    weight_bytes += t.nbytes
+                if t.quantization is not None:
+                    quant_bytes += 8 * len(t.quantization.scale)
+        params += p
+        layers.append(
+            Layer(
+                index=op.index,
+                op=op.opcode,
+                input_shapes=tuple(
+                    graph.tensor(i).shape
+                    for i in op.inputs
+                    if i >= 0 and not graph.tensor(i).is_constant
+                ),
+                output_shape=graph.tensor(op.outputs[0]).shape,
+                macs=_macs(graph, op),
+                params=p,
+                weight_bytes=w_bytes,
+                activation_bytes=graph.tensor(op.outputs[0]).nbytes,
+            )
+        )
+    peak, peak_op = activation_peak(graph)
+    estimates = _estimates(graph, peak, weight_bytes, bias_bytes)
+    verdicts: dict[str, dict[str, Any]] = {}
+    if board is not None:
+        for name, est in estimates.items():
+            verdicts[name] = fits(board, est.flash_bytes, est.ram_bytes).to_dict()
+    return Analysis(
+        layers=tuple(layers),
+        macs=sum(layer.macs for layer in layers),
+        params=params,
+        weight_bytes=weight_bytes,
+        bias_bytes=bias_bytes,
+        quant_param_bytes=quant_bytes,
+        activation_peak_bytes=peak,
+        peak_op=peak_op,
+        tflite_bytes=graph.size_bytes,
+        input_shape=graph.input.shape,
+        output_shape=graph.output.shape,
+        ops=dict(sorted(graph.op_counts().items())),
+        estimates=estimates,
+        board=board.id if board is not None else None,
+        verdicts=verdicts,
+    )
+
+
+def _estimates(
+    graph: Graph, peak: int, weight_bytes: int, bias_bytes: int
+) -> dict[str, RuntimeEstimate]:
+    channels = sum(
+        graph.tensor(op.outputs[0]).shape[-1] for op in graph.ops if op.opcode in MAC_OPS
+    )
+    tflm_persistent = 8 * channels + TFLM_BYTES_PER_TENSOR * len(graph.tensors)
+    tflm = RuntimeEstimate(
+        runtime="tflm",
+        flash_bytes=graph.size_bytes + RUNTIME_CODE_BYTES["tflm"],
+        ram_bytes=peak + tflm_persistent + TFLM_FIXED_BYTES,
+        flash_parts={"model_flatbuffer": graph.size_bytes, "code": RUNTIME_CODE_BYTES["tflm"]},
+        ram_parts={
+            "activations": peak,
+            "persistent": tflm_persistent,
+            "interpreter_and_alignment": TFLM_FIXED_BYTES,
+        },
+    )
+    requant = 8 * channels  # int32 multiplier + int32 shift per output channel
+    aot = RuntimeEstimate(
+        runtime="aot",
+        flash_bytes=weight_bytes + bias_bytes + requant + RUNTIME_CODE_BYTES["aot"],
+        ram_bytes=peak + AOT_FIXED_BYTES,
+        flash_parts={
+            "weights": weight_bytes,
+            "biases": bias_bytes,
+            "requantization": requant,
+            "code": RUNTIME_CODE_BYTES["aot"],
+        },
+        ram_parts={"activations": peak, "stack": AOT_FIXED_BYTES},
+    )
+    return {"tflm": tflm, "aot": aot}

@@ -1,0 +1,370 @@
+"""The ``mnmcu`` command line: parses options and calls the library.
+
+All commands are registered here; each one is a few lines over a function
+of :mod:`mnmcu.pipeline`, :mod:`mnmcu.boards` or :mod:`mnmcu.analyze`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import traceback
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mnmcu import __version__
+from mnmcu.errors import InvalidValue, MnmcuError
+from mnmcu.model.spec import ARCHS, ModelSpec, check_alpha, parse_float, resolution_from
+
+_verbosity = 0
+
+
+def _int(name: str, text: str, allowed: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise InvalidValue(f"{name} {text!r} is not a whole number", allowed) from None
+
+
+def _spec_from_flags(
+    arch: str,
+    alpha: str,
+    rho: str | None,
+    resolution: str | None,
+    classes: str,
+    grayscale: bool,
+    pretrained: str | None,
+) -> ModelSpec:
+    a = check_alpha(parse_float("alpha", alpha), arch)
+    r = parse_float("rho", rho) if rho is not None else None
+    n = (
+        _int("resolution", resolution, "use an input size from 32 to 1024 pixels, e.g. 96")
+        if resolution is not None
+        else None
+    )
+    k = _int("classes", classes, "use at least 2 classes")
+    return ModelSpec(
+        arch=arch,
+        alpha=a,
+        resolution=resolution_from(r, n),
+        classes=k,
+        channels=1 if grayscale else 3,
+        pretrained=pretrained,
+    )
+
+
+def _model_options(f: Any) -> Any:
+    opts = [
+        click.option(
+            "--arch",
+            type=click.Choice(ARCHS),
+            default="v1",
+            show_default=True,
+            help="MobileNet version.",
+        ),
+        click.option(
+            "--alpha", default="0.25", show_default=True, help="Width multiplier, in (0, 1.4]."
+        ),
+        click.option("--rho", default=None, help="Resolution multiplier: input = round(224*rho)."),
+        click.option(
+            "--resolution", default=None, help="Input size in pixels (instead of --rho), >= 32."
+        ),
+        click.option(
+            "--grayscale", is_flag=True, help="One-channel input instead of RGB."
+        ),
+        click.option(
+            "--pretrained",
+            type=click.Choice(["imagenet"]),
+            default=None,
+            help="Start from Keras's ImageNet weights (cached or downloadable).",
+        ),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _progress() -> Any:
+    from mnmcu.console import BarProgress
+
+    return BarProgress(enabled=_verbosity >= 0)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mnmcu")
+@click.option("-v", "--verbose", count=True, help="More output; -vv shows tracebacks.")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors.")
+def cli(verbose: int, quiet: bool) -> None:
+    """Put int8 MobileNet on microcontrollers.
+
+    \b
+    Typical use:
+      mnmcu boards
+      mnmcu build --board qemu-m4 --alpha 0.25 --resolution 96
+      mnmcu analyze build/mobilenet_v1_a0.25_96-qemu-m4/model_int8.tflite --board esp32s3
+    """
+    global _verbosity
+    from mnmcu.console import setup_logging
+
+    _verbosity = -1 if quiet else verbose
+    setup_logging(_verbosity)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def boards(as_json: bool) -> None:
+    """List the boards mnmcu knows."""
+    from mnmcu import boards as boards_mod
+    from mnmcu.render import boards_table
+
+    all_boards = boards_mod.all_boards()
+    if as_json:
+        click.echo(json.dumps([b.to_dict() for b in all_boards], indent=2))
+    else:
+        boards_table(all_boards)
+
+
+@cli.command()
+@_model_options
+@click.option("--classes", default="2", show_default=True, help="Number of output classes.")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Model folder.")
+@click.option("--force", is_flag=True, help="Write into a folder that already holds files.")
+def model(
+    arch: str,
+    alpha: str,
+    rho: str | None,
+    resolution: str | None,
+    grayscale: bool,
+    pretrained: str | None,
+    classes: str,
+    out: Path,
+    force: bool,
+) -> None:
+    """Build a MobileNet (untrained, or from ImageNet weights) into a model folder."""
+    from mnmcu.pipeline import create_model
+
+    spec = _spec_from_flags(arch, alpha, rho, resolution, classes, grayscale, pretrained)
+    create_model(spec, out, force)
+    click.echo(f"{spec.name}: {spec.resolution}x{spec.resolution}x{spec.channels}, {out}")
+
+
+def _train_options(f: Any) -> Any:
+    opts = [
+        click.option(
+            "--data",
+            default="builtin",
+            show_default=True,
+            help="Image folder (one sub-folder per class) or 'builtin' (procedural shapes).",
+        ),
+        click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True),
+        click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True),
+        click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=2e-3,
+                     show_default=True, help="Adam learning rate."),
+        click.option("--patience", type=click.IntRange(0, 1000), default=4, show_default=True,
+                     help="Stop after this many epochs without held-out improvement."),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _train_opts(data: str, epochs: int, batch_size: int, lr: float, patience: int, seed: int) -> Any:
+    from mnmcu.pipeline import TrainOptions
+
+    return TrainOptions(
+        data=data,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=lr,
+        patience=patience,
+        seed=seed,
+    )
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@_train_options
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to save the trained model (default: MODEL_DIR).")
+@click.option("--force", is_flag=True, help="Train again over an already trained model.")
+def train(
+    model_dir: Path,
+    data: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    patience: int,
+    seed: int,
+    out: Path | None,
+    force: bool,
+) -> None:
+    """Train or fine-tune the model in MODEL_DIR."""
+    from mnmcu.pipeline import train as train_fn
+
+    summary = train_fn(
+        model_dir,
+        _train_opts(data, epochs, batch_size, lr, patience, seed),
+        out=out,
+        force=force,
+        progress=_progress(),
+    )
+    click.echo(
+        f"float top-1 {100 * summary['float_accuracy']:.1f}% on {summary['val_images']} "
+        f"held-out images after {summary['epochs_run']} epochs ({summary['seconds']:.0f} s)"
+    )
+
+
+@cli.command()
+@click.argument("model_dir", type=click.Path(path_type=Path))
+@click.option("--data", default=None, help="Dataset for calibration and evaluation "
+              "(default: the one the model was trained on).")
+@click.option("--representative", type=click.IntRange(1, 100000), default=200, show_default=True,
+              help="Number of training images used to calibrate int8 ranges.")
+def quantize(model_dir: Path, data: str | None, representative: int) -> None:
+    """Convert the model in MODEL_DIR to full int8 (.tflite) and compare accuracy."""
+    from mnmcu.pipeline import TFLITE_FILE
+    from mnmcu.pipeline import quantize as quantize_fn
+
+    summary = quantize_fn(model_dir, data, representative, progress=_progress())
+    acc = summary["accuracy"]
+    click.echo(
+        f"{model_dir / TFLITE_FILE}: {summary['tflite_bytes']} bytes; top-1 on {acc['images']} "
+        f"held-out images: float {100 * acc['float']:.1f}%, int8 {100 * acc['int8']:.1f}%, "
+        f"agreement {100 * acc['agreement']:.1f}%"
+    )
+
+
+@cli.command()
+@click.argument("tflite", type=click.Path(path_type=Path))
+@click.option("--board", default=None, help="Judge whether the model fits this board.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def analyze(tflite: Path, board: str | None, as_json: bool) -> None:
+    """Per-layer MACs, parameters and memory of an int8 .tflite; fit on a board."""
+    from mnmcu.boards import get_board
+    from mnmcu.pipeline import analyze_file
+    from mnmcu.render import analysis_tables
+
+    b = get_board(board) if board else None
+    result = analyze_file(tflite, b)
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        analysis_tables(result, b)
+
+
+@cli.command()
+@click.option("--board", required=True, help="Target board id (see 'mnmcu boards').")
+@_model_options
+@click.option("--classes", default=None, help="Number of classes (default: from --data).")
+@_train_options
+@click.option("--no-train", is_flag=True, help="Skip training (untrained or ImageNet weights).")
+@click.option("--representative", type=click.IntRange(1, 100000), default=200, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output folder (default: build/<model>-<board>).")
+@click.option("--force", is_flag=True, help="Write into an output folder that holds files.")
+def build(
+    board: str,
+    arch: str,
+    alpha: str,
+    rho: str | None,
+    resolution: str | None,
+    grayscale: bool,
+    pretrained: str | None,
+    classes: str | None,
+    data: str,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    patience: int,
+    seed: int,
+    no_train: bool,
+    representative: int,
+    out: Path | None,
+    force: bool,
+) -> None:
+    """Build, train, quantize and analyse a MobileNet for BOARD, into one folder."""
+    from mnmcu.boards import get_board
+    from mnmcu.console import err
+    from mnmcu.pipeline import REPORT_FILE
+    from mnmcu.pipeline import build as build_fn
+    from mnmcu.render import analysis_tables
+
+    b = get_board(board)
+    if classes is None:
+        classes = str(_classes_in(data))
+    spec = _spec_from_flags(arch, alpha, rho, resolution, classes, grayscale, pretrained)
+    out = out or Path("build") / f"{spec.name}-{b.id}"
+
+    def on_stage(name: str, seconds: float) -> None:
+        err.print(f"[green]done[/] {name} in {seconds:.1f} s", highlight=False)
+
+    report = build_fn(
+        spec,
+        b,
+        out,
+        _train_opts(data, epochs, batch_size, lr, patience, seed),
+        train_model=not no_train,
+        representative=representative,
+        force=force,
+        progress=_progress(),
+        on_stage=on_stage,
+    )
+    from mnmcu.pipeline import analyze_file
+
+    analysis_tables(analyze_file(out / report["tflite"], b), b, layers=False)
+    acc = report["accuracy"]
+    total = sum(report["stage_seconds"].values())
+    click.echo(
+        f"top-1 on {acc['images']} held-out images: float {100 * acc['float']:.1f}%, "
+        f"int8 {100 * acc['int8']:.1f}%, agreement {100 * acc['agreement']:.1f}%"
+    )
+    click.echo(f"{out / REPORT_FILE} written; total {total:.1f} s")
+
+
+def _classes_in(data: str) -> int:
+    """How many classes a --data source has, without loading images."""
+    from mnmcu.model.data import count_classes
+
+    return count_classes(data)
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning every failure into one clear line."""
+    try:
+        cli.main(standalone_mode=False, prog_name="mnmcu")
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        _print_error("aborted")
+        sys.exit(130)
+    except click.UsageError as exc:
+        cmd = exc.ctx.command_path if exc.ctx else "mnmcu"
+        msg = exc.format_message().replace("\n", " ")
+        _print_error(f"{msg[0].lower()}{msg[1:]} (see '{cmd} --help')")
+        sys.exit(2)
+    except click.ClickException as exc:
+        _print_error(exc.format_message())
+        sys.exit(exc.exit_code)
+    except MnmcuError as exc:
+        if _verbosity >= 2:
+            traceback.print_exc()
+        _print_error(str(exc))
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # a bug: say so, keep the traceback for -vv
+        if _verbosity >= 2:
+            traceback.print_exc()
+        _print_error(
+            f"internal error: {type(exc).__name__}: {exc} (run with -vv for the traceback "
+            "and report it)"
+        )
+        sys.exit(70)
+
+
+def _print_error(message: str) -> None:
+    click.echo(f"error: {message}", err=True)

@@ -1,0 +1,1 @@
+"""MobileNet models: specification, construction, datasets and training."""

@@ -1,0 +1,301 @@
+"""The stages chained: model -> train -> quantize -> analyze, into one folder.
+
+A model folder holds ``model.json`` (the :class:`ModelSpec`), ``model.keras``,
+after training ``train.json``, after quantization ``model_int8.tflite`` and
+``quantize.json``, and after ``build`` a ``report.json`` that gathers them.
+Each function here is one CLI command and also the scripting API.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from mnmcu import __version__
+from mnmcu.analyze import Analysis, analyze
+from mnmcu.boards import Board
+from mnmcu.errors import ModelError, OutputExists
+from mnmcu.graph import load_graph
+from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.model.spec import ModelSpec
+
+SPEC_FILE = "model.json"
+KERAS_FILE = "model.keras"
+TRAIN_FILE = "train.json"
+TFLITE_FILE = "model_int8.tflite"
+QUANT_FILE = "quantize.json"
+REPORT_FILE = "report.json"
+
+
+def prepare_output(path: Path, force: bool) -> Path:
+    """Create ``path``; refuse a folder that already holds files unless ``force``."""
+    if path.exists() and not path.is_dir():
+        raise OutputExists(f"output {path} is a file", "choose a folder with --out")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        names = sorted(p.name for p in path.iterdir())
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise OutputExists(
+            f"output folder {path} already holds files ({shown})",
+            "choose another --out, or pass --force to write over them",
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def _read_json(path: Path, what: str, hint: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{what} {path} is missing", hint) from None
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{what} {path} is unreadable ({exc})", hint) from None
+
+
+def create_model(spec: ModelSpec, out: Path, force: bool = False) -> Path:
+    """Build the model described by ``spec`` and save it in folder ``out``."""
+    prepare_output(out, force)
+    from mnmcu.model.mobilenet import build_model
+    from mnmcu.model.train import save_model
+
+    model = build_model(spec)
+    save_model(model, out / KERAS_FILE)
+    spec.save(out / SPEC_FILE)
+    logger.info("%s: %d parameters, saved to %s", spec.name, model.count_params(), out)
+    return out
+
+
+def load_spec(model_dir: Path) -> ModelSpec:
+    """The :class:`ModelSpec` saved in a model folder."""
+    if not model_dir.is_dir():
+        raise ModelError(
+            f"model folder {model_dir} does not exist", "create one with 'mnmcu model --out DIR'"
+        )
+    return ModelSpec.load(model_dir / SPEC_FILE)
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """What ``train`` needs besides the model: the data and the schedule."""
+
+    data: str = "builtin"
+    epochs: int = 15
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    patience: int = 4
+    seed: int = 0
+    val_fraction: float = 0.2
+    builtin_train: int = 2000
+    builtin_val: int = 400
+
+
+def _load_data(spec: ModelSpec, options: TrainOptions) -> Any:
+    from mnmcu.model.data import builtin_dataset, load_image_folder
+
+    if options.data.startswith("builtin"):
+        return builtin_dataset(
+            spec.resolution,
+            spec.channels,
+            n_train=options.builtin_train,
+            n_val=options.builtin_val,
+            seed=options.seed,
+            classes=spec.classes,
+        )
+    return load_image_folder(
+        Path(options.data),
+        spec.resolution,
+        spec.channels,
+        val_fraction=options.val_fraction,
+        seed=options.seed,
+    )
+
+
+def train(
+    model_dir: Path,
+    options: TrainOptions,
+    out: Path | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Train the model in ``model_dir`` on ``options.data``; save it to ``out``.
+
+    ``out`` defaults to ``model_dir``; a folder that already holds a trained
+    model is only written over with ``force``.
+    """
+    from mnmcu.model.train import TrainConfig, load_model, save_model, train_model
+
+    spec = load_spec(model_dir)
+    out = out or model_dir
+    if (out / TRAIN_FILE).exists() and not force:
+        raise OutputExists(
+            f"{out} already holds a trained model ({TRAIN_FILE})",
+            "pass --force to train again over it, or choose another --out",
+        )
+    if out != model_dir:
+        prepare_output(out, force)
+    dataset = _load_data(spec, options)
+    if spec.class_names != tuple(dataset.class_names):
+        if len(dataset.class_names) != spec.classes:
+            raise ModelError(
+                f"the model has {spec.classes} classes but {options.data} has "
+                f"{len(dataset.class_names)} ({', '.join(dataset.class_names)})",
+                f"build the model with --classes {len(dataset.class_names)}",
+            )
+        spec = replace(spec, class_names=tuple(dataset.class_names))
+    model = load_model(model_dir / KERAS_FILE)
+    config = TrainConfig(
+        epochs=options.epochs,
+        batch_size=options.batch_size,
+        learning_rate=options.learning_rate,
+        patience=options.patience,
+        seed=options.seed,
+    )
+    result = train_model(model, dataset, config, progress)
+    save_model(model, out / KERAS_FILE)
+    spec.save(out / SPEC_FILE)
+    summary = {
+        "data": dataset.source,
+        "options": asdict(options),
+        "classes": list(dataset.class_names),
+        "train_images": len(dataset.y_train),
+        "val_images": len(dataset.y_val),
+        "skipped_files": [list(s) for s in dataset.skipped],
+        "epochs_run": result.epochs_run,
+        "stopped_early": result.stopped_early,
+        "float_accuracy": result.float_accuracy,
+        "seconds": result.seconds,
+        "history": list(result.history),
+    }
+    _write_json(out / TRAIN_FILE, summary)
+    return summary
+
+
+def quantize(
+    model_dir: Path,
+    data: str | None = None,
+    representative: int = 200,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Convert the model in ``model_dir`` to full int8 and compare float vs int8.
+
+    The representative images come from the training split of ``data``
+    (default: the data the model was trained on); accuracy is measured on
+    the held-out split.
+    """
+    from mnmcu.model.data import representative_samples
+    from mnmcu.model.mobilenet import with_batch_size
+    from mnmcu.model.train import load_model
+    from mnmcu.quantize import compare_accuracy, convert_int8
+
+    spec = load_spec(model_dir)
+    trained = (model_dir / TRAIN_FILE).exists()
+    options = TrainOptions()
+    if trained:
+        saved = _read_json(model_dir / TRAIN_FILE, "training record", "train the model again")
+        options = TrainOptions(**saved["options"])
+    if data is not None:
+        options = replace(options, data=data)
+    if not trained:
+        logger.warning(
+            "%s has not been trained ('mnmcu train'); int8 ranges and accuracy are of "
+            "random weights",
+            model_dir,
+        )
+    dataset = _load_data(spec, options)
+    model = load_model(model_dir / KERAS_FILE)
+    fixed = with_batch_size(model, spec, 1)
+    samples = representative_samples(dataset, representative, seed)
+    flatbuffer = convert_int8(fixed, samples, progress)
+    (model_dir / TFLITE_FILE).write_bytes(flatbuffer)
+    acc = compare_accuracy(model, flatbuffer, dataset.x_val, dataset.y_val, progress)
+    summary = {
+        "tflite": TFLITE_FILE,
+        "tflite_bytes": len(flatbuffer),
+        "representative_images": int(len(samples)),
+        "data": dataset.source,
+        "accuracy": acc.to_dict(),
+    }
+    _write_json(model_dir / QUANT_FILE, summary)
+    return summary
+
+
+def analyze_file(tflite: Path, board: Board | None = None) -> Analysis:
+    """Parse and analyse a .tflite file (must be a full-int8 MobileNet-like model)."""
+    from mnmcu.graph import check_int8_mobilenet
+
+    graph = load_graph(tflite)
+    check_int8_mobilenet(graph)
+    return analyze(graph, board)
+
+
+@dataclass
+class StageTimes:
+    """Wall-clock seconds of each stage, in the order they ran."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    on_stage: Callable[[str, float], None] | None = None
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        yield
+        self.seconds[name] = round(time.perf_counter() - start, 2)
+        if self.on_stage is not None:
+            self.on_stage(name, self.seconds[name])
+
+
+def build(
+    spec: ModelSpec,
+    board: Board,
+    out: Path,
+    options: TrainOptions,
+    train_model: bool = True,
+    representative: int = 200,
+    force: bool = False,
+    progress: Progress | None = None,
+    on_stage: Callable[[str, float], None] | None = None,
+) -> dict[str, Any]:
+    """Run every stage that exists for ``spec`` on ``board`` into ``out``; return the report."""
+    progress = progress or NullProgress()
+    times = StageTimes(on_stage=on_stage)
+    prepare_output(out, force)
+    with times.stage("model"):
+        create_model(spec, out, force=True)
+    train_summary: dict[str, Any] | None = None
+    if train_model:
+        with times.stage("train"):
+            train_summary = train(out, options, progress=progress, force=True)
+    with times.stage("quantize"):
+        quant = quantize(out, data=options.data, representative=representative, progress=progress)
+    with times.stage("analyze"):
+        analysis = analyze_file(out / TFLITE_FILE, board)
+    spec = load_spec(out)
+    report = {
+        "mnmcu_version": __version__,
+        "board": board.id,
+        "arch": spec.arch,
+        "alpha": spec.alpha,
+        "resolution": spec.resolution,
+        "channels": spec.channels,
+        "classes": spec.classes,
+        "class_names": list(spec.class_names),
+        "params": analysis.params,
+        "macs": analysis.macs,
+        "tflite": TFLITE_FILE,
+        "tflite_bytes": analysis.tflite_bytes,
+        "accuracy": quant["accuracy"],
+        "training": train_summary,
+        "analysis": analysis.to_dict(),
+        "stage_seconds": times.seconds,
+    }
+    _write_json(out / REPORT_FILE, report)
+    return report
