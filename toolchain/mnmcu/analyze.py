@@ -33,16 +33,19 @@ ALIAS_OPS = ("RESHAPE",)
 # - aot: int8 kernels for the ops of a MobileNet plus the generated call
 #   sequence; an estimate until the AOT runtime's builds calibrate it.
 RUNTIME_CODE_BYTES: dict[str, int] = {"tflm": 59 * 1024, "aot": 12 * 1024}
-# RAM the runtime needs besides activations, in bytes.
-# - tflm: persistent arena data (per-channel multipliers and shifts, 8 bytes
-#   per output channel of each convolution; tensor and node structs, taken as
-#   64 bytes per tensor), the interpreter object and a 16-byte alignment slack
-#   (TFLite Micro asks for 16 B more than arena_used_bytes();
-#   docs/reference-figures.md).
-# - aot: per-channel data stays in flash; only the stack of the call chain.
+# RAM the runtime needs, in bytes.
+# - tflm: the arena the tflite-micro runtime measures for the model (64-bit
+#   host; on Cortex-M it is about 3% smaller, docs/reference-figures.md),
+#   16 B of alignment slack (TFLite Micro asks for 16 B more than
+#   arena_used_bytes()) and the interpreter object and stack. Without a
+#   measurement: activation peak, 8 bytes of per-channel data per output
+#   channel and 64 bytes of structs per tensor.
+# - aot: the static memory plan's arena (mnmcu.plan) and the stack of the
+#   call chain; per-channel data stays in flash.
 TFLM_BYTES_PER_TENSOR = 64
-TFLM_FIXED_BYTES = 2048 + 16
-AOT_FIXED_BYTES = 1024
+TFLM_ALIGNMENT_SLACK = 16
+TFLM_INTERPRETER_BYTES = 2048
+AOT_STACK_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -142,8 +145,18 @@ def activation_peak(graph: Graph) -> tuple[int, int]:
     return best, at
 
 
-def analyze(graph: Graph, board: Board | None = None) -> Analysis:
-    """Count MACs, parameters and bytes of ``graph``; judge fit on ``board``."""
+def analyze(
+    graph: Graph,
+    board: Board | None = None,
+    tflm_arena: int | None = None,
+    aot_arena: int | None = None,
+) -> Analysis:
+    """Count MACs, parameters and bytes of ``graph``; judge fit on ``board``.
+
+    ``tflm_arena`` is the arena the tflite-micro runtime measured for the
+    model and ``aot_arena`` the AOT memory plan's arena; without them the
+    RAM of each runtime is estimated from the activation peak.
+    """
     layers = []
     params = weight_bytes = bias_bytes = quant_bytes = 0
     counted: set[int] = set()
@@ -180,7 +193,7 @@ def analyze(graph: Graph, board: Board | None = None) -> Analysis:
             )
         )
     peak, peak_op = activation_peak(graph)
-    estimates = _estimates(graph, peak, weight_bytes, bias_bytes)
+    estimates = _estimates(graph, peak, weight_bytes, bias_bytes, tflm_arena, aot_arena)
     verdicts: dict[str, dict[str, Any]] = {}
     if board is not None:
         for name, est in estimates.items():
@@ -205,34 +218,46 @@ def analyze(graph: Graph, board: Board | None = None) -> Analysis:
 
 
 def _estimates(
-    graph: Graph, peak: int, weight_bytes: int, bias_bytes: int
+    graph: Graph,
+    peak: int,
+    weight_bytes: int,
+    bias_bytes: int,
+    tflm_arena: int | None,
+    aot_arena: int | None,
 ) -> dict[str, RuntimeEstimate]:
     channels = sum(
         graph.tensor(op.outputs[0]).shape[-1] for op in graph.ops if op.opcode in MAC_OPS
     )
-    tflm_persistent = 8 * channels + TFLM_BYTES_PER_TENSOR * len(graph.tensors)
+    if tflm_arena is not None:
+        tflm_ram = {"arena_measured": tflm_arena}
+    else:
+        tflm_ram = {
+            "activations_estimated": peak,
+            "persistent_estimated": 8 * channels + TFLM_BYTES_PER_TENSOR * len(graph.tensors),
+        }
+    tflm_ram.update(
+        {"alignment_slack": TFLM_ALIGNMENT_SLACK, "interpreter_and_stack": TFLM_INTERPRETER_BYTES}
+    )
     tflm = RuntimeEstimate(
         runtime="tflm",
         flash_bytes=graph.size_bytes + RUNTIME_CODE_BYTES["tflm"],
-        ram_bytes=peak + tflm_persistent + TFLM_FIXED_BYTES,
+        ram_bytes=sum(tflm_ram.values()),
         flash_parts={"model_flatbuffer": graph.size_bytes, "code": RUNTIME_CODE_BYTES["tflm"]},
-        ram_parts={
-            "activations": peak,
-            "persistent": tflm_persistent,
-            "interpreter_and_alignment": TFLM_FIXED_BYTES,
-        },
+        ram_parts=tflm_ram,
     )
     requant = 8 * channels  # int32 multiplier + int32 shift per output channel
+    aot_ram = {"arena_planned" if aot_arena is not None else "activation_peak": aot_arena or peak}
+    aot_ram["stack"] = AOT_STACK_BYTES
     aot = RuntimeEstimate(
         runtime="aot",
         flash_bytes=weight_bytes + bias_bytes + requant + RUNTIME_CODE_BYTES["aot"],
-        ram_bytes=peak + AOT_FIXED_BYTES,
+        ram_bytes=sum(aot_ram.values()),
         flash_parts={
             "weights": weight_bytes,
             "biases": bias_bytes,
             "requantization": requant,
             "code": RUNTIME_CODE_BYTES["aot"],
         },
-        ram_parts={"activations": peak, "stack": AOT_FIXED_BYTES},
+        ram_parts=aot_ram,
     )
     return {"tflm": tflm, "aot": aot}

@@ -71,9 +71,7 @@ def _model_options(f: Any) -> Any:
         click.option(
             "--resolution", default=None, help="Input size in pixels (instead of --rho), >= 32."
         ),
-        click.option(
-            "--grayscale", is_flag=True, help="One-channel input instead of RGB."
-        ),
+        click.option("--grayscale", is_flag=True, help="One-channel input instead of RGB."),
         click.option(
             "--pretrained",
             type=click.Choice(["imagenet"]),
@@ -160,10 +158,20 @@ def _train_options(f: Any) -> Any:
         ),
         click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True),
         click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True),
-        click.option("--lr", type=click.FloatRange(0, 1, min_open=True), default=2e-3,
-                     show_default=True, help="Adam learning rate."),
-        click.option("--patience", type=click.IntRange(0, 1000), default=4, show_default=True,
-                     help="Stop after this many epochs without held-out improvement."),
+        click.option(
+            "--lr",
+            type=click.FloatRange(0, 1, min_open=True),
+            default=2e-3,
+            show_default=True,
+            help="Adam learning rate.",
+        ),
+        click.option(
+            "--patience",
+            type=click.IntRange(0, 1000),
+            default=4,
+            show_default=True,
+            help="Stop after this many epochs without held-out improvement.",
+        ),
         click.option("--seed", type=int, default=0, show_default=True),
     ]
     for opt in reversed(opts):
@@ -171,7 +179,9 @@ def _train_options(f: Any) -> Any:
     return f
 
 
-def _train_opts(data: str, epochs: int, batch_size: int, lr: float, patience: int, seed: int) -> Any:
+def _train_opts(
+    data: str, epochs: int, batch_size: int, lr: float, patience: int, seed: int
+) -> Any:
     from mnmcu.pipeline import TrainOptions
 
     return TrainOptions(
@@ -187,8 +197,12 @@ def _train_opts(data: str, epochs: int, batch_size: int, lr: float, patience: in
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
 @_train_options
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Where to save the trained model (default: MODEL_DIR).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where to save the trained model (default: MODEL_DIR).",
+)
 @click.option("--force", is_flag=True, help="Train again over an already trained model.")
 def train(
     model_dir: Path,
@@ -219,10 +233,18 @@ def train(
 
 @cli.command()
 @click.argument("model_dir", type=click.Path(path_type=Path))
-@click.option("--data", default=None, help="Dataset for calibration and evaluation "
-              "(default: the one the model was trained on).")
-@click.option("--representative", type=click.IntRange(1, 100000), default=200, show_default=True,
-              help="Number of training images used to calibrate int8 ranges.")
+@click.option(
+    "--data",
+    default=None,
+    help="Dataset for calibration and evaluation (default: the one the model was trained on).",
+)
+@click.option(
+    "--representative",
+    type=click.IntRange(1, 100000),
+    default=200,
+    show_default=True,
+    help="Number of training images used to calibrate int8 ranges.",
+)
 def quantize(model_dir: Path, data: str | None, representative: int) -> None:
     """Convert the model in MODEL_DIR to full int8 (.tflite) and compare accuracy."""
     from mnmcu.pipeline import TFLITE_FILE
@@ -262,8 +284,12 @@ def analyze(tflite: Path, board: str | None, as_json: bool) -> None:
 @_train_options
 @click.option("--no-train", is_flag=True, help="Skip training (untrained or ImageNet weights).")
 @click.option("--representative", type=click.IntRange(1, 100000), default=200, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output folder (default: build/<model>-<board>).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Output folder (default: build/<model>-<board>).",
+)
 @click.option("--force", is_flag=True, help="Write into an output folder that holds files.")
 def build(
     board: str,

@@ -22,8 +22,9 @@ from rich.progress import (
 
 from mnmcu.log import logger
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+# Piped output (a file, a CI log) gets room for the widest table instead of 80 columns.
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class _Handler(logging.Handler):

@@ -147,7 +147,9 @@ class Graph:
         return self.tensors[self.outputs[0]]
 
 
-def _options(op: Any, names: dict[int, str], padding: dict[int, str], act: dict[int, str]) -> dict[str, Any]:
+def _options(
+    op: Any, names: dict[int, str], padding: dict[int, str], act: dict[int, str]
+) -> dict[str, Any]:
     opts = op.builtinOptions
     if opts is None:
         return {}
@@ -185,7 +187,9 @@ def load_graph(model: bytes | Path | str) -> Graph:
                 f"model file {path} does not exist", "give the path of a .tflite file"
             ) from None
         except IsADirectoryError:
-            raise UnsupportedModel(f"{path} is a folder", "give the path of a .tflite file") from None
+            raise UnsupportedModel(
+                f"{path} is a folder", "give the path of a .tflite file"
+            ) from None
     else:
         buf = bytes(model)
     label = source or "model"
@@ -200,7 +204,8 @@ def load_graph(model: bytes | Path | str) -> Graph:
         raise UnsupportedModel(f"{label} is a corrupt TFLite file ({exc})") from None
     if not m.subgraphs or len(m.subgraphs) != 1:
         raise UnsupportedModel(
-            f"{label} has {len(m.subgraphs or [])} subgraphs", "mnmcu handles single-subgraph models"
+            f"{label} has {len(m.subgraphs or [])} subgraphs",
+            "mnmcu handles single-subgraph models",
         )
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
@@ -281,7 +286,11 @@ def check_int8_mobilenet(graph: Graph) -> None:
         )
     for op in graph.ops:
         for t in graph.op_inputs(op):
-            if t is not None and t.dtype not in ("int8", "int32") and op.opcode not in DYNAMIC_SHAPE_OPS:
+            if (
+                t is not None
+                and t.dtype not in ("int8", "int32")
+                and op.opcode not in DYNAMIC_SHAPE_OPS
+            ):
                 raise UnsupportedModel(
                     f"{label}: op {op.index} {op.opcode} has a {t.dtype} input '{t.name}'",
                     "mnmcu runtimes take int8 activations and weights with int32 biases",

@@ -228,13 +228,30 @@ def quantize(
     return summary
 
 
-def analyze_file(tflite: Path, board: Board | None = None) -> Analysis:
-    """Parse and analyse a .tflite file (must be a full-int8 MobileNet-like model)."""
+def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True) -> Analysis:
+    """Parse and analyse a .tflite file (must be a full-int8 MobileNet-like model).
+
+    With ``measure``, the TFLite Micro arena is measured with the tflite-micro
+    runtime (a subprocess, a few seconds); the AOT arena always comes from the
+    memory plan.
+    """
+    from mnmcu.errors import MnmcuError
     from mnmcu.graph import check_int8_mobilenet
+    from mnmcu.plan import plan_memory
+    from mnmcu.quantize import check_softmax_scale
 
     graph = load_graph(tflite)
     check_int8_mobilenet(graph)
-    return analyze(graph, board)
+    check_softmax_scale(graph)
+    tflm_arena = None
+    if measure:
+        from mnmcu.reference import tflm_run
+
+        try:
+            tflm_arena = tflm_run(tflite).arena_total or None
+        except MnmcuError as exc:
+            logger.warning("TFLite Micro arena not measured (%s); estimating it", exc)
+    return analyze(graph, board, tflm_arena=tflm_arena, aot_arena=plan_memory(graph).arena_bytes)
 
 
 @dataclass

@@ -8,6 +8,7 @@ microcontroller runtimes reproduce.
 
 from __future__ import annotations
 
+import builtins
 import os
 import warnings
 from collections.abc import Iterator
@@ -123,9 +124,7 @@ def reference_interpreter(flatbuffer: bytes) -> Any:
     return interp
 
 
-def run_int8(
-    flatbuffer: bytes, x_int8: np.ndarray, progress: Progress | None = None
-) -> np.ndarray:
+def run_int8(flatbuffer: bytes, x_int8: np.ndarray, progress: Progress | None = None) -> np.ndarray:
     """Run the int8 model on each quantized input; return int8 outputs (N, classes)."""
     graph = load_graph(flatbuffer)
     check_softmax_scale(graph)
@@ -150,12 +149,12 @@ def run_int8(
 class Accuracy:
     """Float vs int8 top-1 on held-out images, and how often they agree."""
 
-    float: float
-    int8: float
-    agreement: float
+    float: builtins.float
+    int8: builtins.float
+    agreement: builtins.float
     images: int
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, object]:
         return {
             "float": self.float,
             "int8": self.int8,

@@ -69,7 +69,9 @@ def analysis_tables(a: Analysis, board: Board | None, layers: bool = True) -> No
     s.add_row(".tflite", f"{a.tflite_bytes:,} B")
     out.print(s)
     m = Table(title="Memory estimate per runtime" + (f" on {board.id}" if board else ""))
-    for col in ["runtime", "flash", "RAM"] + (["fits", "flash margin", "RAM margin"] if board else []):
+    for col in ["runtime", "flash", "RAM"] + (
+        ["fits", "flash margin", "RAM margin"] if board else []
+    ):
         m.add_column(col, justify="left" if col in ("runtime", "fits") else "right")
     for name, est in a.estimates.items():
         row = [name, f"{est.flash_bytes:,} B", f"{est.ram_bytes:,} B"]

@@ -1,0 +1,72 @@
+"""Run a model in the tflite-micro Python runtime, in a process of its own.
+
+TensorFlow and tflite-micro abort when imported into one process, so
+:mod:`mnmcu.reference` runs this module as a subprocess:
+
+    python -m mnmcu._tflm_worker MODEL.tflite [INPUTS.npy OUTPUTS.npy]
+
+It prints one JSON line: the arena TFLite Micro allocated (total, head =
+activations, tail = persistent data), as its RecordingMicroAllocator reports.
+With inputs (int8, N x input shape) it runs each and saves the outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+
+import numpy as np
+
+
+def _allocations(interp: object) -> dict[str, int]:
+    """Capture print_allocations() (written by C++ to fd 1 or 2) and parse it."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        saved = [os.dup(1), os.dup(2)]
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            interp.print_allocations()  # type: ignore[attr-defined]
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+        sink.seek(0)
+        text = sink.read().decode("utf-8", "replace")
+    found = {}
+    for key in ("total", "head", "tail"):
+        m = re.search(rf"Arena allocation {key} (\d+) bytes", text)
+        if m:
+            found[key] = int(m.group(1))
+    return found
+
+
+def main(argv: list[str]) -> int:
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = open(argv[0], "rb").read()
+    interp = runtime.Interpreter.from_bytes(model)
+    outputs = []
+    if len(argv) >= 3:
+        inputs = np.load(argv[1])
+        for x in inputs:
+            interp.set_input(x[None], 0)
+            interp.invoke()
+            outputs.append(np.array(interp.get_output(0))[0])
+        np.save(argv[2], np.stack(outputs) if outputs else np.zeros((0,), np.int8))
+    else:
+        detail = interp.get_input_details(0)
+        interp.set_input(np.zeros(detail["shape"], detail["dtype"]), 0)
+        interp.invoke()
+    print(json.dumps({"arena": _allocations(interp)}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

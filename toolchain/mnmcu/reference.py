@@ -1,0 +1,107 @@
+"""The reference runtimes mnmcu's results are compared with.
+
+* LiteRT's interpreter with TFLite's reference kernels (``BUILTIN_REF``),
+  in this process;
+* TFLite Micro's Python runtime (``tflite-micro``), in a subprocess, since
+  importing it beside TensorFlow aborts the process. It also reports the
+  arena TFLite Micro needs for the model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mnmcu.errors import CommandFailed, ToolMissing
+from mnmcu.graph import load_graph
+from mnmcu.log import logger
+from mnmcu.quantize import check_softmax_scale, reference_interpreter
+
+TFLM_TIMEOUT_S = 120.0
+TFLM_TIMEOUT_PER_INPUT_S = 2.0
+
+
+def litert_outputs(flatbuffer: bytes, inputs: np.ndarray) -> np.ndarray:
+    """Outputs of TFLite's reference kernels for each int8 input (N, *shape)."""
+    check_softmax_scale(load_graph(flatbuffer))
+    interp = reference_interpreter(flatbuffer)
+    i = interp.get_input_details()[0]["index"]
+    o = interp.get_output_details()[0]["index"]
+    outs = []
+    for x in inputs:
+        interp.set_tensor(i, x[None])
+        interp.invoke()
+        outs.append(interp.get_tensor(o)[0].copy())
+    return np.stack(outs)
+
+
+def litert_intermediates(flatbuffer: bytes, x: np.ndarray) -> dict[int, np.ndarray]:
+    """Every tensor's value after running one input, by tensor index."""
+    from ai_edge_litert import interpreter as litert
+
+    check_softmax_scale(load_graph(flatbuffer))
+    interp = litert.Interpreter(
+        model_content=flatbuffer,
+        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF,
+        experimental_preserve_all_tensors=True,
+    )
+    interp.allocate_tensors()
+    interp.set_tensor(interp.get_input_details()[0]["index"], x[None])
+    interp.invoke()
+    values = {}
+    for t in interp.get_tensor_details():
+        try:
+            values[t["index"]] = interp.get_tensor(t["index"]).copy()
+        except ValueError:  # tensors without data (e.g. optional inputs)
+            continue
+    return values
+
+
+@dataclass(frozen=True)
+class TflmRun:
+    """What the tflite-micro runtime reported for one model."""
+
+    outputs: np.ndarray | None
+    arena_total: int
+    arena_head: int
+    arena_tail: int
+
+
+def tflm_run(
+    model: Path, inputs: np.ndarray | None = None, timeout: float | None = None
+) -> TflmRun:
+    """Run ``model`` in the tflite-micro runtime (subprocess); outputs and arena size."""
+    check_softmax_scale(load_graph(model))
+    n = 0 if inputs is None else len(inputs)
+    timeout = timeout or TFLM_TIMEOUT_S + TFLM_TIMEOUT_PER_INPUT_S * n
+    with tempfile.TemporaryDirectory(prefix="mnmcu-tflm-") as tmp:
+        cmd = [sys.executable, "-m", "mnmcu._tflm_worker", str(model)]
+        if inputs is not None:
+            np.save(Path(tmp) / "in.npy", inputs)
+            cmd += [str(Path(tmp) / "in.npy"), str(Path(tmp) / "out.npy")]
+        logger.debug("running %s", subprocess.list2cmdline(cmd))
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise CommandFailed(
+                f"the tflite-micro runtime did not finish {model} within {timeout:.0f} s"
+            ) from None
+        if proc.returncode != 0:
+            if "No module named 'tflite_micro'" in proc.stderr:
+                raise ToolMissing(
+                    "the tflite-micro runtime is not installed", "pip install tflite-micro"
+                )
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
+            raise CommandFailed(
+                f"the tflite-micro runtime failed on {model} (exit {proc.returncode}): {tail}"
+            )
+        report = json.loads(proc.stdout.strip().splitlines()[-1])
+        outputs = np.load(Path(tmp) / "out.npy") if inputs is not None else None
+    arena = report["arena"]
+    return TflmRun(outputs, arena.get("total", 0), arena.get("head", 0), arena.get("tail", 0))
