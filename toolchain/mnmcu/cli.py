@@ -350,6 +350,136 @@ def build(
     click.echo(f"{out / REPORT_FILE} written; total {total:.1f} s")
 
 
+@cli.command()
+@click.argument("tflite", type=click.Path(path_type=Path))
+@click.option(
+    "--target",
+    type=click.Choice(["host"]),
+    default="host",
+    show_default=True,
+    help="Where the generated C runs (host: this machine's gcc).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(3, 100000),
+    default=20,
+    show_default=True,
+    help="Inputs to compare: all -128, all 127, dataset images, then random.",
+)
+@click.option("--data", default=None, help="Also take inputs from this dataset (or 'builtin').")
+@click.option("--layers", is_flag=True, help="Compare every intermediate tensor too.")
+@click.option("--no-sanitize", is_flag=True, help="Skip the ASan/UBSan build.")
+@click.option(
+    "--keep",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keep the generated C and binaries in this folder.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def verify(
+    tflite: Path,
+    target: str,
+    count: int,
+    data: str | None,
+    layers: bool,
+    no_sanitize: bool,
+    keep: Path | None,
+    as_json: bool,
+) -> None:
+    """Compile the AOT C of TFLITE and compare it bit for bit with TFLite and TFLite Micro."""
+    from mnmcu.errors import MnmcuError
+    from mnmcu.verify import verify as verify_fn
+
+    samples = _dataset_inputs(tflite, data, count) if data else None
+    if keep is not None:
+        from mnmcu.pipeline import prepare_output
+
+        prepare_output(keep, force=False)
+    result = verify_fn(
+        tflite,
+        count,
+        samples,
+        layers,
+        sanitize=not no_sanitize,
+        workdir=keep,
+        progress=_progress(),
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        kinds = ", ".join(f"{v} {k}" for k, v in result.input_kinds.items() if v)
+        click.echo(
+            f"{tflite}: {result.ops} ops, arena {result.arena_bytes:,} B; {result.inputs} inputs "
+            f"({kinds}); output bytes differing from LiteRT reference: "
+            f"{result.litert_mismatches}, from TFLite Micro: {result.tflm_mismatches}"
+            + (f"; {result.layers_compared} layers compared" if result.layers_compared else "")
+            + ("; ASan/UBSan clean" if result.sanitized else "")
+        )
+    if not result.bit_exact:
+        where = ""
+        if result.first_bad_layer is not None:
+            b = result.first_bad_layer
+            where = (
+                f"; first differing layer: op {b.op} {b.opcode} ({b.differing_bytes} bytes, "
+                f"max difference {b.max_abs_diff})"
+            )
+        raise MnmcuError(f"the AOT runtime is not bit-exact on {tflite}{where}")
+
+
+def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
+    """Quantized held-out images of ``data`` at the model's input size."""
+    from mnmcu.graph import load_graph
+    from mnmcu.model.data import load_dataset
+    from mnmcu.quantize import quantize_input
+
+    graph = load_graph(tflite)
+    _, h, _, c = graph.input.shape
+    ds = load_dataset(data, h, c)
+    return quantize_input(ds.x_val[:count], graph)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def bench(as_json: bool) -> None:
+    """Compare the AOT memory plan with TFLite Micro's arena on reference models."""
+    from rich.table import Table
+
+    from mnmcu.bench import memory_bench
+    from mnmcu.console import out
+
+    rows = memory_bench(progress=_progress())
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
+        return
+    table = Table(title="RAM for activations and runtime data (bytes), measured in this run")
+    for col in [
+        "model",
+        "MACs",
+        "AOT arena",
+        "TFLM arena",
+        "(activations",
+        "+ persistent)",
+        "AOT / TFLM",
+    ]:
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for r in rows:
+        table.add_row(
+            r.model,
+            f"{r.macs:,}",
+            f"{r.aot_arena_bytes:,}",
+            f"{r.tflm_arena_bytes:,}",
+            f"{r.tflm_activation_bytes:,}",
+            f"{r.tflm_persistent_bytes:,}",
+            f"{r.ratio:.2f}",
+        )
+    out.print(table)
+    out.print(
+        "TFLM arena: tflite-micro Python runtime (reference kernels, 64-bit host), "
+        "RecordingMicroAllocator total; AOT arena: mnmcu's static plan (per-channel "
+        "data stays in flash)."
+    )
+
+
 def _classes_in(data: str) -> int:
     """How many classes a --data source has, without loading images."""
     from mnmcu.model.data import count_classes

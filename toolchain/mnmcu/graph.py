@@ -269,11 +269,14 @@ def check_int8_mobilenet(graph: Graph) -> None:
     is one mnmcu's runtimes implement.
     """
     label = graph.source or "model"
-    unsupported = sorted({op.opcode for op in graph.ops} - SUPPORTED_OPS)
+    unsupported = [op for op in graph.ops if op.opcode not in SUPPORTED_OPS]
     if unsupported:
+        names = sorted({op.opcode for op in unsupported})
+        where = ", ".join(f"{op.opcode} at op {op.index}" for op in unsupported[:8])
+        more = f" and {len(unsupported) - 8} more" if len(unsupported) > 8 else ""
         raise UnsupportedModel(
-            f"{label} uses ops mnmcu does not support: {', '.join(unsupported)}",
-            f"supported: {', '.join(sorted(SUPPORTED_OPS))}",
+            f"{label} uses ops mnmcu does not support: {', '.join(names)} ({where}{more})",
+            "MobileNet-like int8 models use only " + ", ".join(sorted(SUPPORTED_OPS)),
         )
     io = [graph.tensor(i) for i in (*graph.inputs, *graph.outputs)]
     float_io = [t for t in io if t.dtype != "int8"]

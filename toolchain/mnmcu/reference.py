@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import numpy as np
 
 from mnmcu.errors import CommandFailed, ToolMissing
 from mnmcu.graph import load_graph
-from mnmcu.log import logger
+from mnmcu.proc import run_command
 from mnmcu.quantize import check_softmax_scale, reference_interpreter
 
 TFLM_TIMEOUT_S = 120.0
@@ -85,23 +84,15 @@ def tflm_run(
         if inputs is not None:
             np.save(Path(tmp) / "in.npy", inputs)
             cmd += [str(Path(tmp) / "in.npy"), str(Path(tmp) / "out.npy")]
-        logger.debug("running %s", subprocess.list2cmdline(cmd))
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise CommandFailed(
-                f"the tflite-micro runtime did not finish {model} within {timeout:.0f} s"
-            ) from None
-        if proc.returncode != 0:
-            if "No module named 'tflite_micro'" in proc.stderr:
+            proc = run_command(cmd, timeout=timeout)
+        except CommandFailed as exc:
+            if "No module named 'tflite_micro'" in str(exc):
                 raise ToolMissing(
                     "the tflite-micro runtime is not installed", "pip install tflite-micro"
-                )
-            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-5:])
-            raise CommandFailed(
-                f"the tflite-micro runtime failed on {model} (exit {proc.returncode}): {tail}"
-            )
-        report = json.loads(proc.stdout.strip().splitlines()[-1])
+                ) from None
+            raise
+        report = json.loads(proc.stdout.decode().strip().splitlines()[-1])
         outputs = np.load(Path(tmp) / "out.npy") if inputs is not None else None
     arena = report["arena"]
     return TflmRun(outputs, arena.get("total", 0), arena.get("head", 0), arena.get("tail", 0))

@@ -1,0 +1,949 @@
+"""The ahead-of-time (AOT) int8 runtime: a model as generated C over one arena.
+
+:func:`emit_aot` turns a :class:`~mnmcu.graph.Graph` and its
+:class:`~mnmcu.plan.MemoryPlan` into ``mnmcu_model_<name>.h/.c`` that call
+the kernels of ``firmware/aot`` in graph order. Every requantisation constant
+is computed here, in Python, the way TFLite's kernels compute it in their
+Prepare functions (``tflite/kernels/*.cc`` of LiteRT, whose reference kernels
+are the oracle), including where TFLite computes in float32 rather than
+double, so that the C side needs integer arithmetic only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mnmcu.emit import cgen
+from mnmcu.errors import InvalidValue, UnsupportedModel
+from mnmcu.graph import DYNAMIC_SHAPE_OPS, Graph, Op, Tensor
+from mnmcu.log import logger
+from mnmcu.paths import data_dir
+from mnmcu.plan import MemoryPlan
+
+_F32 = np.float32
+INT8_MIN, INT8_MAX = -128, 127
+
+# Ops whose kernels may write their output over their first input (same
+# pointer) when that input has the output's shape.
+_INPLACE_OPCODES = frozenset({"ADD", "MUL", "HARD_SWISH", "QUANTIZE", "RELU", "RELU6"})
+
+# Kernel source file of each op; mnmcu_common.c is always needed.
+_KERNEL_SOURCES = {
+    "CONV_2D": "mnmcu_conv.c",
+    "DEPTHWISE_CONV_2D": "mnmcu_conv.c",
+    "FULLY_CONNECTED": "mnmcu_fully_connected.c",
+    "AVERAGE_POOL_2D": "mnmcu_pool.c",
+    "MEAN": "mnmcu_pool.c",
+    "ADD": "mnmcu_elementwise.c",
+    "MUL": "mnmcu_elementwise.c",
+    "HARD_SWISH": "mnmcu_elementwise.c",
+    "QUANTIZE": "mnmcu_elementwise.c",
+    "RELU": "mnmcu_elementwise.c",
+    "RELU6": "mnmcu_elementwise.c",
+    "PAD": "mnmcu_pad.c",
+    "SOFTMAX": "mnmcu_softmax.c",
+}
+_KERNEL_HEADERS = ("include/mnmcu_kernels.h", "src/mnmcu_fixedpoint.h")
+
+
+# --------------------------------------------------------------------------
+# TFLite's requantisation arithmetic, done at generation time
+# --------------------------------------------------------------------------
+
+
+def _round_half_away(x: float) -> int:
+    """std::round: to nearest, ties away from zero."""
+    r = math.floor(abs(x))
+    if abs(x) - r >= 0.5:
+        r += 1
+    return int(r) if x >= 0 else -int(r)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """tflite::QuantizeMultiplier: ``real`` ~= multiplier * 2^(shift - 31).
+
+    ``multiplier`` is a Q31 value in [2^30, 2^31) (0 for 0), from frexp and
+    round-half-away; a mantissa that rounds up to 2^31 is halved and the
+    shift raised; shifts below -31 flush to (0, 0). Double-rounding build
+    (TFLITE_SINGLE_ROUNDING=0), so shifts above 30 are kept.
+    """
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = _round_half_away(q * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if q_fixed > 2**31 - 1:
+        raise ValueError(f"multiplier {real} does not fit in Q31")
+    return q_fixed, shift
+
+
+def double_parts(real: float) -> tuple[int, int]:
+    """``real`` as an exact (mantissa, exponent): real = mantissa * 2^exponent, mantissa < 2^53."""
+    if real == 0.0:
+        return 0, 0
+    if real < 0 or not math.isfinite(real):
+        raise ValueError(f"scale {real} must be positive and finite")
+    frac, exp = math.frexp(real)
+    mantissa = int(frac * (1 << 53))
+    return mantissa, exp - 53
+
+
+def quantize_value(scale: float, zero_point: int, value: float) -> int:
+    """TFLite's Quantize() in CalculateActivationRangeQuantized: float32 divide, round."""
+    return zero_point + _round_half_away(float(_F32(value) / _F32(scale)))
+
+
+def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for int8: the clamp of a fused activation."""
+    if activation == "NONE":
+        return INT8_MIN, INT8_MAX
+    if activation == "RELU":
+        return max(INT8_MIN, quantize_value(scale, zero_point, 0.0)), INT8_MAX
+    if activation == "RELU6":
+        return (
+            max(INT8_MIN, quantize_value(scale, zero_point, 0.0)),
+            min(INT8_MAX, quantize_value(scale, zero_point, 6.0)),
+        )
+    if activation == "RELU_N1_TO_1":
+        return (
+            max(INT8_MIN, quantize_value(scale, zero_point, -1.0)),
+            min(INT8_MAX, quantize_value(scale, zero_point, 1.0)),
+        )
+    raise UnsupportedModel(
+        f"fused activation {activation} is not supported by the AOT runtime",
+        "use NONE, RELU, RELU6 or RELU_N1_TO_1, or the tflm runtime",
+    )
+
+
+def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
+    """QuantizedMeanOrSum's multiplier/shift with 1/count folded in."""
+    multiplier, shift = quantize_multiplier(input_scale / output_scale)
+    n_shift = min(count.bit_length() - 1, 32, 31 + shift)
+    if n_shift < 0:
+        raise UnsupportedModel(f"MEAN rescale {input_scale / output_scale:g} is too small")
+    return (multiplier << n_shift) // count, shift - n_shift
+
+
+def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """(input_multiplier, input_left_shift, diff_min) as TFLite's reference SoftmaxPrepare."""
+    integer_bits = 5
+    real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
+    if real <= 1.0:
+        raise UnsupportedModel(
+            f"softmax input scale {input_scale:.3g} is too small (TFLite aborts on it)",
+            "train the model or calibrate with data the classes differ on",
+        )
+    multiplier, left_shift = quantize_multiplier(real)
+    radius = math.floor(
+        1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift)
+    )
+    return multiplier, left_shift, -radius
+
+
+def _downscale_to_int16(multiplier: int) -> int:
+    """DownScaleInt32ToInt16Multiplier."""
+    if multiplier >= 2**31 - 1 - (1 << 15):
+        return 2**15 - 1
+    return (multiplier + (1 << 15)) >> 16
+
+
+def hard_swish_params(input_scale: float, output_scale: float) -> tuple[int, int, int, int]:
+    """(output_mult16, output_exponent, reluish_mult16, reluish_exponent), HardSwishPrepare.
+
+    TFLite computes the two real multipliers in float32.
+    """
+    hires_input_scale = _F32(1.0 / 128.0) * _F32(input_scale)
+    reluish_scale = _F32(3.0) / _F32(32768.0)
+    out_m, out_e = quantize_multiplier(float(hires_input_scale / _F32(output_scale)))
+    relu_m, relu_e = quantize_multiplier(float(hires_input_scale / reluish_scale))
+    if out_e > 0:
+        raise UnsupportedModel("HARD_SWISH output scale is too small for TFLite's kernel")
+    return _downscale_to_int16(out_m), out_e, _downscale_to_int16(relu_m), relu_e
+
+
+def add_params(s1: float, s2: float, s_out: float) -> dict[str, int]:
+    """ADD's rescaling constants for int8 (left_shift 20), as add.cc Prepare."""
+    left_shift = 20
+    twice_max = 2.0 * float(max(_F32(s1), _F32(s2)))
+    values = {"left_shift": left_shift}
+    reals = {
+        "input1": s1 / twice_max,
+        "input2": s2 / twice_max,
+        "output": twice_max / float(_F32(1 << left_shift) * _F32(s_out)),
+    }
+    for key, real in reals.items():
+        if not 0.0 < real < 1.0:
+            raise UnsupportedModel(f"ADD rescale {real:g} is outside (0, 1)")
+        m, s = quantize_multiplier(real)
+        values[f"{key}_multiplier"], values[f"{key}_shift"] = m, s
+    return values
+
+
+def padding(in_size: int, kernel: int, stride: int, dilation: int, out_size: int) -> int:
+    """TFLite's ComputePaddingWithOffset: top/left padding for SAME and VALID alike."""
+    effective = (kernel - 1) * dilation + 1
+    return max(0, (out_size - 1) * stride + effective - in_size) // 2
+
+
+def out_size(scheme: str, in_size: int, kernel: int, stride: int, dilation: int) -> int:
+    """TFLite's ComputeOutSize."""
+    effective = (kernel - 1) * dilation + 1
+    if scheme == "SAME":
+        return (in_size + stride - 1) // stride
+    if scheme == "VALID":
+        return (in_size + stride - effective) // stride
+    raise UnsupportedModel(f"padding {scheme} is not supported")
+
+
+# --------------------------------------------------------------------------
+# What the planner needs to know about the kernels
+# --------------------------------------------------------------------------
+
+
+def _dims4(shape: Sequence[int], what: str = "tensor") -> tuple[int, int, int, int]:
+    if len(shape) > 4:
+        raise UnsupportedModel(f"{what} has rank {len(shape)}; the AOT kernels take up to 4")
+    full = (1,) * (4 - len(shape)) + tuple(int(d) for d in shape)
+    return full[0], full[1], full[2], full[3]
+
+
+def inplace_ops(graph: Graph) -> set[int]:
+    """Ops whose kernels may write their output over their first input (same pointer)."""
+    ops = set()
+    for op in graph.ops:
+        if op.opcode not in _INPLACE_OPCODES or not op.inputs or op.inputs[0] < 0:
+            continue
+        src, dst = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
+        if len(src.shape) <= 4 and len(dst.shape) <= 4 and _dims4(src.shape) == _dims4(dst.shape):
+            ops.add(op.index)
+    return ops
+
+
+def scratch_bytes(graph: Graph) -> dict[int, int]:
+    """Scratch bytes per op, as the kernels' ``_get_buffer_size()`` report.
+
+    The portable kernels need none, so this is empty; optimised kernels that
+    need scratch (im2col) add their sizes here.
+    """
+    del graph
+    return {}
+
+
+# --------------------------------------------------------------------------
+# Shape chains (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE) folded statically
+# --------------------------------------------------------------------------
+
+
+def _strided_slice_1d(data: np.ndarray, op: Op, begin: int, end: int, stride: int) -> np.ndarray:
+    opts = op.options
+    if opts.get("ellipsis_mask", 0) or opts.get("new_axis_mask", 0) or data.ndim != 1:
+        raise UnsupportedModel(f"op {op.index} STRIDED_SLICE is not a 1-D slice of a shape")
+    n = len(data)
+    if opts.get("shrink_axis_mask", 0) & 1:
+        idx = begin + n if begin < 0 else begin
+        return np.asarray(data[idx])
+    if opts.get("begin_mask", 0) & 1:
+        begin = 0 if stride > 0 else n - 1
+    if opts.get("end_mask", 0) & 1:
+        end = n if stride > 0 else -n - 1
+    return np.asarray(data[slice(begin, end, stride)])
+
+
+def fold_shape_ops(graph: Graph) -> dict[int, np.ndarray]:
+    """Values of the tensors SHAPE/STRIDED_SLICE/PACK compute; all shapes are static.
+
+    Raises :class:`UnsupportedModel` when such a value feeds anything other
+    than another shape op or a RESHAPE's shape input, or when a RESHAPE's
+    computed shape differs from its output's shape.
+    """
+    values: dict[int, np.ndarray] = {}
+
+    def value(t: int) -> np.ndarray:
+        if t in values:
+            return values[t]
+        tensor = graph.tensor(t)
+        if tensor.data is None:
+            raise UnsupportedModel(f"shape op input '{tensor.name}' is neither constant nor folded")
+        return np.asarray(tensor.data)
+
+    for op in graph.ops:
+        if op.opcode == "SHAPE":
+            values[op.outputs[0]] = np.asarray(graph.tensor(op.inputs[0]).shape, dtype=np.int32)
+        elif op.opcode == "STRIDED_SLICE":
+            data, b, e, s = (value(t) for t in op.inputs[:4])
+            values[op.outputs[0]] = _strided_slice_1d(
+                data, op, int(b.reshape(-1)[0]), int(e.reshape(-1)[0]), int(s.reshape(-1)[0])
+            )
+        elif op.opcode == "PACK":
+            axis = int(op.options.get("axis", 0))
+            values[op.outputs[0]] = np.stack([value(t) for t in op.inputs], axis=axis)
+    for op in graph.ops:
+        for pos, t in enumerate(op.inputs):
+            if t not in values or op.opcode in DYNAMIC_SHAPE_OPS:
+                continue
+            if op.opcode != "RESHAPE" or pos != 1:
+                raise UnsupportedModel(
+                    f"op {op.index} {op.opcode} reads a computed shape; only RESHAPE may"
+                )
+            shape = [int(d) for d in values[t].reshape(-1)]
+            out_shape = list(graph.tensor(op.outputs[0]).shape)
+            elements = graph.tensor(op.inputs[0]).elements
+            if -1 in shape:
+                known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+                shape[shape.index(-1)] = elements // max(known, 1)
+            if shape != out_shape:
+                raise UnsupportedModel(
+                    f"op {op.index} RESHAPE computes shape {shape} but its output is {out_shape}"
+                )
+    return values
+
+
+# --------------------------------------------------------------------------
+# Lowering: one kernel call (or alias) per op
+# --------------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    """One op in the generated invoke(): its params struct and kernel call."""
+
+    index: int
+    opcode: str
+    comment: str
+    output_offset: int
+    output_size: int
+    function: str | None = None
+    args: list[str] = field(default_factory=list)
+    params_type: str | None = None
+    params_name: str | None = None
+    fields: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _Lowering:
+    """State of one generation: const arrays emitted so far and the plan."""
+
+    def __init__(self, graph: Graph, plan: MemoryPlan) -> None:
+        self.graph = graph
+        self.plan = plan
+        self.arrays: list[str] = []
+        self.const_names: dict[int, str] = {}
+        self.used_names: set[str] = set()
+
+    def label(self, t: Tensor | None, limit: int = 0) -> str:
+        """A tensor's name for messages and comments, cut to ``limit`` characters if given."""
+        if t is None:
+            return "?"
+        name = t.name or f"tensor {t.index}"
+        if limit and len(name) > limit:
+            name = "..." + name[-(limit - 3) :]
+        return name
+
+    def quant(self, t: Tensor) -> tuple[float, int]:
+        """(scale, zero point) of a per-tensor quantised int8 tensor."""
+        q = t.quantization
+        if t.dtype != "int8" or q is None or not q.scale:
+            raise UnsupportedModel(f"tensor '{self.label(t)}' is not a quantised int8 tensor")
+        if len(q.scale) != 1:
+            raise UnsupportedModel(f"activation '{self.label(t)}' is quantised per channel")
+        return float(q.scale[0]), int(q.zero_point[0])
+
+    def array(self, name: str, values: np.ndarray, ctype: str, comment: str) -> str:
+        if name in self.used_names:
+            raise ValueError(f"duplicate C array name {name}")
+        self.used_names.add(name)
+        self.arrays.append(cgen.c_array(name, values, ctype, comment))
+        return name
+
+    def constant(self, t: Tensor, op: Op, role: str, ctype: str) -> str:
+        """Name of the const array holding constant tensor ``t`` (emitted once)."""
+        if t.index in self.const_names:
+            return self.const_names[t.index]
+        if t.data is None:
+            raise UnsupportedModel(
+                f"op {op.index} {op.opcode}: {role} '{self.label(t)}' must be constant"
+            )
+        expected = {"int8_t": "int8", "int32_t": "int32"}[ctype]
+        if t.dtype != expected:
+            raise UnsupportedModel(
+                f"op {op.index} {op.opcode}: {role} '{self.label(t)}' is {t.dtype}, not {expected}"
+            )
+        name = self.array(
+            f"op{op.index:03d}_{role}",
+            t.data,
+            ctype,
+            f"{role} of op {op.index}: {self.label(t, 72)} {list(t.shape)}",
+        )
+        self.const_names[t.index] = name
+        return name
+
+    def scratch(self, op: Op) -> str:
+        """Argument for a kernel's scratch buffer: the plan's slice of the arena, or NULL."""
+        if op.index not in self.plan.scratch:
+            return "NULL"
+        offset, size = self.plan.scratch[op.index]
+        name = f"op{op.index:03d}_scratch"
+        self.arrays.append(
+            f"/* scratch of op {op.index} in the arena */\n"
+            f"static const mnmcu_buffer_t {name} = {{s_arena + {offset}, {size}}};\n"
+        )
+        return f"&{name}"
+
+    def pointer(self, t: Tensor, op: Op, role: str) -> str:
+        """C expression of an int8 operand: a const array or a place in the arena."""
+        if t.is_constant:
+            return self.constant(t, op, role, "int8_t")
+        if t.index not in self.plan.offsets:
+            raise InvalidValue(
+                f"the memory plan has no offset for tensor {t.index} '{self.label(t)}'",
+                "plan the same graph with mnmcu.plan.plan_memory",
+            )
+        return f"ARENA({self.plan.offsets[t.index]})"
+
+    def call(
+        self, op: Op, function: str, ptype: str, fields: list[tuple[str, str]], args: list[str]
+    ) -> Call:
+        out = self.graph.tensor(op.outputs[0])
+        ins = [self.graph.tensor(i) for i in op.inputs if i >= 0]
+        shapes = " ".join(str(list(t.shape)) for t in ins if not t.is_constant)
+        name = f"op{op.index:03d}_params"
+        return Call(
+            index=op.index,
+            opcode=op.opcode,
+            comment=cgen.c_comment(f"op {op.index}: {op.opcode} {shapes} -> {list(out.shape)}"),
+            output_offset=self.plan.offsets.get(out.index, 0),
+            output_size=out.nbytes,
+            function=function,
+            args=[f"&{name}", *args],
+            params_type=ptype,
+            params_name=name,
+            fields=fields,
+        )
+
+
+def _ints(values: Sequence[int]) -> np.ndarray:
+    return np.asarray(values, dtype=np.int64)
+
+
+def _per_channel_requant(
+    low: _Lowering, op: Op, inp: Tensor, filt: Tensor, out: Tensor, channels: int
+) -> tuple[str, str]:
+    """PopulateConvolutionQuantizationParams: per-channel (multiplier, shift) arrays."""
+    in_scale, _ = low.quant(inp)
+    out_scale, _ = low.quant(out)
+    q = filt.quantization
+    if q is None or not q.scale:
+        raise UnsupportedModel(f"op {op.index}: filter '{low.label(filt)}' is not quantised")
+    if any(z != 0 for z in q.zero_point):
+        raise UnsupportedModel(f"op {op.index}: filter '{low.label(filt)}' is not symmetric")
+    if len(q.scale) not in (1, channels):
+        raise UnsupportedModel(
+            f"op {op.index}: {len(q.scale)} filter scales for {channels} channels"
+        )
+    scales = q.scale if len(q.scale) == channels else q.scale * channels
+    pairs = [quantize_multiplier(in_scale * float(s) / out_scale) for s in scales]
+    mult = low.array(
+        f"op{op.index:03d}_multiplier",
+        _ints([m for m, _ in pairs]),
+        "int32_t",
+        f"per-channel multipliers of op {op.index}",
+    )
+    shift = low.array(
+        f"op{op.index:03d}_shift",
+        _ints([s for _, s in pairs]),
+        "int32_t",
+        f"per-channel shifts of op {op.index}",
+    )
+    return mult, shift
+
+
+def _bias(low: _Lowering, op: Op, index: int) -> str:
+    if len(op.inputs) <= index or op.inputs[index] < 0:
+        return "NULL"
+    return low.constant(low.graph.tensor(op.inputs[index]), op, "bias", "int32_t")
+
+
+def _window(
+    op: Op,
+    in_hw: tuple[int, int],
+    k_hw: tuple[int, int],
+    out_hw: tuple[int, int],
+    dilation: tuple[int, int],
+) -> list[tuple[str, str]]:
+    sh, sw = int(op.options["stride_h"]), int(op.options["stride_w"])
+    scheme = str(op.options.get("padding", "SAME"))
+    dims = zip(in_hw, k_hw, (sh, sw), dilation, out_hw, strict=True)
+    for axis, (i, k, s, d, o) in enumerate(dims):
+        if out_size(scheme, i, k, s, d) != o:
+            raise UnsupportedModel(
+                f"op {op.index} {op.opcode}: output {'HW'[axis]} is {o}, TFLite computes "
+                f"{out_size(scheme, i, k, s, d)}"
+            )
+    return [
+        ("stride_h", str(sh)),
+        ("stride_w", str(sw)),
+        ("pad_h", str(padding(in_hw[0], k_hw[0], sh, dilation[0], out_hw[0]))),
+        ("pad_w", str(padding(in_hw[1], k_hw[1], sw, dilation[1], out_hw[1]))),
+    ]
+
+
+def _lower_conv(low: _Lowering, op: Op) -> Call:
+    inp, filt, out = (low.graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    depthwise = op.opcode == "DEPTHWISE_CONV_2D"
+    _, in_zp = low.quant(inp)
+    out_scale, out_zp = low.quant(out)
+    di, df, do = (_dims4(t.shape, low.label(t)) for t in (inp, filt, out))
+    dil = (int(op.options.get("dilation_h_factor", 1)), int(op.options.get("dilation_w_factor", 1)))
+    mult, shift = _per_channel_requant(low, op, inp, filt, out, do[3])
+    act_min, act_max = activation_range(
+        str(op.options.get("fused_activation_function", "NONE")), out_scale, out_zp
+    )
+    fields = [("input", cgen.c_dims(di)), ("filter", cgen.c_dims(df)), ("output", cgen.c_dims(do))]
+    if depthwise:
+        if di[3] == 0 or do[3] % di[3]:
+            raise UnsupportedModel(f"op {op.index}: {do[3]} output channels for {di[3]} inputs")
+        fields.append(("depth_multiplier", str(do[3] // di[3])))
+    fields += _window(op, (di[1], di[2]), (df[1], df[2]), (do[1], do[2]), dil)
+    fields += [
+        ("dilation_h", str(dil[0])),
+        ("dilation_w", str(dil[1])),
+        ("input_offset", str(-in_zp)),
+        ("output_offset", str(out_zp)),
+        ("act_min", str(act_min)),
+        ("act_max", str(act_max)),
+        ("multiplier", mult),
+        ("shift", shift),
+    ]
+    kind = "depthwise_conv2d" if depthwise else "conv2d"
+    args = [
+        low.pointer(inp, op, "input"),
+        low.constant(filt, op, "filter", "int8_t"),
+        _bias(low, op, 2),
+        low.pointer(out, op, "output"),
+        low.scratch(op),
+    ]
+    return low.call(op, f"mnmcu_{kind}_s8_run", f"mnmcu_{kind}_params_t", fields, args)
+
+
+def _lower_fully_connected(low: _Lowering, op: Op) -> Call:
+    inp, filt, out = (low.graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    in_scale, in_zp = low.quant(inp)
+    out_scale, out_zp = low.quant(out)
+    q = filt.quantization
+    if filt.dtype != "int8" or q is None or not q.scale or len(filt.shape) != 2:
+        raise UnsupportedModel(
+            f"op {op.index} FULLY_CONNECTED: weights must be int8 [units, depth]"
+        )
+    units, depth = filt.shape
+    out_depth = out.shape[-1]
+    if inp.elements % depth or out_depth != units:
+        raise UnsupportedModel(f"op {op.index} FULLY_CONNECTED: shapes do not fit together")
+    per_channel = len(q.scale) > 1
+    scales = q.scale if per_channel else q.scale * units
+    parts = [double_parts(in_scale * float(s) / out_scale) for s in scales]
+    act_min, act_max = activation_range(
+        str(op.options.get("fused_activation_function", "NONE")), out_scale, out_zp
+    )
+    mant = low.array(
+        f"op{op.index:03d}_scale_mantissa",
+        _ints([m for m, _ in parts]),
+        "int64_t",
+        f"effective scales of op {op.index}: mantissa",
+    )
+    expo = low.array(
+        f"op{op.index:03d}_scale_exponent",
+        _ints([e for _, e in parts]),
+        "int32_t",
+        f"effective scales of op {op.index}: power of two",
+    )
+    fields = [
+        ("batches", str(out.elements // units)),
+        ("input_depth", str(depth)),
+        ("output_depth", str(units)),
+        ("input_offset", str(-in_zp)),
+        ("filter_offset", "0" if per_channel else str(-int(q.zero_point[0]))),
+        ("output_offset", str(out_zp)),
+        ("act_min", str(act_min)),
+        ("act_max", str(act_max)),
+        ("scale_mantissa", mant),
+        ("scale_exponent", expo),
+    ]
+    args = [
+        low.pointer(inp, op, "input"),
+        low.constant(filt, op, "filter", "int8_t"),
+        _bias(low, op, 2),
+        low.pointer(out, op, "output"),
+    ]
+    return low.call(
+        op, "mnmcu_fully_connected_s8_run", "mnmcu_fully_connected_params_t", fields, args
+    )
+
+
+def _lower_avgpool(low: _Lowering, op: Op) -> Call:
+    inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
+    in_scale, in_zp = low.quant(inp)
+    out_scale, out_zp = low.quant(out)
+    if abs(in_scale - out_scale) > 1e-6 or in_zp != out_zp:
+        raise UnsupportedModel(
+            f"op {op.index} AVERAGE_POOL_2D rescales; TFLite requires equal scales"
+        )
+    di, do = _dims4(inp.shape), _dims4(out.shape)
+    kh, kw = int(op.options["filter_height"]), int(op.options["filter_width"])
+    act_min, act_max = activation_range(
+        str(op.options.get("fused_activation_function", "NONE")), out_scale, out_zp
+    )
+    fields = [
+        ("input", cgen.c_dims(di)),
+        ("output", cgen.c_dims(do)),
+        ("filter_h", str(kh)),
+        ("filter_w", str(kw)),
+    ]
+    fields += _window(op, (di[1], di[2]), (kh, kw), (do[1], do[2]), (1, 1))
+    fields += [("act_min", str(act_min)), ("act_max", str(act_max))]
+    args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
+    return low.call(op, "mnmcu_avgpool2d_s8_run", "mnmcu_avgpool2d_params_t", fields, args)
+
+
+def _lower_mean(low: _Lowering, op: Op) -> Call:
+    inp, axis_t, out = (low.graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if axis_t.data is None or len(inp.shape) != 4:
+        raise UnsupportedModel(f"op {op.index} MEAN: needs a 4-D input and constant axes")
+    axes = sorted({int(a) % 4 for a in np.asarray(axis_t.data).reshape(-1)})
+    if axes != [1, 2]:
+        raise UnsupportedModel(
+            f"op {op.index} MEAN over axes {axes}; the AOT kernel reduces H and W"
+        )
+    in_scale, in_zp = low.quant(inp)
+    out_scale, out_zp = low.quant(out)
+    di = _dims4(inp.shape)
+    multiplier, shift = mean_multiplier(in_scale, out_scale, di[1] * di[2])
+    fields = [
+        ("input", cgen.c_dims(di)),
+        ("input_offset", str(-in_zp)),
+        ("output_offset", str(out_zp)),
+        ("multiplier", str(multiplier)),
+        ("shift", str(shift)),
+    ]
+    args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
+    return low.call(op, "mnmcu_mean_s8_run", "mnmcu_mean_params_t", fields, args)
+
+
+def _binary_shapes(low: _Lowering, op: Op) -> tuple[Tensor, Tensor, Tensor, list[tuple[str, str]]]:
+    a, b, out = (low.graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    da, db, do = (_dims4(t.shape, low.label(t)) for t in (a, b, out))
+    for d in (da, db):
+        if any(x not in (y, 1) for x, y in zip(d, do, strict=True)):
+            raise UnsupportedModel(f"op {op.index} {op.opcode}: cannot broadcast {d} to {do}")
+    return (
+        a,
+        b,
+        out,
+        [("input1", cgen.c_dims(da)), ("input2", cgen.c_dims(db)), ("output", cgen.c_dims(do))],
+    )
+
+
+def _lower_add(low: _Lowering, op: Op) -> Call:
+    a, b, out, fields = _binary_shapes(low, op)
+    (sa, za), (sb, zb), (so, zo) = low.quant(a), low.quant(b), low.quant(out)
+    act_min, act_max = activation_range(
+        str(op.options.get("fused_activation_function", "NONE")), so, zo
+    )
+    consts = add_params(sa, sb, so)
+    fields += [("input1_offset", str(-za)), ("input2_offset", str(-zb)), ("output_offset", str(zo))]
+    fields += [(k, str(v)) for k, v in consts.items()]
+    fields += [("act_min", str(act_min)), ("act_max", str(act_max))]
+    args = [
+        low.pointer(a, op, "input1"),
+        low.pointer(b, op, "input2"),
+        low.pointer(out, op, "output"),
+    ]
+    return low.call(op, "mnmcu_add_s8_run", "mnmcu_add_params_t", fields, args)
+
+
+def _lower_mul(low: _Lowering, op: Op) -> Call:
+    a, b, out, fields = _binary_shapes(low, op)
+    (sa, za), (sb, zb), (so, zo) = low.quant(a), low.quant(b), low.quant(out)
+    act_min, act_max = activation_range(
+        str(op.options.get("fused_activation_function", "NONE")), so, zo
+    )
+    # mul.cc computes input1_scale * input2_scale / output_scale in float32.
+    multiplier, shift = quantize_multiplier(float(_F32(sa) * _F32(sb) / _F32(so)))
+    fields += [
+        ("input1_offset", str(-za)),
+        ("input2_offset", str(-zb)),
+        ("output_offset", str(zo)),
+        ("output_multiplier", str(multiplier)),
+        ("output_shift", str(shift)),
+        ("act_min", str(act_min)),
+        ("act_max", str(act_max)),
+    ]
+    args = [
+        low.pointer(a, op, "input1"),
+        low.pointer(b, op, "input2"),
+        low.pointer(out, op, "output"),
+    ]
+    return low.call(op, "mnmcu_mul_s8_run", "mnmcu_mul_params_t", fields, args)
+
+
+def _lower_hard_swish(low: _Lowering, op: Op) -> Call:
+    inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
+    (si, zi), (so, zo) = low.quant(inp), low.quant(out)
+    om, oe, rm, re_ = hard_swish_params(si, so)
+    fields = [
+        ("size", str(out.elements)),
+        ("input_zero_point", str(zi)),
+        ("output_zero_point", str(zo)),
+        ("output_multiplier_fixedpoint", str(om)),
+        ("reluish_multiplier_fixedpoint", str(rm)),
+        ("output_multiplier_exponent", str(oe)),
+        ("reluish_multiplier_exponent", str(re_)),
+    ]
+    args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
+    return low.call(op, "mnmcu_hard_swish_s8_run", "mnmcu_hard_swish_params_t", fields, args)
+
+
+def _lower_requantize(low: _Lowering, op: Op) -> Call:
+    """QUANTIZE int8->int8 (Requantize) and standalone RELU/RELU6 (ReluX)."""
+    inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
+    (si, zi), (so, zo) = low.quant(inp), low.quant(out)
+    if op.opcode == "QUANTIZE":
+        multiplier, shift = quantize_multiplier(si / so)
+        act_min, act_max = INT8_MIN, INT8_MAX
+    else:
+        # activations.cc ReluPrepare divides in float32; QuantizedReluX rounds with roundf.
+        multiplier, shift = quantize_multiplier(float(_F32(si) / _F32(so)))
+        act_min = max(INT8_MIN, quantize_value(so, zo, 0.0))
+        act_max = INT8_MAX if op.opcode == "RELU" else min(INT8_MAX, quantize_value(so, zo, 6.0))
+    fields = [
+        ("size", str(out.elements)),
+        ("input_offset", str(-zi)),
+        ("output_offset", str(zo)),
+        ("multiplier", str(multiplier)),
+        ("shift", str(shift)),
+        ("act_min", str(act_min)),
+        ("act_max", str(act_max)),
+    ]
+    args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
+    return low.call(op, "mnmcu_requantize_s8_run", "mnmcu_requantize_params_t", fields, args)
+
+
+def _lower_pad(low: _Lowering, op: Op) -> Call:
+    inp, pads_t, out = (low.graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    low.quant(inp)
+    _, out_zp = low.quant(out)
+    if pads_t.data is None:
+        raise UnsupportedModel(f"op {op.index} PAD: paddings must be constant")
+    pads = np.asarray(pads_t.data, dtype=np.int64).reshape(-1, 2)
+    rank = len(inp.shape)
+    if pads.shape[0] != rank or rank > 4 or (pads < 0).any():
+        raise UnsupportedModel(
+            f"op {op.index} PAD: paddings {pads.tolist()} do not fit rank {rank}"
+        )
+    before = [0] * (4 - rank) + [int(p) for p in pads[:, 0]]
+    fields = [
+        ("input", cgen.c_dims(_dims4(inp.shape))),
+        ("output", cgen.c_dims(_dims4(out.shape))),
+        ("before", cgen.c_dims(before)),
+        ("pad_value", str(out_zp)),
+    ]
+    args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
+    return low.call(op, "mnmcu_pad_s8_run", "mnmcu_pad_params_t", fields, args)
+
+
+def _lower_softmax(low: _Lowering, op: Op) -> Call:
+    inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
+    si, _ = low.quant(inp)
+    so, zo = low.quant(out)
+    if zo != -128 or abs(so - 1.0 / 256) > 0.001 / 256:
+        raise UnsupportedModel(
+            f"op {op.index} SOFTMAX output is quantised ({so:g}, {zo})",
+            "TFLite's int8 softmax requires scale 1/256 and zero point -128",
+        )
+    multiplier, left_shift, diff_min = softmax_params(float(op.options.get("beta", 1.0)), si)
+    depth = inp.shape[-1] if inp.shape else 1
+    fields = [
+        ("rows", str(inp.elements // depth)),
+        ("depth", str(depth)),
+        ("input_multiplier", str(multiplier)),
+        ("input_left_shift", str(left_shift)),
+        ("diff_min", str(diff_min)),
+    ]
+    args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
+    return low.call(op, "mnmcu_softmax_s8_run", "mnmcu_softmax_params_t", fields, args)
+
+
+def _lower_reshape(low: _Lowering, op: Op) -> Call:
+    inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
+    if inp.elements != out.elements:
+        raise UnsupportedModel(f"op {op.index} RESHAPE changes the element count")
+    if low.plan.offsets.get(inp.index) != low.plan.offsets.get(out.index):
+        raise InvalidValue(
+            f"the memory plan does not alias RESHAPE op {op.index}'s output with its input",
+            "plan the graph with mnmcu.plan.plan_memory",
+        )
+    return Call(
+        index=op.index,
+        opcode=op.opcode,
+        comment=cgen.c_comment(
+            f"op {op.index}: RESHAPE {list(inp.shape)} -> {list(out.shape)} (alias, no code)"
+        ),
+        output_offset=low.plan.offsets.get(out.index, 0),
+        output_size=out.nbytes,
+    )
+
+
+_LOWER: dict[str, Callable[[_Lowering, Op], Call]] = {
+    "CONV_2D": _lower_conv,
+    "DEPTHWISE_CONV_2D": _lower_conv,
+    "FULLY_CONNECTED": _lower_fully_connected,
+    "AVERAGE_POOL_2D": _lower_avgpool,
+    "MEAN": _lower_mean,
+    "ADD": _lower_add,
+    "MUL": _lower_mul,
+    "HARD_SWISH": _lower_hard_swish,
+    "QUANTIZE": _lower_requantize,
+    "RELU": _lower_requantize,
+    "RELU6": _lower_requantize,
+    "PAD": _lower_pad,
+    "SOFTMAX": _lower_softmax,
+    "RESHAPE": _lower_reshape,
+}
+SUPPORTED_OPS = frozenset(_LOWER) | DYNAMIC_SHAPE_OPS
+
+
+def lower(graph: Graph, plan: MemoryPlan) -> tuple[list[Call], list[str]]:
+    """Every op as a :class:`Call`, and the C const arrays they use, in graph order."""
+    unsupported = sorted({op.opcode for op in graph.ops} - SUPPORTED_OPS)
+    if unsupported:
+        raise UnsupportedModel(
+            f"the AOT runtime has no kernel for {', '.join(unsupported)}",
+            "use the tflm runtime for this model",
+        )
+    fold_shape_ops(graph)
+    low = _Lowering(graph, plan)
+    calls = [_LOWER[op.opcode](low, op) for op in graph.ops if op.opcode not in DYNAMIC_SHAPE_OPS]
+    return calls, low.arrays
+
+
+# --------------------------------------------------------------------------
+# Files
+# --------------------------------------------------------------------------
+
+
+def _io_tensor(graph: Graph, indices: tuple[int, ...], what: str) -> Tensor:
+    if len(indices) != 1:
+        raise UnsupportedModel(f"the model has {len(indices)} {what}s; the AOT runtime takes one")
+    t = graph.tensor(indices[0])
+    q = t.quantization
+    if t.dtype != "int8" or q is None or len(q.scale) != 1:
+        raise UnsupportedModel(f"the model {what} is {t.dtype}, not per-tensor int8")
+    return t
+
+
+def _io_info(t: Tensor, offset: int) -> dict[str, object]:
+    q = t.quantization
+    return {
+        "size": t.nbytes,
+        "shape": list(t.shape) or [1],
+        "offset": offset,
+        "scale": cgen.c_float(q.scale[0] if q else 0.0),
+        "zero_point": int(q.zero_point[0]) if q else 0,
+    }
+
+
+def kernel_files(graph: Graph) -> list[str]:
+    """Paths (relative to ``firmware/aot``) of the kernel files ``graph`` needs."""
+    sources = {"src/mnmcu_common.c"}
+    sources.update(
+        f"src/{_KERNEL_SOURCES[op.opcode]}" for op in graph.ops if op.opcode in _KERNEL_SOURCES
+    )
+    return [*_KERNEL_HEADERS, *sorted(sources)]
+
+
+def _write(path: Path, text: str | bytes) -> Path:
+    data = text.encode() if isinstance(text, str) else text
+    if not path.exists() or path.read_bytes() != data:
+        path.write_bytes(data)
+    return path
+
+
+def emit_aot(graph: Graph, plan: MemoryPlan, out_dir: Path, name: str, source: str) -> list[Path]:
+    """Write the AOT C sources of ``graph`` into ``out_dir``; return the files written.
+
+    Writes ``mnmcu_model_<name>.h/.c`` (the model: constants, arena, invoke),
+    ``mnmcu_model.h`` (a shim that maps generic names such as
+    ``mnmcu_model_invoke`` to this model, used by the host harness and the
+    firmware templates) and copies of the kernel sources the model needs, so
+    that ``out_dir`` compiles on its own. ``source`` is the path of the
+    .tflite file; its name and SHA-256 go in each file's banner. The same
+    inputs give byte-identical files.
+    """
+    ident = cgen.c_identifier(name).lower()
+    if not ident:
+        raise InvalidValue(f"model name {name!r} gives no C identifier", "use letters and digits")
+    src_path = Path(source)
+    try:
+        sha = cgen.sha256_file(src_path)
+    except OSError as exc:
+        raise InvalidValue(
+            f"cannot read the source model {source} ({exc.strerror})",
+            "pass the path of the .tflite file the graph was loaded from",
+        ) from None
+    in_t = _io_tensor(graph, graph.inputs, "input")
+    out_t = _io_tensor(graph, graph.outputs, "output")
+    for t in (in_t, out_t):
+        if t.index not in plan.offsets:
+            raise InvalidValue(f"the memory plan has no offset for model tensor {t.index}")
+    calls, arrays = lower(graph, plan)
+    prefix = f"mnmcu_model_{ident}"
+    header = f"{prefix}.h"
+    context = {
+        "prefix": prefix,
+        "macro": prefix.upper(),
+        "name": ident,
+        "header": header,
+        "guard": cgen.guard_macro(header),
+        "arena_bytes": max(plan.arena_bytes, 16),
+        "input": _io_info(in_t, plan.offsets[in_t.index]),
+        "output": _io_info(out_t, plan.offsets[out_t.index]),
+        "calls": calls,
+        "arrays": arrays,
+        "has_calls": any(c.function for c in calls),
+        "c_string": cgen.c_string,
+        "model_file": src_path.name,
+    }
+    env = cgen.template_env("aot")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for template, filename, what in (
+        ("model.h.j2", header, "Interface of the ahead-of-time compiled int8 model."),
+        (
+            "model.c.j2",
+            f"{prefix}.c",
+            "The ahead-of-time compiled int8 model: weights, arena, invoke.",
+        ),
+        ("shim.h.j2", "mnmcu_model.h", "Generic names for the model of this folder."),
+    ):
+        text = cgen.banner(filename, src_path.name, sha, what) + env.get_template(template).render(
+            **context
+        )
+        written.append(_write(out_dir / filename, text))
+    kernels = data_dir("firmware") / "aot"
+    for rel in kernel_files(graph):
+        written.append(_write(out_dir / Path(rel).name, (kernels / rel).read_bytes()))
+    logger.debug(
+        "AOT: %d ops, %d const arrays, arena %d B -> %s",
+        len(calls),
+        len(arrays),
+        plan.arena_bytes,
+        out_dir,
+    )
+    return written

@@ -1,0 +1,206 @@
+"""Check the AOT runtime bit for bit against TFLite's reference kernels and TFLite Micro.
+
+``verify`` generates the AOT C for a model, compiles it for the host with
+warnings as errors (and a second time with AddressSanitizer and
+UndefinedBehaviorSanitizer), runs it on a set of inputs and compares every
+output byte with LiteRT's reference interpreter (``BUILTIN_REF``) and with
+the tflite-micro runtime. With ``layers`` it also compares every
+intermediate tensor and names the first op that differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
+from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.quantize import check_softmax_scale
+
+RUN_TIMEOUT_S = 60.0
+RUN_TIMEOUT_PER_INPUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class LayerDiff:
+    """The first op whose output differs from the reference."""
+
+    op: int
+    opcode: str
+    tensor: int
+    differing_bytes: int
+    max_abs_diff: int
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of one ``verify`` run."""
+
+    model: str
+    sha256: str
+    inputs: int
+    input_kinds: dict[str, int]
+    output_bytes: int
+    litert_mismatches: int
+    tflm_mismatches: int
+    sanitized: bool
+    arena_bytes: int
+    ops: int
+    first_bad_layer: LayerDiff | None = None
+    layers_compared: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bit_exact(self) -> bool:
+        return (
+            self.litert_mismatches == 0
+            and self.tflm_mismatches == 0
+            and self.first_bad_layer is None
+        )
+
+    def to_dict(self) -> dict[str, object]:
+        d = asdict(self)
+        d["bit_exact"] = self.bit_exact
+        return d
+
+
+def make_inputs(
+    graph: Graph, count: int, samples: np.ndarray | None = None, seed: int = 0
+) -> tuple[np.ndarray, dict[str, int]]:
+    """``count`` int8 inputs: all -128, all 127, dataset samples if given, then random."""
+    shape = graph.input.shape[1:]
+    parts = [np.full((1, *shape), -128, np.int8), np.full((1, *shape), 127, np.int8)]
+    kinds = {"min": 1, "max": 1, "dataset": 0, "random": 0}
+    if samples is not None and len(samples):
+        take = samples[: max(0, count - 2)]
+        parts.append(take.astype(np.int8))
+        kinds["dataset"] = len(take)
+    rest = count - sum(len(p) for p in parts)
+    if rest > 0:
+        rng = np.random.default_rng(seed)
+        parts.append(rng.integers(-128, 128, size=(rest, *shape), dtype=np.int16).astype(np.int8))
+        kinds["random"] = rest
+    return np.concatenate(parts)[:count], kinds
+
+
+def _first_bad_layer(
+    graph: Graph, flatbuffer: bytes, exe: Path, x: np.ndarray, timeout: float
+) -> tuple[LayerDiff | None, int]:
+    from mnmcu.emit.host import run_host_layers
+    from mnmcu.reference import litert_intermediates
+
+    ours = run_host_layers(exe, x[None], timeout)[0]
+    ref = litert_intermediates(flatbuffer, x)
+    compared = 0
+    for op in graph.ops:
+        if op.index not in ours or op.outputs[0] not in ref:
+            continue
+        a = ours[op.index].astype(np.int16)
+        b = ref[op.outputs[0]].reshape(-1).astype(np.int16)
+        compared += 1
+        if a.shape != b.shape or np.any(a != b):
+            diff = np.abs(a - b) if a.shape == b.shape else np.array([999])
+            return (
+                LayerDiff(
+                    op=op.index,
+                    opcode=op.opcode,
+                    tensor=op.outputs[0],
+                    differing_bytes=int(np.count_nonzero(diff)),
+                    max_abs_diff=int(diff.max()),
+                ),
+                compared,
+            )
+    return None, compared
+
+
+def verify(
+    model: Path,
+    count: int = 20,
+    samples: np.ndarray | None = None,
+    layers: bool = False,
+    sanitize: bool = True,
+    workdir: Path | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> VerifyResult:
+    """Generate, compile and run the AOT C for ``model``; compare with both references.
+
+    ``samples`` are extra int8 inputs (e.g. quantized dataset images).
+    Generated sources and binaries go to ``workdir`` (a temporary folder if None).
+    """
+    from mnmcu.emit.aot import emit_aot, inplace_ops, scratch_bytes
+    from mnmcu.emit.host import compile_host, run_host
+    from mnmcu.plan import check_plan, plan_memory
+    from mnmcu.reference import litert_outputs, tflm_run
+
+    progress = progress or NullProgress()
+    flatbuffer = Path(model).read_bytes()
+    graph = load_graph(model)
+    check_int8_mobilenet(graph)
+    check_softmax_scale(graph)
+    inputs, kinds = make_inputs(graph, count, samples, seed)
+    timeout = RUN_TIMEOUT_S + RUN_TIMEOUT_PER_INPUT_S * len(inputs)
+    steps = 5 + int(sanitize) + int(layers)
+    progress.start(f"Verifying {Path(model).name}", steps)
+    with tempfile.TemporaryDirectory(prefix="mnmcu-verify-") as tmp:
+        root = Path(workdir) if workdir else Path(tmp)
+        c_dir = root / "aot"
+        plan = plan_memory(graph, scratch_bytes(graph), inplace_ops(graph))
+        problems = check_plan(graph, plan)
+        if problems:  # a planner bug: never run code over a broken plan
+            raise RuntimeError("memory plan overlaps: " + "; ".join(problems[:3]))
+        emit_aot(graph, plan, c_dir, "model", str(model))
+        progress.advance(1, "generated C")
+        exe = compile_host(c_dir, root / "bin" / "model")
+        progress.advance(1, "compiled")
+        ours = run_host(exe, inputs, timeout)
+        progress.advance(1, "ran AOT")
+        if sanitize:
+            san = compile_host(c_dir, root / "bin" / "model_asan", sanitize=True)
+            ours_san = run_host(san, inputs, timeout * 4)
+            if not np.array_equal(ours, ours_san):
+                raise RuntimeError("the sanitized build gives other outputs than the optimised one")
+            progress.advance(1, "sanitizers clean")
+        ref = litert_outputs(flatbuffer, inputs)
+        progress.advance(1, "ran LiteRT reference")
+        tflm = tflm_run(Path(model), inputs).outputs
+        progress.advance(1, "ran TFLite Micro")
+        litert_bad = int(np.count_nonzero(ours.reshape(ref.shape) != ref))
+        tflm_bad = (
+            int(np.count_nonzero(ours.reshape(ref.shape) != tflm.reshape(ref.shape)))
+            if tflm is not None
+            else -1
+        )
+        bad_layer, compared = None, 0
+        if layers or litert_bad:
+            layer_exe = compile_host(
+                c_dir, root / "bin" / "model_layers", extra_flags=["-DMNMCU_DUMP_LAYERS"]
+            )
+            first_bad = int(
+                np.argmax(np.any((ours.reshape(ref.shape) != ref).reshape(len(ref), -1), axis=1))
+            )
+            bad_layer, compared = _first_bad_layer(
+                graph, flatbuffer, layer_exe, inputs[first_bad if litert_bad else 0], timeout
+            )
+            progress.advance(1, "compared layers")
+    progress.finish()
+    result = VerifyResult(
+        model=str(model),
+        sha256=hashlib.sha256(flatbuffer).hexdigest(),
+        inputs=len(inputs),
+        input_kinds=kinds,
+        output_bytes=int(ref.size),
+        litert_mismatches=litert_bad,
+        tflm_mismatches=tflm_bad,
+        sanitized=sanitize,
+        arena_bytes=plan.arena_bytes,
+        ops=len(graph.ops),
+        first_bad_layer=bad_layer,
+        layers_compared=compared,
+    )
+    logger.debug("verify result: %s", result)
+    return result
