@@ -283,6 +283,15 @@ def analyze(tflite: Path, board: str | None, as_json: bool) -> None:
 @click.option("--classes", default=None, help="Number of classes (default: from --data).")
 @_train_options
 @click.option("--no-train", is_flag=True, help="Skip training (untrained or ImageNet weights).")
+@click.option(
+    "--runtime",
+    type=click.Choice(["aot", "tflm"]),
+    default=None,
+    help="Firmware runtime (default: the board's).",
+)
+@click.option(
+    "--no-compile", is_flag=True, help="Generate the firmware project but do not build it."
+)
 @click.option("--representative", type=click.IntRange(1, 100000), default=200, show_default=True)
 @click.option(
     "--out",
@@ -307,11 +316,18 @@ def build(
     patience: int,
     seed: int,
     no_train: bool,
+    runtime: str | None,
+    no_compile: bool,
     representative: int,
     out: Path | None,
     force: bool,
 ) -> None:
-    """Build, train, quantize and analyse a MobileNet for BOARD, into one folder."""
+    """Build, train, quantize and analyse a MobileNet, then its firmware for --board.
+
+    Everything goes into one folder: the Keras model, model_int8.tflite,
+    report.json and, for boards with a PlatformIO environment, the firmware
+    project (firmware/) built with `pio run`.
+    """
     from mnmcu.boards import get_board
     from mnmcu.console import err
     from mnmcu.pipeline import REPORT_FILE
@@ -319,9 +335,7 @@ def build(
     from mnmcu.render import analysis_tables
 
     b = get_board(board)
-    if classes is None:
-        classes = str(_classes_in(data))
-    spec = _spec_from_flags(arch, alpha, rho, resolution, classes, grayscale, pretrained)
+    spec = _spec_from_flags(arch, alpha, rho, resolution, classes or "2", grayscale, pretrained)
     out = out or Path("build") / f"{spec.name}-{b.id}"
 
     def on_stage(name: str, seconds: float) -> None:
@@ -337,6 +351,9 @@ def build(
         force=force,
         progress=_progress(),
         on_stage=on_stage,
+        classes_from_data=classes is None,
+        runtime=runtime,
+        compile_firmware=not no_compile,
     )
     from mnmcu.pipeline import analyze_file
 
@@ -347,6 +364,18 @@ def build(
         f"top-1 on {acc['images']} held-out images: float {100 * acc['float']:.1f}%, "
         f"int8 {100 * acc['int8']:.1f}%, agreement {100 * acc['agreement']:.1f}%"
     )
+    fw = report.get("firmware")
+    if fw and fw.get("footprint"):
+        fp = fw["footprint"]
+        click.echo(
+            f"firmware ({fw['runtime']}): flash {fp['flash_bytes']:,} B (model "
+            f"{fp['model_weights_bytes']:,}, runtime code {fp['runtime_code_bytes']:,}, sample "
+            f"{fp['sample_data_bytes']:,}); RAM {fp['ram_bytes']:,} B (arena "
+            f"{fp['arena_bytes']:,}, stack {fp['stack_bytes']:,}, other "
+            f"{fp['other_data_bss_bytes']:,}); {fw['elf']}"
+        )
+    elif fw:
+        click.echo(f"firmware project ({fw['runtime']}): {fw['project']}")
     click.echo(f"{out / REPORT_FILE} written; total {total:.1f} s")
 
 
@@ -480,11 +509,96 @@ def bench(as_json: bool) -> None:
     )
 
 
-def _classes_in(data: str) -> int:
-    """How many classes a --data source has, without loading images."""
-    from mnmcu.model.data import count_classes
+@cli.command()
+@click.argument("tflite", type=click.Path(path_type=Path))
+@click.option("--board", required=True, help="Target board id (see 'mnmcu boards').")
+@click.option(
+    "--runtime",
+    type=click.Choice(["aot", "tflm"]),
+    default=None,
+    help="Runtime (default: the board's).",
+)
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Project folder.")
+@click.option("--force", is_flag=True, help="Replace a folder that already holds files.")
+def emit(tflite: Path, board: str, runtime: str | None, out: Path, force: bool) -> None:
+    """Write a standalone PlatformIO project that runs TFLITE on --board."""
+    from mnmcu.boards import get_board
+    from mnmcu.emit.project import emit_project
+    from mnmcu.graph import check_int8_mobilenet, load_graph
 
-    return count_classes(data)
+    b = get_board(board)
+    if b.platformio is None:
+        raise InvalidValue(
+            f"board {b.id!r} has no PlatformIO environment",
+            "use 'mnmcu verify --target host' to run the model on this machine",
+        )
+    check_int8_mobilenet(load_graph(tflite))
+    info = emit_project(tflite, b, out, runtime=runtime, force=force)
+    click.echo(
+        f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); "
+        f"build it with 'pio run -d {info.project_dir}'"
+    )
+
+
+@cli.command()
+@click.option("--board", required=True, help="A QEMU board: qemu-m4, qemu-m7, qemu-m55.")
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Built firmware project (default: the newest build/*-BOARD/firmware).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the boot line.",
+)
+def sim(board: str, project: Path | None, timeout: float) -> None:
+    """Run the built firmware in QEMU and print its boot line."""
+    from mnmcu.boards import get_board
+    from mnmcu.emit.project import load_project
+    from mnmcu.sim import run_qemu
+
+    b = get_board(board)
+    if not b.simulator.qemu_machine:
+        raise InvalidValue(
+            f"board {b.id!r} has no QEMU machine", "use qemu-m4, qemu-m7 or qemu-m55"
+        )
+    project = project or _newest_project(b.id)
+    info = load_project(project)
+    if not info.elf_path.is_file():
+        raise InvalidValue(
+            f"{project} has no built firmware ({info.elf_path})",
+            f"build it with 'mnmcu build --board {b.id}' or 'pio run -d {project}'",
+        )
+    run = run_qemu(b, info.elf_path, timeout=timeout)
+    click.echo(run.boot_line)
+    if run.instructions is not None:
+        click.echo(
+            f"{run.instructions:,} instructions per inference (QEMU -icount shift=0: "
+            "an instruction count, not a time)"
+        )
+    if not run.ok:
+        raise MnmcuError("the firmware's output differs from the host reference (ok=0)")
+
+
+def _newest_project(board_id: str) -> Path:
+    found = sorted(
+        Path("build").glob(f"*-{board_id}/firmware/mnmcu_project.json"),
+        key=lambda p: p.stat().st_mtime,
+    )
+    found += sorted(
+        Path("build").glob(f"*{board_id}*/firmware/mnmcu_project.json"),
+        key=lambda p: p.stat().st_mtime,
+    )
+    if not found:
+        raise InvalidValue(
+            f"no built firmware for {board_id} under build/",
+            f"run 'mnmcu build --board {board_id}' first or pass --project",
+        )
+    return found[-1].parent
 
 
 def main() -> None:

@@ -32,8 +32,8 @@ QUANT_FILE = "quantize.json"
 REPORT_FILE = "report.json"
 
 
-def prepare_output(path: Path, force: bool) -> Path:
-    """Create ``path``; refuse a folder that already holds files unless ``force``."""
+def check_output(path: Path, force: bool) -> None:
+    """Refuse a file, or a folder that already holds files unless ``force``."""
     if path.exists() and not path.is_dir():
         raise OutputExists(f"output {path} is a file", "choose a folder with --out")
     if path.is_dir() and any(path.iterdir()) and not force:
@@ -43,6 +43,11 @@ def prepare_output(path: Path, force: bool) -> Path:
             f"output folder {path} already holds files ({shown})",
             "choose another --out, or pass --force to write over them",
         )
+
+
+def prepare_output(path: Path, force: bool) -> Path:
+    """Create ``path``; refuse a folder that already holds files unless ``force``."""
+    check_output(path, force)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -94,28 +99,30 @@ class TrainOptions:
     seed: int = 0
     val_fraction: float = 0.2
     builtin_train: int = 2000
-    builtin_val: int = 400
+    builtin_val: int = 480
+
+
+def load_data(
+    data: str, resolution: int, channels: int, classes: int | None, options: TrainOptions
+) -> Any:
+    """The dataset ``data`` ('builtin' or an image folder) at the model's input size."""
+    from mnmcu.model.data import load_dataset
+
+    builtin = data == "builtin" or data.startswith("builtin:")
+    return load_dataset(
+        data,
+        resolution,
+        channels,
+        val_fraction=options.val_fraction,
+        seed=options.seed,
+        n_train=options.builtin_train,
+        n_val=options.builtin_val,
+        classes=classes if builtin else None,
+    )
 
 
 def _load_data(spec: ModelSpec, options: TrainOptions) -> Any:
-    from mnmcu.model.data import builtin_dataset, load_image_folder
-
-    if options.data.startswith("builtin"):
-        return builtin_dataset(
-            spec.resolution,
-            spec.channels,
-            n_train=options.builtin_train,
-            n_val=options.builtin_val,
-            seed=options.seed,
-            classes=spec.classes,
-        )
-    return load_image_folder(
-        Path(options.data),
-        spec.resolution,
-        spec.channels,
-        val_fraction=options.val_fraction,
-        seed=options.seed,
-    )
+    return load_data(options.data, spec.resolution, spec.channels, spec.classes, options)
 
 
 def train(
@@ -124,6 +131,7 @@ def train(
     out: Path | None = None,
     force: bool = False,
     progress: Progress | None = None,
+    dataset: Any = None,
 ) -> dict[str, Any]:
     """Train the model in ``model_dir`` on ``options.data``; save it to ``out``.
 
@@ -141,7 +149,8 @@ def train(
         )
     if out != model_dir:
         prepare_output(out, force)
-    dataset = _load_data(spec, options)
+    if dataset is None:
+        dataset = _load_data(spec, options)
     if spec.class_names != tuple(dataset.class_names):
         if len(dataset.class_names) != spec.classes:
             raise ModelError(
@@ -184,6 +193,7 @@ def quantize(
     representative: int = 200,
     seed: int = 0,
     progress: Progress | None = None,
+    dataset: Any = None,
 ) -> dict[str, Any]:
     """Convert the model in ``model_dir`` to full int8 and compare float vs int8.
 
@@ -210,7 +220,8 @@ def quantize(
             "random weights",
             model_dir,
         )
-    dataset = _load_data(spec, options)
+    if dataset is None:
+        dataset = _load_data(spec, options)
     model = load_model(model_dir / KERAS_FILE)
     fixed = with_batch_size(model, spec, 1)
     samples = representative_samples(dataset, representative, seed)
@@ -254,6 +265,35 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
     return analyze(graph, board, tflm_arena=tflm_arena, aot_arena=plan_memory(graph).arena_bytes)
 
 
+FIRMWARE_DIR = "firmware"
+
+
+def emit_firmware(
+    out: Path, board: Board, runtime: str | None = None, dataset: Any = None, force: bool = True
+) -> Any:
+    """Write the PlatformIO project for the model in ``out`` into ``out/firmware``.
+
+    The embedded sample is the first held-out image of ``dataset`` when given.
+    """
+    from mnmcu.emit.project import emit_project
+    from mnmcu.quantize import quantize_input
+
+    spec = load_spec(out)
+    tflite = out / TFLITE_FILE
+    sample = None
+    if dataset is not None and len(dataset.x_val):
+        sample = quantize_input(dataset.x_val[:1], load_graph(tflite))[0]
+    return emit_project(
+        tflite,
+        board,
+        out / FIRMWARE_DIR,
+        runtime=runtime,
+        sample=sample,
+        class_names=spec.class_names,
+        force=force,
+    )
+
+
 @dataclass
 class StageTimes:
     """Wall-clock seconds of each stage, in the order they ran."""
@@ -280,22 +320,57 @@ def build(
     force: bool = False,
     progress: Progress | None = None,
     on_stage: Callable[[str, float], None] | None = None,
+    classes_from_data: bool = False,
+    runtime: str | None = None,
+    compile_firmware: bool = True,
 ) -> dict[str, Any]:
-    """Run every stage that exists for ``spec`` on ``board`` into ``out``; return the report."""
+    """Run every stage that exists for ``spec`` on ``board`` into ``out``; return the report.
+
+    With ``classes_from_data`` the number of classes (and their names) come
+    from the dataset instead of ``spec.classes``.
+    """
     progress = progress or NullProgress()
     times = StageTimes(on_stage=on_stage)
-    prepare_output(out, force)
+    check_output(out, force)
+    with times.stage("data"):
+        classes = None if classes_from_data else spec.classes
+        dataset = load_data(options.data, spec.resolution, spec.channels, classes, options)
+        spec = replace(
+            spec, classes=len(dataset.class_names), class_names=tuple(dataset.class_names)
+        )
     with times.stage("model"):
+        prepare_output(out, force)
         create_model(spec, out, force=True)
     train_summary: dict[str, Any] | None = None
     if train_model:
         with times.stage("train"):
-            train_summary = train(out, options, progress=progress, force=True)
+            train_summary = train(out, options, progress=progress, force=True, dataset=dataset)
     with times.stage("quantize"):
-        quant = quantize(out, data=options.data, representative=representative, progress=progress)
+        quant = quantize(
+            out,
+            data=options.data,
+            representative=representative,
+            progress=progress,
+            dataset=dataset,
+        )
     with times.stage("analyze"):
         analysis = analyze_file(out / TFLITE_FILE, board)
     spec = load_spec(out)
+    firmware: dict[str, Any] | None = None
+    if board.platformio is not None:
+        firmware = {}
+        with times.stage("emit"):
+            project = emit_firmware(out, board, runtime, dataset)
+            firmware["project"] = str(project.project_dir)
+            firmware["runtime"] = project.runtime
+        if compile_firmware:
+            _write_json(out / REPORT_FILE, {"incomplete": True, "stage_seconds": times.seconds})
+            with times.stage("compile"):
+                from mnmcu.build import footprint, pio_run
+
+                elf = pio_run(project.project_dir, progress=progress)
+                firmware["elf"] = str(elf)
+                firmware["footprint"] = footprint(elf, project).to_dict()
     report = {
         "mnmcu_version": __version__,
         "board": board.id,
@@ -312,6 +387,7 @@ def build(
         "accuracy": quant["accuracy"],
         "training": train_summary,
         "analysis": analysis.to_dict(),
+        "firmware": firmware,
         "stage_seconds": times.seconds,
     }
     _write_json(out / REPORT_FILE, report)

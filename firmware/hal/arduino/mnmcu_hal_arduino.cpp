@@ -1,0 +1,99 @@
+/*
+ * mnmcu HAL for Arduino cores on Cortex-M (Arduino Nano 33 BLE: mbed core,
+ * nRF52840): the console is Serial (USB CDC on the Nano 33 BLE), the clock
+ * is micros() extended to 64 bits, cycles come from the DWT cycle counter.
+ */
+#include <Arduino.h>
+
+#include "mnmcu_dwt.h"
+#include "mnmcu_hal.h"
+
+#ifndef MNMCU_CONSOLE_BAUD
+#define MNMCU_CONSOLE_BAUD 115200
+#endif
+/* How long to wait at boot for the host to open the USB serial port. */
+#ifndef MNMCU_CONSOLE_WAIT_MS
+#define MNMCU_CONSOLE_WAIT_MS 3000u
+#endif
+
+static uint64_t s_micros_high;
+static uint32_t s_micros_last;
+static int s_have_cycles;
+
+void mnmcu_hal_init(void)
+{
+    Serial.begin(MNMCU_CONSOLE_BAUD);
+    const uint32_t start = millis();
+    while (!Serial && millis() - start < MNMCU_CONSOLE_WAIT_MS) {
+        delay(10);
+    }
+    s_have_cycles = mnmcu_dwt_enable();
+    s_micros_high = 0u;
+    s_micros_last = micros();
+}
+
+void mnmcu_hal_putc(char c)
+{
+    Serial.write(static_cast<uint8_t>(c));
+}
+
+void mnmcu_hal_puts(const char *s)
+{
+    Serial.print(s);
+}
+
+void mnmcu_hal_write(const void *data, size_t len)
+{
+    Serial.write(static_cast<const uint8_t *>(data), len);
+}
+
+int mnmcu_hal_getc_timeout(uint32_t timeout_us)
+{
+    const uint32_t start = micros();
+    do {
+        if (Serial.available() > 0) {
+            return Serial.read();
+        }
+    } while (micros() - start < timeout_us);
+    return -1;
+}
+
+uint64_t mnmcu_hal_ticks(void)
+{
+    /* micros() wraps every 71 minutes; called more often than that while timing. */
+    const uint32_t now = micros();
+    if (now < s_micros_last) {
+        s_micros_high += static_cast<uint64_t>(1) << 32;
+    }
+    s_micros_last = now;
+    return s_micros_high | now;
+}
+
+uint32_t mnmcu_hal_tick_hz(void)
+{
+    return 1000000u;
+}
+
+const char *mnmcu_hal_timer_name(void)
+{
+    return "micros";
+}
+
+int mnmcu_hal_cycles(uint32_t *cycles)
+{
+    if (!s_have_cycles) {
+        return 0;
+    }
+    *cycles = mnmcu_dwt_cycles();
+    return 1;
+}
+
+int mnmcu_hal_time_is_virtual(void)
+{
+    return 0;
+}
+
+void mnmcu_hal_idle(void)
+{
+    yield();
+}

@@ -1,0 +1,106 @@
+"""The chained `mnmcu build` on the default embedded board, training included."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ..conftest import run_mnmcu
+
+pytestmark = pytest.mark.slow
+
+# Stated in the README ("The built-in dataset"): the CI-sized run reaches at
+# least this held-out float accuracy; chance is 1/classes.
+MIN_FLOAT_ACCURACY = 0.80
+MAX_INT8_DROP = 0.015
+MIN_HELD_OUT = 300
+
+
+@pytest.fixture(scope="module")
+def vww_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    out = tmp_path_factory.mktemp("build") / "vww"
+    result = run_mnmcu(
+        "build", "--board", "qemu-m4", "--alpha", "0.25", "--resolution", "96", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return out, result.stdout + result.stderr
+
+
+def test_build_writes_the_report(vww_build: tuple[Path, str]) -> None:
+    out, _ = vww_build
+    report = json.loads((out / "report.json").read_text())
+    for key in ("arch", "alpha", "resolution", "classes", "params", "macs", "tflite_bytes"):
+        assert key in report
+    assert (report["arch"], report["alpha"], report["resolution"]) == ("v1", 0.25, 96)
+    assert report["tflite_bytes"] == (out / "model_int8.tflite").stat().st_size
+    assert report["analysis"]["macs"] == report["macs"]
+    assert report["analysis"]["board"] == "qemu-m4"
+    assert set(report["analysis"]["verdicts"]) == {"tflm", "aot"}
+
+
+def test_accuracy_float_and_int8(vww_build: tuple[Path, str]) -> None:
+    out, _ = vww_build
+    acc = json.loads((out / "report.json").read_text())["accuracy"]
+    classes = json.loads((out / "report.json").read_text())["classes"]
+    assert acc["images"] >= MIN_HELD_OUT
+    assert acc["float"] >= MIN_FLOAT_ACCURACY > 1.0 / classes
+    assert acc["int8"] >= acc["float"] - MAX_INT8_DROP
+
+
+def test_stage_times_are_printed(vww_build: tuple[Path, str]) -> None:
+    out, output = vww_build
+    times = json.loads((out / "report.json").read_text())["stage_seconds"]
+    assert list(times) == ["data", "model", "train", "quantize", "analyze"]
+    for stage in times:
+        assert f"done {stage} in" in output
+
+
+def test_rebuild_refuses_without_force(vww_build: tuple[Path, str]) -> None:
+    out, _ = vww_build
+    before = (out / "report.json").read_bytes()
+    result = run_mnmcu("build", "--board", "qemu-m4", "--out", str(out))
+    assert result.returncode != 0
+    assert "--force" in result.stderr and "Traceback" not in result.stderr
+    assert (out / "report.json").read_bytes() == before
+
+
+def test_analyze_cli_on_the_built_model(vww_build: tuple[Path, str]) -> None:
+    out, _ = vww_build
+    result = run_mnmcu("analyze", str(out / "model_int8.tflite"), "--board", "nano33ble", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["macs"] == 7_489_664
+    tflm = data["verdicts"]["tflm"]
+    assert tflm["board"] == "nano33ble"
+    assert tflm["ram"]["limit_bytes"] == 256 * 1024  # nRF52840: 256 KB RAM (Nordic product spec)
+    assert tflm["ram"]["margin_bytes"] == tflm["ram"]["limit_bytes"] - tflm["ram"]["used_bytes"]
+
+
+def test_image_folder_with_a_corrupt_file(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data"
+    for k, name in enumerate(["apple", "pear", "plum"]):
+        (data / name).mkdir(parents=True)
+        for i in range(10):
+            pixels = rng.integers(0, 255, (40, 48, 3), dtype=np.uint8)
+            pixels[..., k] = 255
+            Image.fromarray(pixels).save(data / name / f"{i}.png")
+    corrupt = data / "pear" / "broken.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    out = tmp_path / "out"
+    result = run_mnmcu(
+        "build", "--board", "host", "--resolution", "32", "--epochs", "1", "--data", str(data),
+        "--representative", "8", "--out", str(out),
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert any("broken.jpg" in line for line in warnings)
+    report = json.loads((out / "report.json").read_text())
+    assert report["classes"] == 3 and report["class_names"] == ["apple", "pear", "plum"]
+    skipped = report["training"]["skipped_files"]
+    assert len(skipped) == 1 and skipped[0][0].endswith("broken.jpg")

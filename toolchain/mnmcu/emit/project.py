@@ -1,0 +1,677 @@
+"""A standalone PlatformIO project for one model on one board.
+
+:func:`emit_project` renders the one template tree ``firmware/templates/project``
+with the board's data (STYLE rule 12: no copied project per board) and writes::
+
+    platformio.ini        the environment: platform, board, framework, flags, deps
+    README.md             how to build, run or flash it, and what it prints
+    mnmcu_project.json    what mnmcu generated (read back by build and sim)
+    .gitignore
+    src/main.c            the application (main.cpp for Arduino cores)
+    src/mnmcu_app.h, mnmcu_app_config.h, mnmcu_sample.h
+    src/mnmcu_runtime.h   the runtime interface, and its implementation:
+                          aot:  mnmcu_runtime_aot.c + the AOT model and kernels
+                          tflm: what mnmcu.emit.tflm.emit_tflm_sources writes
+    src/mnmcu_hal.h       the board interface, and the HAL of the board's family
+    CMakeLists.txt, src/CMakeLists.txt, sdkconfig.defaults   (ESP-IDF boards only)
+
+The same inputs give byte-identical files. The one absolute path is the
+local PlatformIO platform of the QEMU boards, which PlatformIO needs
+absolute; such a project is tied to the mnmcu installation that wrote it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnmcu import __version__
+from mnmcu.boards import Board, PlatformIO
+from mnmcu.emit import cgen
+from mnmcu.errors import InvalidValue, ToolMissing, UnsupportedModel
+from mnmcu.graph import Graph, load_graph
+from mnmcu.log import logger
+from mnmcu.paths import data_dir
+from mnmcu.pipeline import prepare_output
+
+RUNTIMES = ("aot", "tflm")
+DEFAULT_SAMPLE_SOURCE = "mnmcu's synthetic image, seed 0"
+PROJECT_FILE = "mnmcu_project.json"
+SRC_DIR = "src"
+TEMPLATE_DIR = "project"
+HAL_FAMILIES = ("qemu_mps", "host", "esp32", "stm32cube", "arduino")
+# HAL families whose code uses the DWT cycle counter header.
+_DWT_FAMILIES = frozenset({"stm32cube", "arduino"})
+# Keys emit_tflm_sources may return (see _merge_extras).
+_EXTRA_KEYS = frozenset(
+    {
+        "ini_options",
+        "build_flags",
+        "lib_deps",
+        "notes",
+        "files",
+        "model_sources",
+        "arena_symbols",
+        "arena_bytes",
+    }
+)
+AOT_ARENA_SYMBOLS = ("s_arena",)
+SAMPLE_SYMBOLS = ("mnmcu_sample_input", "mnmcu_sample_expected", "mnmcu_class_names")
+_RUNTIME_TITLES = {
+    "aot": "ahead-of-time (AOT) runtime: generated C, int8 kernels, one static arena",
+    "tflm": "TensorFlow Lite Micro runtime",
+}
+
+
+@dataclass(frozen=True)
+class ProjectInfo:
+    """What :func:`emit_project` wrote, as saved in ``mnmcu_project.json``.
+
+    Paths in ``files`` and ``model_sources`` are relative to ``project_dir``
+    (POSIX separators). ``model_sources`` are the source files whose
+    constants are the model's weights and ``arena_symbols`` the names of the
+    tensor arena, for :func:`mnmcu.build.footprint`.
+    """
+
+    project_dir: Path
+    board_id: str
+    runtime: str
+    env_name: str
+    model_file: str
+    model_sha256: str
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+    sample_source: str
+    expected_output: tuple[int, ...]
+    class_names: tuple[str, ...]
+    arena_bytes: int
+    files: tuple[str, ...]
+    model_sources: tuple[str, ...]
+    arena_symbols: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def build_dir(self) -> Path:
+        """PlatformIO's build folder of the environment."""
+        return self.project_dir / ".pio" / "build" / self.env_name
+
+    @property
+    def elf_path(self) -> Path:
+        """Where ``pio run`` puts the firmware ELF."""
+        return self.build_dir / "firmware.elf"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data, ``project_dir`` included."""
+        return {"project_dir": str(self.project_dir), **self._manifest()}
+
+    def _manifest(self) -> dict[str, Any]:
+        return {
+            "generator": f"mnmcu {__version__}",
+            "board": self.board_id,
+            "runtime": self.runtime,
+            "env_name": self.env_name,
+            "model_file": self.model_file,
+            "model_sha256": self.model_sha256,
+            "input_shape": list(self.input_shape),
+            "output_shape": list(self.output_shape),
+            "sample_source": self.sample_source,
+            "expected_output": list(self.expected_output),
+            "class_names": list(self.class_names),
+            "arena_bytes": self.arena_bytes,
+            "files": list(self.files),
+            "model_sources": list(self.model_sources),
+            "arena_symbols": list(self.arena_symbols),
+            "notes": list(self.notes),
+        }
+
+
+def load_project(project_dir: Path) -> ProjectInfo:
+    """Read the :class:`ProjectInfo` of a project :func:`emit_project` wrote."""
+    path = Path(project_dir) / PROJECT_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InvalidValue(
+            f"{project_dir} is not a project mnmcu generated (no {PROJECT_FILE})",
+            "generate one with 'mnmcu emit MODEL.tflite --board B --out DIR'",
+        ) from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidValue(f"cannot read {path} ({exc})", "emit the project again") from None
+    try:
+        return ProjectInfo(
+            project_dir=Path(project_dir),
+            board_id=str(data["board"]),
+            runtime=str(data["runtime"]),
+            env_name=str(data["env_name"]),
+            model_file=str(data["model_file"]),
+            model_sha256=str(data["model_sha256"]),
+            input_shape=tuple(int(d) for d in data["input_shape"]),
+            output_shape=tuple(int(d) for d in data["output_shape"]),
+            sample_source=str(data["sample_source"]),
+            expected_output=tuple(int(v) for v in data["expected_output"]),
+            class_names=tuple(str(n) for n in data["class_names"]),
+            arena_bytes=int(data["arena_bytes"]),
+            files=tuple(str(f) for f in data["files"]),
+            model_sources=tuple(str(f) for f in data["model_sources"]),
+            arena_symbols=tuple(str(s) for s in data["arena_symbols"]),
+            notes=tuple(str(n) for n in data.get("notes", ())),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidValue(
+            f"{path} is incomplete or malformed ({exc!r})", "emit the project again"
+        ) from None
+
+
+def hal_family(board: Board) -> str:
+    """The HAL family (a folder of ``firmware/hal``) that serves ``board``."""
+    pio = board.platformio
+    if board.cpu.arch == "host":
+        return "host"
+    if pio is not None and pio.is_local_platform and board.simulator.qemu_machine:
+        return "qemu_mps"
+    if pio is None:
+        raise InvalidValue(f"board {board.id} has no PlatformIO environment")
+    if pio.framework == "espidf":
+        return "esp32"
+    if pio.framework == "stm32cube":
+        return "stm32cube"
+    if pio.framework == "arduino":
+        return "arduino"
+    raise InvalidValue(
+        f"no HAL for board {board.id} (framework {pio.framework})",
+        f"add one under firmware/hal/ (existing: {', '.join(HAL_FAMILIES)})",
+    )
+
+
+def hal_sources(family: str) -> list[Path]:
+    """The HAL files copied into ``src/`` for ``family``, header first."""
+    hal = data_dir("firmware") / "hal"
+    folder = hal / family
+    if family not in HAL_FAMILIES or not folder.is_dir():
+        raise InvalidValue(f"unknown HAL family {family!r}", f"use one of {HAL_FAMILIES}")
+    files = [hal / "mnmcu_hal.h", *sorted(p for p in folder.iterdir() if p.is_file())]
+    if family in _DWT_FAMILIES:
+        files.append(hal / "arm_dwt" / "mnmcu_dwt.h")
+    return files
+
+
+def board_macro(board: Board) -> str:
+    """The macro the HALs use to recognise the board, e.g. ``MNMCU_BOARD_DISCO_F407VG``."""
+    return "MNMCU_BOARD_" + cgen.c_identifier(board.id).upper()
+
+
+def default_sample(graph: Graph) -> np.ndarray:
+    """A deterministic int8 input: mnmcu's synthetic image (seed 0), quantized."""
+    from mnmcu.bench import synthetic_images
+    from mnmcu.quantize import quantize_input
+
+    shape = graph.input.shape
+    if len(shape) != 4:
+        raise UnsupportedModel(f"the model input has shape {list(shape)}, not [1, H, W, C]")
+    image = synthetic_images(shape[1], shape[3], count=1, seed=0)
+    if shape[1] != shape[2]:
+        raise UnsupportedModel(f"the model input {list(shape)} is not square")
+    sample: np.ndarray = quantize_input(image, graph)[0]
+    return sample
+
+
+def reference_output(tflite_bytes: bytes, sample: np.ndarray) -> np.ndarray:
+    """The int8 output TFLite's reference kernels (LiteRT, BUILTIN_REF) give for ``sample``."""
+    from mnmcu.reference import litert_outputs
+
+    outputs = np.asarray(litert_outputs(tflite_bytes, sample[None]))
+    first: np.ndarray = outputs[0]
+    return first
+
+
+def _text_banner(filename: str, model_file: str, sha: str, what: str, prefix: str) -> str:
+    """cgen.banner's lines as line comments (``;`` for .ini, ``#``) or plain (README)."""
+    lines = [
+        filename,
+        what,
+        "",
+        f"Generated by mnmcu {__version__} from model {model_file}",
+        f"(SHA-256 {sha}).",
+        "Do not edit: changes are lost when mnmcu generates this file again.",
+    ]
+    return "\n".join((prefix + line).rstrip() for line in lines)
+
+
+def _check_sample(sample: np.ndarray, graph: Graph) -> np.ndarray:
+    array = np.asarray(sample)
+    shape = tuple(graph.input.shape)
+    if array.shape == shape[1:]:
+        array = array.reshape(shape)
+    if array.shape != shape:
+        raise InvalidValue(
+            f"the sample input has shape {list(array.shape)}; the model takes {list(shape)}",
+            "pass one input of the model's shape (with or without the batch dimension)",
+        )
+    if array.dtype != np.int8:
+        raise InvalidValue(
+            f"the sample input is {array.dtype}, not int8",
+            "quantize it first (mnmcu.quantize.quantize_input)",
+        )
+    return array.reshape(shape[1:])
+
+
+def _class_names(names: Sequence[str], count: int) -> tuple[str, ...]:
+    if not names:
+        return tuple(str(i) for i in range(count))
+    if len(names) != count:
+        raise InvalidValue(
+            f"{len(names)} class names for a model with {count} outputs",
+            "give one name per output",
+        )
+    bad = [n for n in names if not n or any(not (" " < ch <= "~") for ch in n)]
+    if bad:
+        raise InvalidValue(
+            f"class name {bad[0]!r} is empty or has spaces or non-ASCII characters",
+            "use printable ASCII without spaces (the boot line separates fields by spaces)",
+        )
+    return tuple(names)
+
+
+def _merge_extras(extras: Any) -> dict[str, Any]:
+    """Check what emit_tflm_sources returned.
+
+    Recognised keys: ``ini_options`` (mapping or pairs: extra ``key = value``
+    lines), ``build_flags`` and ``lib_deps`` (lists of strings), ``notes``
+    (README lines), ``files`` (paths it wrote, relative to the project or
+    absolute inside it), ``model_sources`` (files whose constants are the
+    model), ``arena_symbols`` (names of the arena) and ``arena_bytes``.
+    """
+    if not isinstance(extras, Mapping):
+        raise InvalidValue(f"emit_tflm_sources returned {type(extras).__name__}, not a dict")
+    unknown = sorted(set(extras) - _EXTRA_KEYS)
+    if unknown:
+        logger.debug("ignoring keys from emit_tflm_sources: %s", ", ".join(unknown))
+    merged: dict[str, Any] = {}
+    options = extras.get("ini_options", {})
+    pairs = options.items() if isinstance(options, Mapping) else options
+    merged["ini_options"] = [(str(k), str(v)) for k, v in pairs]
+    for key in ("build_flags", "lib_deps", "notes", "files", "model_sources", "arena_symbols"):
+        value = extras.get(key, ())
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+            raise InvalidValue(f"emit_tflm_sources returned {key}={value!r}, not a list")
+        merged[key] = [str(v) for v in value]
+    arena = extras.get("arena_bytes", 0)
+    if not isinstance(arena, int) or arena < 0:
+        raise InvalidValue(f"emit_tflm_sources returned arena_bytes={arena!r}")
+    merged["arena_bytes"] = arena
+    return merged
+
+
+def _tflm_sources(
+    graph: Graph, tflite: Path, board: Board, src: Path, project_dir: Path
+) -> dict[str, Any]:
+    try:
+        from mnmcu.emit import tflm
+    except ImportError as exc:
+        raise ToolMissing(
+            f"the TFLite Micro runtime emitter (mnmcu.emit.tflm) is not available ({exc})",
+            "use --runtime aot, or update mnmcu",
+        ) from None
+    return _merge_extras(tflm.emit_tflm_sources(graph, tflite, board, src, project_dir))
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` (absolute, or relative to ``root``) relative to ``root``, POSIX style."""
+    absolute = path if path.is_absolute() else root / path
+    try:
+        return absolute.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise InvalidValue(f"{path} is outside the project {root}") from None
+
+
+def _remove_previous(project_dir: Path) -> None:
+    """Delete the files a previous emit listed in its manifest (with ``force``)."""
+    manifest = project_dir / PROJECT_FILE
+    if not manifest.is_file():
+        return
+    try:
+        old = json.loads(manifest.read_text(encoding="utf-8")).get("files", [])
+    except (OSError, json.JSONDecodeError):
+        return
+    for rel in old:
+        path = project_dir / str(rel)
+        if path.is_file() and _relative(path, project_dir) == str(rel):
+            path.unlink()
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data.encode() if isinstance(data, str) else data)
+
+
+_FILE_ROLES = {
+    "platformio.ini": "PlatformIO environment",
+    "README.md": "this file",
+    PROJECT_FILE: "what mnmcu generated (read by mnmcu build and sim)",
+    ".gitignore": "ignores PlatformIO's build folder",
+    "src/main.c": "the application: boot, sample run, boot line, poll loop",
+    "src/main.cpp": "the application: boot, sample run, boot line, poll loop",
+    "src/mnmcu_app.h": "the application's hooks (mnmcu_app_poll for the serial protocol)",
+    "src/mnmcu_app_config.h": "board, runtime and model identity",
+    "src/mnmcu_sample.h": "the sample input, its expected output, the class names",
+    "src/mnmcu_runtime.h": "the runtime interface both runtimes implement",
+    "src/mnmcu_runtime_aot.c": "the runtime interface over the AOT model",
+    "src/mnmcu_model.h": "generic names for the AOT model",
+    "src/mnmcu_hal.h": "the board interface: console and clock",
+    "src/mnmcu_dwt.h": "the DWT cycle counter",
+    "CMakeLists.txt": "ESP-IDF project file",
+    "src/CMakeLists.txt": "ESP-IDF main component (all of src/)",
+    "sdkconfig.defaults": "ESP-IDF settings: CPU clock, main task stack",
+    "src/mnmcu_kernels.h": "the AOT int8 kernels' interface",
+    "src/mnmcu_fixedpoint.h": "fixed-point arithmetic of the AOT kernels",
+}
+
+
+def _role(rel: str, model_sources: Sequence[str]) -> str:
+    if rel in _FILE_ROLES:
+        return _FILE_ROLES[rel]
+    name = Path(rel).name
+    if rel in model_sources:
+        return "the model: weights, requantisation constants, arena, invoke"
+    if name.startswith("mnmcu_model_") and name.endswith(".h"):
+        return "the model's interface"
+    if name.startswith("mnmcu_hal_"):
+        return "the HAL of this board's family"
+    if name.startswith("mnmcu_") and name.endswith(".c"):
+        return "AOT int8 kernels"
+    return "TFLite Micro runtime" if rel.startswith("src/") else "project file"
+
+
+def emit_project(
+    tflite: Path,
+    board: Board,
+    out_dir: Path,
+    runtime: str | None = None,
+    sample: np.ndarray | None = None,
+    class_names: Sequence[str] = (),
+    force: bool = False,
+) -> ProjectInfo:
+    """Write a standalone PlatformIO project running ``tflite`` on ``board`` into ``out_dir``.
+
+    ``runtime`` is ``"aot"`` or ``"tflm"`` (default: the board's). ``sample``
+    is one int8 input the firmware runs at boot (default: a deterministic
+    synthetic image); its expected output comes from TFLite's reference
+    kernels on the host. ``class_names`` name the outputs (default ``0``,
+    ``1``, ...). A folder that holds files is refused unless ``force``;
+    with ``force`` the files of a previous emit are replaced. Two calls with
+    the same inputs write byte-identical files. For ``tflm`` the runtime's
+    files come from :func:`mnmcu.emit.tflm.emit_tflm_sources` (its result is
+    checked by :func:`_merge_extras`); ESP-IDF boards also get the CMake
+    files and ``sdkconfig.defaults`` unless that runtime wrote its own.
+    """
+    tflite = Path(tflite)
+    runtime = runtime or board.runtime.default
+    if runtime not in RUNTIMES:
+        raise InvalidValue(f"unknown runtime {runtime!r}", f"use one of {', '.join(RUNTIMES)}")
+    pio = board.platformio
+    if pio is None:
+        raise InvalidValue(
+            f"board {board.id} has no PlatformIO environment",
+            "pick a microcontroller board ('mnmcu boards'); test on the host with 'mnmcu verify'",
+        )
+    try:
+        flatbuffer = tflite.read_bytes()
+    except OSError as exc:
+        raise InvalidValue(f"cannot read {tflite} ({exc.strerror})", "check the path") from None
+    graph = load_graph(flatbuffer)
+    sha = cgen.sha256_file(tflite)
+    input_t, output_t = graph.input, graph.output
+    if input_t.dtype != "int8" or output_t.dtype != "int8":
+        raise UnsupportedModel(
+            f"the model's input is {input_t.dtype} and output {output_t.dtype}, not int8",
+            "convert it to full int8 with 'mnmcu quantize'",
+        )
+    sample_source = "a caller-supplied input" if sample is not None else DEFAULT_SAMPLE_SOURCE
+    sample_array = _check_sample(sample if sample is not None else default_sample(graph), graph)
+    expected = reference_output(flatbuffer, sample_array).astype(np.int8).reshape(-1)
+    names = _class_names(tuple(class_names), int(expected.size))
+    family = hal_family(board)
+
+    project_dir = prepare_output(Path(out_dir), force).resolve()
+    _remove_previous(project_dir)
+    src = project_dir / SRC_DIR
+    src.mkdir(exist_ok=True)
+    written: list[Path] = []
+
+    def banner(filename: str, what: str) -> str:
+        return cgen.banner(filename, tflite.name, sha, what)
+
+    env = cgen.template_env(TEMPLATE_DIR)
+    model_ident = cgen.c_identifier(tflite.stem).lower() or "model"
+    if runtime == "aot":
+        extras = _emit_aot_runtime(graph, tflite, src, model_ident, banner, env, written)
+    else:
+        extras = _tflm_sources(graph, tflite, board, src, project_dir)
+        written.extend(project_dir / f for f in extras["files"])
+
+    for source in (
+        data_dir("firmware") / "common" / "mnmcu_runtime.h",
+        data_dir("firmware") / "common" / "mnmcu_app.h",
+        *hal_sources(family),
+    ):
+        _write(src / source.name, source.read_bytes())
+        written.append(src / source.name)
+
+    main_name = "main.cpp" if pio.framework == "arduino" else "main.c"
+    context: dict[str, Any] = {
+        "c_string": cgen.c_string,
+        "version": __version__,
+        "board_id": board.id,
+        "runtime": runtime,
+        "model_file": tflite.name,
+        "model_sha256": sha,
+    }
+    headers = {
+        "mnmcu_app_config.h": ("mnmcu_app_config.h.j2", "Identity of this firmware."),
+        "mnmcu_sample.h": ("mnmcu_sample.h.j2", "The boot-time sample and its expected output."),
+        main_name: ("main.c.j2", "The firmware application."),
+    }
+    sample_context = {
+        "sample_source": sample_source,
+        "input_size": int(sample_array.size),
+        "output_size": int(expected.size),
+        "class_names": names,
+        "input_array": cgen.c_array(
+            "mnmcu_sample_input",
+            sample_array,
+            "int8_t",
+            f"sample input {list(input_t.shape)}, {sample_source}",
+        ),
+        "expected_array": cgen.c_array(
+            "mnmcu_sample_expected",
+            expected,
+            "int8_t",
+            "expected output (TFLite reference kernels on the host)",
+        ),
+    }
+    for filename, (template, what) in headers.items():
+        text = env.get_template(template).render(
+            guard=cgen.guard_macro(filename), **context, **sample_context
+        )
+        _write(src / filename, banner(filename, what) + text)
+        written.append(src / filename)
+
+    if pio.framework == "espidf":
+        written.extend(_espidf_files(board, project_dir, tflite.name, sha, env))
+
+    ini = _platformio_ini(board, runtime, extras, tflite.name, sha, env)
+    _write(project_dir / "platformio.ini", ini)
+    written.append(project_dir / "platformio.ini")
+    gitignore = _text_banner(".gitignore", tflite.name, sha, "Git ignore rules.", "# ")
+    _write(project_dir / ".gitignore", gitignore + "\n.pio/\n")
+    written.append(project_dir / ".gitignore")
+
+    arena_bytes = int(extras.get("arena_bytes", 0))
+    info = ProjectInfo(
+        project_dir=project_dir,
+        board_id=board.id,
+        runtime=runtime,
+        env_name=board.id,
+        model_file=tflite.name,
+        model_sha256=sha,
+        input_shape=tuple(input_t.shape),
+        output_shape=tuple(output_t.shape),
+        sample_source=sample_source,
+        expected_output=tuple(int(v) for v in expected),
+        class_names=names,
+        arena_bytes=arena_bytes,
+        files=(),
+        model_sources=tuple(_relative(Path(p), project_dir) for p in extras["model_sources"]),
+        arena_symbols=tuple(extras["arena_symbols"]),
+        notes=tuple(extras["notes"]),
+    )
+    rels = sorted({_relative(p, project_dir) for p in written} | {"README.md", PROJECT_FILE})
+    info = dataclasses.replace(info, files=tuple(rels))
+    readme = _readme(board, pio, info, env, sha)
+    _write(project_dir / "README.md", readme)
+    manifest = json.dumps(info._manifest(), indent=2, sort_keys=True) + "\n"
+    _write(project_dir / PROJECT_FILE, manifest)
+    logger.debug("project for %s (%s) written to %s", board.id, runtime, project_dir)
+    return info
+
+
+def _emit_aot_runtime(
+    graph: Graph,
+    tflite: Path,
+    src: Path,
+    ident: str,
+    banner: Any,
+    env: Any,
+    written: list[Path],
+) -> dict[str, Any]:
+    """The AOT model, its kernels and the runtime adapter; the extras for the project."""
+    from mnmcu.emit.aot import emit_aot, inplace_ops, scratch_bytes
+    from mnmcu.plan import plan_memory
+
+    plan = plan_memory(graph, scratch_bytes(graph), inplace_ops(graph))
+    written.extend(emit_aot(graph, plan, src, ident, str(tflite)))
+    adapter = "mnmcu_runtime_aot.c"
+    text = env.get_template("aot/mnmcu_runtime_aot.c.j2").render()
+    _write(src / adapter, banner(adapter, "The runtime interface over the AOT model.") + text)
+    written.append(src / adapter)
+    return {
+        "ini_options": [],
+        "build_flags": [],
+        "lib_deps": [],
+        "notes": [],
+        "model_sources": [f"{SRC_DIR}/mnmcu_model_{ident}.c"],
+        "arena_symbols": list(AOT_ARENA_SYMBOLS),
+        "arena_bytes": max(plan.arena_bytes, 16),
+    }
+
+
+ESP_MAIN_TASK_STACK_BYTES = 16384
+"""Stack of ESP-IDF's main task, where the firmware runs inference (default 3584)."""
+
+
+def _espidf_files(
+    board: Board, project_dir: Path, model_file: str, sha: str, env: Any
+) -> list[Path]:
+    """ESP-IDF's CMake files and sdkconfig defaults, unless the runtime wrote its own."""
+    clock_mhz = (board.cpu.clock_hz or 240_000_000) // 1_000_000
+    files = {
+        "CMakeLists.txt": ("espidf/CMakeLists.txt.j2", "ESP-IDF project."),
+        "src/CMakeLists.txt": ("espidf/src_CMakeLists.txt.j2", "ESP-IDF main component."),
+        "sdkconfig.defaults": ("espidf/sdkconfig.defaults.j2", "ESP-IDF configuration."),
+    }
+    written = []
+    for rel, (template, what) in files.items():
+        path = project_dir / rel
+        if path.exists():
+            continue
+        banner = _text_banner(rel, model_file, sha, what, "# ")
+        text = env.get_template(template).render(
+            banner=banner,
+            project_name=cgen.c_identifier(f"mnmcu_{board.id}").lower(),
+            clock_mhz=clock_mhz,
+            main_stack_bytes=ESP_MAIN_TASK_STACK_BYTES,
+        )
+        _write(path, text)
+        written.append(path)
+    return written
+
+
+def platformio_options(board: Board, runtime: str, extras: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of the ``[env:<board>]`` section, from the board data and the runtime."""
+    pio = board.platformio
+    if pio is None:
+        raise InvalidValue(f"board {board.id} has no PlatformIO environment")
+    options: list[tuple[str, str]] = list(pio.ini_options)
+    if pio.is_local_platform:
+        # The local platform takes the compiler's CPU flags from the board data.
+        options.append(("board_build.cpu_flags", " ".join(board.cpu.gcc_flags)))
+    options.extend(extras.get("ini_options", ()))
+    flags = [f"-D{board_macro(board)}"]
+    if board.cpu.clock_hz is not None:
+        flags.append(f"-DMNMCU_CPU_HZ={board.cpu.clock_hz}")
+    if board.serial.baud is not None:
+        flags.append(f"-DMNMCU_CONSOLE_BAUD={board.serial.baud}")
+    flags.extend(pio.build_flags)
+    flags.extend(extras.get("build_flags", ()))
+    deps = [*pio.lib_deps, *extras.get("lib_deps", ())]
+    keys = [k for k, _ in options]
+    dupes = sorted({k for k in keys if keys.count(k) > 1})
+    if dupes:
+        raise InvalidValue(
+            f"platformio.ini option {dupes[0]} is set twice (board data and {runtime} runtime)"
+        )
+    return {
+        "env_name": board.id,
+        "platform": pio.platform_spec(),
+        "board": pio.board,
+        "framework": pio.framework_option,
+        "options": options,
+        "build_flags": flags,
+        "lib_deps": deps,
+        "monitor_speed": board.serial.baud,
+    }
+
+
+def _platformio_ini(
+    board: Board, runtime: str, extras: Mapping[str, Any], model_file: str, sha: str, env: Any
+) -> str:
+    banner = _text_banner(
+        "platformio.ini", model_file, sha, f"PlatformIO project for {board.id} ({runtime}).", "; "
+    )
+    text: str = env.get_template("platformio.ini.j2").render(
+        banner=banner, **platformio_options(board, runtime, extras)
+    )
+    return text
+
+
+def _readme(board: Board, pio: PlatformIO, info: ProjectInfo, env: Any, sha: str) -> str:
+    banner = _text_banner("README.md", info.model_file, sha, "About this project.", "")
+    text: str = env.get_template("README.md.j2").render(
+        banner=banner,
+        version=__version__,
+        board_id=board.id,
+        board_name=board.name,
+        board_description=board.description,
+        model_file=info.model_file,
+        model_sha256=sha,
+        runtime=info.runtime,
+        runtime_title=_RUNTIME_TITLES[info.runtime],
+        env_name=info.env_name,
+        qemu_machine=board.simulator.qemu_machine if pio.is_local_platform else None,
+        local_platform=pio.is_local_platform,
+        platform=pio.platform_spec(),
+        framework=pio.framework_option,
+        monitor_speed=board.serial.baud,
+        sample_source=info.sample_source,
+        class_names=info.class_names,
+        timer=board.timer.source,
+        files=[(rel, _role(rel, info.model_sources)) for rel in info.files],
+        notes=info.notes,
+    )
+    return text
