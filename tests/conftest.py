@@ -32,3 +32,14 @@ def run_mnmcu(
 @pytest.fixture
 def mnmcu_cli():
     return run_mnmcu
+
+
+def require_tool(program: str, install: str, env_var: str) -> None:
+    """Skip when ``program`` is missing, or fail when ``env_var`` is set to 1."""
+    import shutil
+
+    if shutil.which(program) is None:
+        message = f"{program} is not installed: {install}"
+        if os.environ.get(env_var) == "1":
+            pytest.fail(f"{message} ({env_var}=1 requires it)")
+        pytest.skip(message)

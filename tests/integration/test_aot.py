@@ -580,14 +580,14 @@ def test_mobilenet_sanitizers_clean(name: str, mobilenet_builds: Callable[[str],
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["v1-a0.25-97", "v3-small-a0.75-96"])
+@pytest.mark.parametrize("name", list(MOBILENETS))
 def test_mobilenet_matches_tflite_micro(
     name: str, mobilenet_builds: Callable[[str], Build]
 ) -> None:
     from mnmcu.reference import tflm_run
 
     b = mobilenet_builds(name)
-    xs = mobilenet_inputs(b, 8, seed=4)
+    xs = mobilenet_inputs(b, 23, seed=4)
     src = b.c_dir.parent / "model.tflite"
     src.write_bytes(b.flatbuffer)
     try:

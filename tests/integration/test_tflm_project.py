@@ -21,19 +21,22 @@ tflite-micro's headers at the pinned commit).
 from __future__ import annotations
 
 import configparser
+import os
 import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mnmcu.boards import Board, get_board
 from mnmcu.emit import tflm
 from mnmcu.graph import load_graph
 from mnmcu.paths import data_dir
-from mnmcu.reference import TflmRun, tflm_run
+from mnmcu.reference import TflmRun, litert_outputs, tflm_run
 
 BOARDS = ("esp32s3", "esp32", "disco_f407vg", "disco_f746ng", "nucleo_h743zi", "nano33ble")
 MODELS = ("v1", "v3-small")  # keys of the int8_models fixture (tests/integration/conftest.py)
@@ -390,3 +393,145 @@ def test_runtime_compiles_against_the_tflm_api(
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+# --------------------------------------------------------------------------
+# Running the generated runtime on the host, where TFLM sources are at hand
+# --------------------------------------------------------------------------
+
+TFLM_SOURCES_ENV = "MNMCU_TFLM_SOURCES"
+# TFLM's library sources with the reference kernels (no CMSIS-NN / ESP-NN, which
+# need their targets), as TFLM's Makefile lists them for the host.
+LIBRARY_GLOBS = (
+    "tensorflow/lite/micro/*.cc",
+    "tensorflow/lite/micro/tflite_bridge/*.cc",
+    "tensorflow/lite/micro/kernels/*.cc",
+    "tensorflow/lite/micro/memory_planner/*.cc",
+    "tensorflow/lite/micro/arena_allocator/*.cc",
+    "tensorflow/lite/kernels/kernel_util.cc",
+    "tensorflow/lite/core/c/common.cc",
+    "tensorflow/lite/core/api/*.cc",
+    "tensorflow/lite/kernels/internal/*.cc",
+    "tensorflow/lite/kernels/internal/reference/*.cc",
+    "tensorflow/compiler/mlir/lite/core/api/error_reporter.cc",
+    "tensorflow/compiler/mlir/lite/schema/schema_utils.cc",
+)
+NOT_LIBRARY = re.compile(r"_test\.cc$|test_helper|fake_micro_context|mock_micro_graph|hexdump")
+HOST_MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+
+#include "mnmcu_hal.h"
+#include "mnmcu_runtime.h"
+
+static int8_t inputs[1 << 20];
+
+int main(int argc, char **argv) {
+    mnmcu_hal_init();
+    int status = mnmcu_runtime_init();
+    if (status != 0 || argc != 2) return 1;
+    const mnmcu_runtime_info_t *info = mnmcu_runtime_info();
+    printf("arena %u %u\n", (unsigned)info->arena_bytes, (unsigned)info->arena_used_bytes);
+    FILE *f = fopen(argv[1], "rb");
+    size_t n = fread(inputs, 1, sizeof inputs, f);
+    fclose(f);
+    for (size_t k = 0; k + info->input_size <= n; k += info->input_size) {
+        memcpy(mnmcu_runtime_input(), inputs + k, info->input_size);
+        if (mnmcu_runtime_invoke() != 0) return 2;
+        printf("out");
+        for (uint32_t i = 0; i < info->output_size; ++i) printf(" %d", mnmcu_runtime_output()[i]);
+        printf("\n");
+    }
+    return 0;
+}
+"""
+
+
+def tflm_include_dirs(root: Path) -> list[Path]:
+    """TFLM's root and its third-party headers (esp-tflite-micro or a tflite-micro checkout)."""
+    dirs = [root]
+    for name, sub in (("flatbuffers", "include"), ("gemmlowp", ""), ("ruy", "")):
+        for base in (root / "third_party", root / "tensorflow/lite/micro/tools/make/downloads"):
+            if (base / name / sub).is_dir():
+                dirs.append(base / name / sub)
+                break
+        else:
+            pytest.fail(f"{TFLM_SOURCES_ENV}={root} has no {name} headers")
+    return dirs
+
+
+@pytest.fixture(scope="session")
+def host_tflm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """A host library of TFLM with reference kernels, from $MNMCU_TFLM_SOURCES."""
+    root = os.environ.get(TFLM_SOURCES_ENV)
+    if not root:
+        pytest.skip(
+            f"set {TFLM_SOURCES_ENV} to a TFLM source tree (an espressif/esp-tflite-micro "
+            "checkout, or tensorflow/tflite-micro after 'make third_party_downloads')"
+        )
+    gxx = need("g++")
+    includes = tflm_include_dirs(Path(root))
+    out = tmp_path_factory.mktemp("host_tflm")
+    sources = sorted(
+        {p for pattern in LIBRARY_GLOBS for p in Path(root).glob(pattern)}
+        - {p for p in Path(root).glob("**/*.cc") if NOT_LIBRARY.search(p.name)}
+    )
+    flags = ["-std=c++17", "-O1", "-fno-exceptions", "-fno-rtti", "-DTF_LITE_STATIC_MEMORY", "-w"]
+    flags += [f"-I{d}" for d in includes]
+
+    def compile_one(index_source: tuple[int, Path]) -> Path:
+        index, source = index_source
+        obj = out / f"{index:04d}_{source.stem}.o"
+        subprocess.run([gxx, *flags, "-c", str(source), "-o", str(obj)], check=True)
+        return obj
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        objects = list(pool.map(compile_one, enumerate(sources)))
+    library = out / "libtflm.a"
+    subprocess.run(["ar", "rcs", str(library), *map(str, objects)], check=True)
+    return library, includes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", MODELS)
+def test_runtime_runs_on_the_host_bit_exact(
+    model: str,
+    host_tflm: tuple[Path, list[Path]],
+    projects: Projects,
+    int8_models: dict[str, Path],
+    tmp_path: Path,
+) -> None:
+    """The ESP-IDF route's runtime (no Arm-only debug-log hook), TFLM reference kernels."""
+    library, includes = host_tflm
+    src = projects["esp32", model] / "src"
+    hal = data_dir("firmware") / "hal" / "host" / "mnmcu_hal_host.c"
+    (tmp_path / "main.c").write_text(HOST_MAIN)
+    exe = tmp_path / "run"
+    isystem = [f"-isystem{d}" for d in includes]
+    objects = []
+    for source, tool, std in (
+        (src / "mnmcu_runtime_tflm.cpp", "g++", "-std=c++17"),
+        (src / "mnmcu_tflm_model.c", "gcc", "-std=c11"),
+        (hal, "gcc", "-std=gnu11"),
+        (tmp_path / "main.c", "gcc", "-std=c11"),
+    ):
+        obj = tmp_path / f"{source.stem}.o"
+        flags = [std, "-O1", "-Wall", "-Wextra", "-Werror", "-DTF_LITE_STATIC_MEMORY", f"-I{src}"]
+        if tool == "g++":
+            flags += ["-fno-exceptions", "-fno-rtti", *isystem]
+        subprocess.run([need(tool), *flags, "-c", str(source), "-o", str(obj)], check=True)
+        objects.append(str(obj))
+    subprocess.run([need("g++"), "-o", str(exe), *objects, str(library), "-lm"], check=True)
+
+    graph = load_graph(int8_models[model])
+    rng = np.random.default_rng(7)
+    xs = rng.integers(-128, 128, size=(4, *graph.input.shape[1:]), dtype=np.int8)
+    (tmp_path / "inputs.bin").write_bytes(xs.tobytes())
+    run = subprocess.run([str(exe), str(tmp_path / "inputs.bin")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (arena,) = re.findall(r"^arena (\d+) (\d+)$", run.stdout, re.M)
+    assert 0 < int(arena[1]) <= int(arena[0])
+    outputs = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("out")]
+    got = np.array(outputs, dtype=np.int64).astype(np.int8)
+    expected = litert_outputs(int8_models[model].read_bytes(), xs)
+    assert np.array_equal(got, expected.reshape(got.shape))

@@ -148,6 +148,18 @@ def model(
     click.echo(f"{spec.name}: {spec.resolution}x{spec.resolution}x{spec.channels}, {out}")
 
 
+class _TrainDefaults:
+    """TrainConfig's defaults, shown in --help without importing TensorFlow."""
+
+    epochs = 15
+    batch_size = 32
+    learning_rate = 1e-2
+    patience = 4
+
+
+_TRAIN_DEFAULTS = _TrainDefaults()
+
+
 def _train_options(f: Any) -> Any:
     opts = [
         click.option(
@@ -156,21 +168,31 @@ def _train_options(f: Any) -> Any:
             show_default=True,
             help="Image folder (one sub-folder per class) or 'builtin' (procedural shapes).",
         ),
-        click.option("--epochs", type=click.IntRange(1, 1000), default=15, show_default=True),
-        click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True),
+        click.option(
+            "--epochs",
+            type=click.IntRange(1, 1000),
+            default=None,
+            help=f"Training epochs [default: {_TRAIN_DEFAULTS.epochs}].",
+        ),
+        click.option(
+            "--batch-size",
+            type=click.IntRange(1, 4096),
+            default=None,
+            help=f"Images per step [default: {_TRAIN_DEFAULTS.batch_size}].",
+        ),
         click.option(
             "--lr",
             type=click.FloatRange(0, 1, min_open=True),
-            default=2e-3,
-            show_default=True,
-            help="Adam learning rate.",
+            default=None,
+            help="Peak Adam learning rate, cosine decay "
+            f"[default: {_TRAIN_DEFAULTS.learning_rate:g}].",
         ),
         click.option(
             "--patience",
-            type=click.IntRange(0, 1000),
-            default=4,
-            show_default=True,
-            help="Stop after this many epochs without held-out improvement.",
+            type=click.IntRange(1, 1000),
+            default=None,
+            help="Stop after this many epochs without held-out improvement "
+            f"[default: {_TRAIN_DEFAULTS.patience}].",
         ),
         click.option("--seed", type=int, default=0, show_default=True),
     ]
@@ -207,10 +229,10 @@ def _train_opts(
 def train(
     model_dir: Path,
     data: str,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    patience: int,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    patience: int | None,
     seed: int,
     out: Path | None,
     force: bool,
@@ -310,10 +332,10 @@ def build(
     pretrained: str | None,
     classes: str | None,
     data: str,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    patience: int,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    patience: int | None,
     seed: int,
     no_train: bool,
     runtime: str | None,

@@ -92,10 +92,10 @@ class TrainOptions:
     """What ``train`` needs besides the model: the data and the schedule."""
 
     data: str = "builtin"
-    epochs: int = 15
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    patience: int = 4
+    epochs: int | None = None  # None: TrainConfig's default, likewise below
+    batch_size: int | None = None
+    learning_rate: float | None = None
+    patience: int | None = None
     seed: int = 0
     val_fraction: float = 0.2
     builtin_train: int = 2000
@@ -160,13 +160,15 @@ def train(
             )
         spec = replace(spec, class_names=tuple(dataset.class_names))
     model = load_model(model_dir / KERAS_FILE)
-    config = TrainConfig(
-        epochs=options.epochs,
-        batch_size=options.batch_size,
-        learning_rate=options.learning_rate,
-        patience=options.patience,
-        seed=options.seed,
-    )
+    chosen = {
+        "epochs": options.epochs,
+        "batch_size": options.batch_size,
+        "learning_rate": options.learning_rate,
+        "patience": options.patience,
+    }
+    config = TrainConfig(seed=options.seed, **{k: v for k, v in chosen.items() if v is not None})
+    if config.warmup_epochs >= config.epochs:
+        config = replace(config, warmup_epochs=0)
     result = train_model(model, dataset, config, progress)
     save_model(model, out / KERAS_FILE)
     spec.save(out / SPEC_FILE)

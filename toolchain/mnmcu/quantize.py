@@ -184,7 +184,7 @@ def compare_accuracy(
         agreement=float(np.mean(float_pred == int8_pred)),
         images=len(y),
     )
-    logger.info(
+    logger.debug(
         "top-1 on %d held-out images: float %.2f%%, int8 %.2f%%, agreement %.2f%%",
         acc.images,
         100 * acc.float,
