@@ -166,9 +166,11 @@ def train(
         "learning_rate": options.learning_rate,
         "patience": options.patience,
     }
-    config = TrainConfig(seed=options.seed, **{k: v for k, v in chosen.items() if v is not None})
-    if config.warmup_epochs >= config.epochs:
-        config = replace(config, warmup_epochs=0)
+    given: dict[str, Any] = {k: v for k, v in chosen.items() if v is not None}
+    warmup = int(TrainConfig().warmup_epochs)
+    if given.get("epochs", warmup + 1) <= warmup:  # too short to warm up
+        given["warmup_epochs"] = 0
+    config = TrainConfig(seed=options.seed, **given)
     result = train_model(model, dataset, config, progress)
     save_model(model, out / KERAS_FILE)
     spec.save(out / SPEC_FILE)
@@ -359,20 +361,6 @@ def build(
         analysis = analyze_file(out / TFLITE_FILE, board)
     spec = load_spec(out)
     firmware: dict[str, Any] | None = None
-    if board.platformio is not None:
-        firmware = {}
-        with times.stage("emit"):
-            project = emit_firmware(out, board, runtime, dataset)
-            firmware["project"] = str(project.project_dir)
-            firmware["runtime"] = project.runtime
-        if compile_firmware:
-            _write_json(out / REPORT_FILE, {"incomplete": True, "stage_seconds": times.seconds})
-            with times.stage("compile"):
-                from mnmcu.build import footprint, pio_run
-
-                elf = pio_run(project.project_dir, progress=progress)
-                firmware["elf"] = str(elf)
-                firmware["footprint"] = footprint(elf, project).to_dict()
     report = {
         "mnmcu_version": __version__,
         "board": board.id,
@@ -392,5 +380,20 @@ def build(
         "firmware": firmware,
         "stage_seconds": times.seconds,
     }
+    if board.platformio is not None:
+        report["firmware"] = firmware = {}
+        with times.stage("emit"):
+            project = emit_firmware(out, board, runtime, dataset)
+            firmware["project"] = str(project.project_dir)
+            firmware["runtime"] = project.runtime
+        if compile_firmware:
+            # what was made so far stays on record if the compiler fails
+            _write_json(out / REPORT_FILE, report)
+            with times.stage("compile"):
+                from mnmcu.build import footprint, pio_run
+
+                elf = pio_run(project.project_dir, progress=progress)
+                firmware["elf"] = str(elf)
+                firmware["footprint"] = footprint(elf, project).to_dict()
     _write_json(out / REPORT_FILE, report)
     return report
