@@ -100,8 +100,19 @@ def test_image_folder_with_a_corrupt_file(tmp_path: Path) -> None:
     corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     out = tmp_path / "out"
     result = run_mnmcu(
-        "build", "--board", "host", "--resolution", "32", "--epochs", "1", "--data", str(data),
-        "--representative", "8", "--out", str(out),
+        "build",
+        "--board",
+        "host",
+        "--resolution",
+        "32",
+        "--epochs",
+        "1",
+        "--data",
+        str(data),
+        "--representative",
+        "8",
+        "--out",
+        str(out),
     )
     assert result.returncode == 0, result.stderr[-3000:]
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]

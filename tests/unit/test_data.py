@@ -206,10 +206,10 @@ def _nearest_mean_accuracy(ds: Dataset, features_of: str) -> float:
 @pytest.mark.parametrize("classes", [4, 6])
 def test_builtin_classes_are_not_separable_by_colour(classes: int) -> None:
     """An independent check that the task is not trivial: colour statistics give ~chance."""
-    ds = builtin_dataset(48, 3, n_train=1200, n_val=600, seed=5, classes=classes)
+    ds = builtin_dataset(32, 3, n_train=800, n_val=400, seed=5, classes=classes)
     chance = 1.0 / classes
     assert _nearest_mean_accuracy(ds, "mean") < chance + 0.07
-    assert _nearest_mean_accuracy(ds, "mean+std") < chance + 0.10
+    assert _nearest_mean_accuracy(ds, "mean+std") < chance + 0.12
 
 
 # --------------------------------------------------------------------------- helpers

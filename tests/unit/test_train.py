@@ -81,13 +81,23 @@ def test_train_reports_progress_and_evaluate_matches_numpy(shapes: Dataset) -> N
     assert getattr(model, "optimizer", None) is None
 
 
-def test_batch_one_model_trains_and_keeps_its_input(shapes: Dataset) -> None:
-    model = _tiny_model(shapes.num_classes, batch=1)
-    before = [w.copy() for w in model.get_weights()]
-    train_model(model, shapes, TrainConfig(epochs=1, warmup_epochs=0, patience=None))
-    assert tuple(model.inputs[0].shape) == (1, SIZE, SIZE, 3)
-    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
-    assert model.predict(to_model_input(shapes.x_val[:1]), verbose=0).shape == (1, 4)
+def test_batch_one_model_trains_like_a_free_batch_one(shapes: Dataset) -> None:
+    """Same start, same config: same weights (repeatable), whatever the input batch size."""
+    free = _tiny_model(shapes.num_classes)
+    fixed = _tiny_model(shapes.num_classes, batch=1)
+    fixed.set_weights(free.get_weights())
+    before = [w.copy() for w in free.get_weights()]
+    config = TrainConfig(epochs=1, warmup_epochs=0, patience=None, seed=3)
+
+    a = train_model(free, shapes, config)
+    b = train_model(fixed, shapes, config)
+
+    assert tuple(fixed.inputs[0].shape) == (1, SIZE, SIZE, 3)
+    assert a.history == b.history
+    for x, y in zip(free.get_weights(), fixed.get_weights(), strict=True):
+        assert np.array_equal(x, y)
+    assert any(not np.array_equal(x, s) for x, s in zip(free.get_weights(), before, strict=True))
+    assert fixed.predict(to_model_input(shapes.x_val[:1]), verbose=0).shape == (1, 4)
 
 
 def test_freeze_backbone_trains_only_the_head(shapes: Dataset) -> None:
@@ -102,6 +112,23 @@ def test_freeze_backbone_trains_only_the_head(shapes: Dataset) -> None:
         assert np.array_equal(saved, now)
     assert not np.array_equal(model.get_layer("head").get_weights()[0], head)
     assert all(layer.trainable for layer in model.layers)
+
+
+def test_nested_backbone_is_trained_and_copied_back(shapes: Dataset) -> None:
+    inner_in = keras.Input(shape=(SIZE, SIZE, 3))
+    h = keras.layers.Conv2D(8, 3, strides=2, use_bias=False)(inner_in)
+    h = keras.layers.BatchNormalization(name="inner_bn")(h)
+    backbone = keras.Model(inner_in, keras.layers.ReLU()(h), name="backbone")
+    inp = keras.Input(shape=(SIZE, SIZE, 3), batch_size=1)
+    pooled = keras.layers.GlobalAveragePooling2D()(backbone(inp))
+    model = keras.Model(inp, keras.layers.Dense(4, activation="softmax")(pooled))
+    bn = backbone.get_layer("inner_bn")
+    mean_before = bn.moving_mean.numpy().copy()
+
+    train_model(model, shapes, TrainConfig(epochs=1, warmup_epochs=0, patience=None))
+
+    assert not np.array_equal(bn.moving_mean.numpy(), mean_before)
+    assert bn.momentum == 0.99  # the caller's layer settings are untouched
 
 
 def test_shape_mismatches_raise_model_error(shapes: Dataset) -> None:

@@ -13,32 +13,19 @@ With inputs (int8, N x input shape) it runs each and saves the outputs.
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
-import tempfile
 
 import numpy as np
+
+from mnmcu.log import captured_output
 
 
 def _allocations(interp: object) -> dict[str, int]:
     """Capture print_allocations() (written by C++ to fd 1 or 2) and parse it."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    with tempfile.TemporaryFile(mode="w+b") as sink:
-        saved = [os.dup(1), os.dup(2)]
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-        try:
-            interp.print_allocations()  # type: ignore[attr-defined]
-        finally:
-            sys.stdout.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            for fd in saved:
-                os.close(fd)
-        sink.seek(0)
-        text = sink.read().decode("utf-8", "replace")
+    with captured_output("print_allocations") as out:
+        interp.print_allocations()  # type: ignore[attr-defined]
+    text = out.text
     found = {}
     for key in ("total", "head", "tail"):
         m = re.search(rf"Arena allocation {key} (\d+) bytes", text)

@@ -20,6 +20,7 @@ from typing import Any
 
 from mnmcu.boards import Board, fits
 from mnmcu.graph import Graph, Op
+from mnmcu.plan import tensor_lifetimes
 
 MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Ops that only reinterpret their input's bytes.
@@ -119,19 +120,7 @@ def _param_tensors(graph: Graph, op: Op) -> list[int]:
 
 def activation_lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
     """First and last op index at which each non-constant tensor is alive."""
-    n = len(graph.ops)
-    life: dict[int, list[int]] = {}
-    for i in graph.inputs:
-        life[i] = [0, 0]
-    for op in graph.ops:
-        for t in op.outputs:
-            life.setdefault(t, [op.index, op.index])
-        for t in op.inputs:
-            if t >= 0 and not graph.tensor(t).is_constant:
-                life.setdefault(t, [op.index, op.index])[1] = op.index
-    for o in graph.outputs:
-        life.setdefault(o, [n - 1, n - 1])[1] = n - 1
-    return {t: (a, b) for t, (a, b) in life.items()}
+    return tensor_lifetimes(graph)
 
 
 def activation_peak(graph: Graph) -> tuple[int, int]:

@@ -202,7 +202,12 @@ def _train_options(f: Any) -> Any:
 
 
 def _train_opts(
-    data: str, epochs: int, batch_size: int, lr: float, patience: int, seed: int
+    data: str,
+    epochs: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    patience: int | None,
+    seed: int,
 ) -> Any:
     from mnmcu.pipeline import TrainOptions
 
@@ -363,7 +368,7 @@ def build(
     def on_stage(name: str, seconds: float) -> None:
         err.print(f"[green]done[/] {name} in {seconds:.1f} s", highlight=False)
 
-    report = build_fn(
+    result = build_fn(
         spec,
         b,
         out,
@@ -377,9 +382,8 @@ def build(
         runtime=runtime,
         compile_firmware=not no_compile,
     )
-    from mnmcu.pipeline import analyze_file
-
-    analysis_tables(analyze_file(out / report["tflite"], b), b, layers=False)
+    report = result.report
+    analysis_tables(result.analysis, b, layers=False)
     acc = report["accuracy"]
     total = sum(report["stage_seconds"].values())
     click.echo(
@@ -608,10 +612,6 @@ def sim(board: str, project: Path | None, timeout: float) -> None:
 
 def _newest_project(board_id: str) -> Path:
     found = sorted(
-        Path("build").glob(f"*-{board_id}/firmware/mnmcu_project.json"),
-        key=lambda p: p.stat().st_mtime,
-    )
-    found += sorted(
         Path("build").glob(f"*{board_id}*/firmware/mnmcu_project.json"),
         key=lambda p: p.stat().st_mtime,
     )

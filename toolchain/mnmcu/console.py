@@ -97,9 +97,3 @@ class BarProgress:
             self._progress.stop()
             self._progress = None
             self._task = None
-
-
-def fail(message: str, code: int = 1) -> None:
-    """Print one error line and exit."""
-    err.print(f"[bold red]error:[/] {_escape(message)}", highlight=False)
-    sys.exit(code)

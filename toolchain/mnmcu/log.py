@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Protocol
@@ -43,25 +44,37 @@ class NullProgress:
         pass
 
 
+class Captured:
+    """What a :func:`captured_output` block wrote; ``text`` is set when the block ends."""
+
+    text = ""
+
+
 @contextlib.contextmanager
-def captured_output(what: str) -> Iterator[None]:
+def captured_output(what: str) -> Iterator[Captured]:
     """Run a block with the process's stdout/stderr file descriptors captured.
 
-    TensorFlow and its converter write straight to file descriptors 1 and 2;
-    this keeps that noise off the user's terminal and logs it at debug level.
+    TensorFlow, its converter and the TFLite runtimes write straight to file
+    descriptors 1 and 2; this keeps that noise off the user's terminal, logs
+    it at debug level and hands it to the caller as ``Captured.text``.
     """
+    captured = Captured()
+    sys.stdout.flush()
+    sys.stderr.flush()
     with tempfile.TemporaryFile(mode="w+b") as sink:
         saved = [os.dup(1), os.dup(2)]
         try:
             os.dup2(sink.fileno(), 1)
             os.dup2(sink.fileno(), 2)
-            yield
+            yield captured
         finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
             for fd in saved:
                 os.close(fd)
             sink.seek(0)
-            text = sink.read().decode("utf-8", "replace")
-            if text.strip():
-                logger.debug("output of %s:\n%s", what, text.rstrip())
+            captured.text = sink.read().decode("utf-8", "replace")
+            if captured.text.strip():
+                logger.debug("output of %s:\n%s", what, captured.text.rstrip())

@@ -314,6 +314,14 @@ class StageTimes:
             self.on_stage(name, self.seconds[name])
 
 
+@dataclass(frozen=True)
+class BuildResult:
+    """What ``build`` made: the report (as written to report.json) and the analysis."""
+
+    report: dict[str, Any]
+    analysis: Analysis
+
+
 def build(
     spec: ModelSpec,
     board: Board,
@@ -327,8 +335,10 @@ def build(
     classes_from_data: bool = False,
     runtime: str | None = None,
     compile_firmware: bool = True,
-) -> dict[str, Any]:
-    """Run every stage that exists for ``spec`` on ``board`` into ``out``; return the report.
+) -> BuildResult:
+    """Run every stage that exists for ``spec`` on ``board`` into ``out``.
+
+    Returns what ``report.json`` holds and the model's :class:`Analysis`.
 
     With ``classes_from_data`` the number of classes (and their names) come
     from the dataset instead of ``spec.classes``.
@@ -359,7 +369,6 @@ def build(
         )
     with times.stage("analyze"):
         analysis = analyze_file(out / TFLITE_FILE, board)
-    spec = load_spec(out)
     firmware: dict[str, Any] | None = None
     report = {
         "mnmcu_version": __version__,
@@ -396,4 +405,4 @@ def build(
                 firmware["elf"] = str(elf)
                 firmware["footprint"] = footprint(elf, project).to_dict()
     _write_json(out / REPORT_FILE, report)
-    return report
+    return BuildResult(report, analysis)

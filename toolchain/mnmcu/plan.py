@@ -94,38 +94,38 @@ class _Group:
         self.first, self.last, self.size = first, last, size
 
 
+def tensor_lifetimes(
+    graph: Graph, skip: frozenset[int] | set[int] = frozenset()
+) -> dict[int, tuple[int, int]]:
+    """First and last op index at which each activation tensor is alive.
+
+    Activations are the non-constant tensors not in ``skip``; the graph
+    input lives from op 0, the graph output to the last op.
+    """
+    n = len(graph.ops)
+    life: dict[int, list[int]] = {t: [0, 0] for t in graph.inputs}
+    for op in graph.ops:
+        for t in (*op.inputs, *op.outputs):
+            if t >= 0 and t not in skip and not graph.tensor(t).is_constant:
+                life.setdefault(t, [op.index, op.index])[1] = op.index
+    for t in graph.outputs:
+        life.setdefault(t, [n - 1, n - 1])[1] = n - 1
+    return {t: (a, b) for t, (a, b) in life.items()}
+
+
 def _groups(graph: Graph, inplace_ops: set[int]) -> list[_Group]:
     folded = folded_tensors(graph)
-    n = len(graph.ops)
-    first: dict[int, int] = {}
-    last: dict[int, int] = {}
-
-    def activation(t: int) -> bool:
-        return t >= 0 and t not in folded and not graph.tensor(t).is_constant
-
-    for t in graph.inputs:
-        first[t] = last[t] = 0
-    for op in graph.ops:
-        for t in op.inputs:
-            if activation(t):
-                first.setdefault(t, op.index)
-                last[t] = op.index
-        for t in op.outputs:
-            if activation(t):
-                first.setdefault(t, op.index)
-                last.setdefault(t, op.index)
-    for t in graph.outputs:
-        last[t] = n - 1
+    life = tensor_lifetimes(graph, folded)
     group_of: dict[int, _Group] = {}
     groups: list[_Group] = []
-    for t in sorted(first, key=lambda t: (first[t], t)):
-        group_of[t] = g = _Group(t, first[t], last[t], graph.tensor(t).nbytes)
+    for t in sorted(life, key=lambda t: (life[t][0], t)):
+        group_of[t] = g = _Group(t, *life[t], graph.tensor(t).nbytes)
         groups.append(g)
     for op in graph.ops:
-        if not op.outputs or not activation(op.outputs[0]) or not op.inputs:
+        if not op.outputs or op.outputs[0] not in life or not op.inputs:
             continue
         src, dst = op.inputs[0], op.outputs[0]
-        if not activation(src):
+        if src not in life:
             continue
         gs, gd = group_of[src], group_of[dst]
         alias = op.opcode == "RESHAPE"

@@ -20,6 +20,7 @@ import numpy as np
 from mnmcu.errors import QuantizationError
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, captured_output, logger
+from mnmcu.model.data import to_model_input
 
 if TYPE_CHECKING:
     import keras
@@ -34,18 +35,14 @@ DEFAULT_REPRESENTATIVE = 200
 _SOFTMAX_SCALED_DIFF_BITS = 5
 
 
-def to_model_input(x_uint8: np.ndarray) -> np.ndarray:
-    """uint8 images -> float32 in [-1, 1], the range every mnmcu model takes."""
-    return x_uint8.astype(np.float32) / 127.5 - 1.0
-
-
 def quantize_input(x_uint8: np.ndarray, graph: Graph) -> np.ndarray:
     """uint8 images -> the int8 input tensor's values, using its scale and zero point."""
     q = graph.input.quantization
     if q is None:
         raise QuantizationError("the model input has no quantization parameters")
     scaled = np.round(to_model_input(x_uint8) / q.scale[0]) + q.zero_point[0]
-    return np.clip(scaled, -128, 127).astype(np.int8)
+    quantized: np.ndarray = np.clip(scaled, -128, 127).astype(np.int8)
+    return quantized
 
 
 def check_softmax_scale(graph: Graph) -> None:

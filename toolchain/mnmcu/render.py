@@ -16,11 +16,6 @@ def _shape(shape: Sequence[int]) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def kib(n: int) -> str:
-    """Bytes as KiB with one decimal, e.g. ``54.0 KiB``."""
-    return f"{n / 1024:,.1f} KiB"
-
-
 def boards_table(boards: Sequence[Board]) -> None:
     """Print one row per board."""
     table = Table(title="Boards")

@@ -39,8 +39,45 @@ static void broadcast_strides(const mnmcu_dims_t *in, const mnmcu_dims_t *out, i
     s[3] = (in->c == out->c && out->c > 1) ? sc : 0;
 }
 
-static int32_t add_one(int8_t x, int8_t y, const mnmcu_add_params_t *p)
+/* One output element of a binary op from its two input elements. */
+typedef int32_t (*binary_element_fn)(int8_t x, int8_t y, const void *params);
+
+/*
+ * Walk the output of a binary op with numpy-style broadcasting of both
+ * inputs, computing each element with `element`. Checks the shapes first.
+ */
+static mnmcu_status_t broadcast_binary(const mnmcu_dims_t *d1, const mnmcu_dims_t *d2,
+                                       const mnmcu_dims_t *od, const int8_t *input1,
+                                       const int8_t *input2, int8_t *output,
+                                       binary_element_fn element, const void *params)
 {
+    int64_t s1[4], s2[4];
+    int32_t n, h, w, c;
+    int64_t o = 0;
+    if (!broadcastable(d1, od) || !broadcastable(d2, od) ||
+        (output == input1 && !same_dims(d1, od))) {
+        return MNMCU_ERR_SHAPE;
+    }
+    broadcast_strides(d1, od, s1);
+    broadcast_strides(d2, od, s2);
+    for (n = 0; n < od->n; ++n) {
+        for (h = 0; h < od->h; ++h) {
+            for (w = 0; w < od->w; ++w) {
+                const int64_t b1 = n * s1[0] + h * s1[1] + w * s1[2];
+                const int64_t b2 = n * s2[0] + h * s2[1] + w * s2[2];
+                for (c = 0; c < od->c; ++c) {
+                    output[o++] =
+                        (int8_t)element(input1[b1 + c * s1[3]], input2[b2 + c * s2[3]], params);
+                }
+            }
+        }
+    }
+    return MNMCU_OK;
+}
+
+static int32_t add_one(int8_t x, int8_t y, const void *params)
+{
+    const mnmcu_add_params_t *p = (const mnmcu_add_params_t *)params;
     const int32_t in1 = p->input1_offset + x;
     const int32_t in2 = p->input2_offset + y;
     const int32_t shifted1 = in1 * ((int32_t)1 << p->left_shift);
@@ -52,8 +89,9 @@ static int32_t add_one(int8_t x, int8_t y, const mnmcu_add_params_t *p)
     return mnmcu_clamp(raw, p->act_min, p->act_max);
 }
 
-static int32_t mul_one(int8_t x, int8_t y, const mnmcu_mul_params_t *p)
+static int32_t mul_one(int8_t x, int8_t y, const void *params)
 {
+    const mnmcu_mul_params_t *p = (const mnmcu_mul_params_t *)params;
     const int32_t in1 = p->input1_offset + x;
     const int32_t in2 = p->input2_offset + y;
     const int32_t raw =
@@ -69,9 +107,6 @@ static int offset_valid(int32_t offset)
 mnmcu_status_t mnmcu_add_s8_run(const mnmcu_add_params_t *params, const int8_t *input1,
                                 const int8_t *input2, int8_t *output)
 {
-    int64_t s1[4], s2[4];
-    int32_t n, h, w, c;
-    int64_t o = 0;
     const mnmcu_dims_t *od;
     if (params == NULL || input1 == NULL || input2 == NULL || output == NULL) {
         return MNMCU_ERR_ARG;
@@ -87,33 +122,13 @@ mnmcu_status_t mnmcu_add_s8_run(const mnmcu_add_params_t *params, const int8_t *
         params->input1_shift > 0 || params->input2_shift > 0 || params->output_shift > 0) {
         return MNMCU_ERR_ARG;
     }
-    if (!broadcastable(&params->input1, od) || !broadcastable(&params->input2, od) ||
-        (output == input1 && !same_dims(&params->input1, od))) {
-        return MNMCU_ERR_SHAPE;
-    }
-    broadcast_strides(&params->input1, od, s1);
-    broadcast_strides(&params->input2, od, s2);
-    for (n = 0; n < od->n; ++n) {
-        for (h = 0; h < od->h; ++h) {
-            for (w = 0; w < od->w; ++w) {
-                const int64_t b1 = n * s1[0] + h * s1[1] + w * s1[2];
-                const int64_t b2 = n * s2[0] + h * s2[1] + w * s2[2];
-                for (c = 0; c < od->c; ++c) {
-                    output[o++] = (int8_t)add_one(input1[b1 + c * s1[3]],
-                                                  input2[b2 + c * s2[3]], params);
-                }
-            }
-        }
-    }
-    return MNMCU_OK;
+    return broadcast_binary(&params->input1, &params->input2, od, input1, input2, output,
+                            add_one, params);
 }
 
 mnmcu_status_t mnmcu_mul_s8_run(const mnmcu_mul_params_t *params, const int8_t *input1,
                                 const int8_t *input2, int8_t *output)
 {
-    int64_t s1[4], s2[4];
-    int32_t n, h, w, c;
-    int64_t o = 0;
     const mnmcu_dims_t *od;
     if (params == NULL || input1 == NULL || input2 == NULL || output == NULL) {
         return MNMCU_ERR_ARG;
@@ -125,25 +140,8 @@ mnmcu_status_t mnmcu_mul_s8_run(const mnmcu_mul_params_t *params, const int8_t *
         !mnmcu_requant_valid(params->output_multiplier, params->output_shift)) {
         return MNMCU_ERR_ARG;
     }
-    if (!broadcastable(&params->input1, od) || !broadcastable(&params->input2, od) ||
-        (output == input1 && !same_dims(&params->input1, od))) {
-        return MNMCU_ERR_SHAPE;
-    }
-    broadcast_strides(&params->input1, od, s1);
-    broadcast_strides(&params->input2, od, s2);
-    for (n = 0; n < od->n; ++n) {
-        for (h = 0; h < od->h; ++h) {
-            for (w = 0; w < od->w; ++w) {
-                const int64_t b1 = n * s1[0] + h * s1[1] + w * s1[2];
-                const int64_t b2 = n * s2[0] + h * s2[1] + w * s2[2];
-                for (c = 0; c < od->c; ++c) {
-                    output[o++] = (int8_t)mul_one(input1[b1 + c * s1[3]],
-                                                  input2[b2 + c * s2[3]], params);
-                }
-            }
-        }
-    }
-    return MNMCU_OK;
+    return broadcast_binary(&params->input1, &params->input2, od, input1, input2, output,
+                            mul_one, params);
 }
 
 mnmcu_status_t mnmcu_hard_swish_s8_run(const mnmcu_hard_swish_params_t *params,

@@ -94,16 +94,15 @@ def _read_image(path: Path, size: int, channels: int) -> U8Images:
     mode = "L" if channels == 1 else "RGB"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # palette-transparency and EXIF chatter
-        with Image.open(path) as img:
-            img.draft(mode, (size, size))  # JPEG: let the decoder downscale big photos
-            img.load()
-            img = ImageOps.exif_transpose(img)
+        with Image.open(path) as opened:
+            opened.draft(mode, (size, size))  # JPEG: let the decoder downscale big photos
+            opened.load()
+            img: Image.Image = ImageOps.exif_transpose(opened)
             if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
                 rgba = img.convert("RGBA")
                 white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
                 img = Image.alpha_composite(white, rgba)
-            img = img.convert(mode)
-            img = ImageOps.fit(img, (size, size), Image.Resampling.BILINEAR)
+            img = ImageOps.fit(img.convert(mode), (size, size), Image.Resampling.BILINEAR)
     array = np.asarray(img, dtype=np.uint8)
     return array.reshape(size, size, channels)
 
@@ -123,9 +122,10 @@ def load_image_folder(
     Class order is the sorted sub-folder names. Images (.png .jpg .jpeg .bmp
     .gif .webp, any case) are converted to RGB or grayscale, their shorter side
     scaled to ``size`` and the centre cropped square; transparency is flattened
-    onto white. Each class is split on its own (stratified) with ``seed``, so
-    the split does not depend on other classes. ``max_per_class`` keeps a
-    seeded random subset of each class. Unreadable files are skipped with a
+    onto white. Each class is split on its own (stratified, ``val_fraction``
+    rounded, at least one image on each side), seeded by ``seed``; the
+    training part is then shuffled. ``max_per_class`` keeps a seeded random
+    subset of each class. Unreadable files are skipped with a
     warning and listed in :attr:`Dataset.skipped`.
     """
     _check_geometry(size, channels, 1)
@@ -316,9 +316,7 @@ def _draw_mask(
     return np.asarray(small, dtype=np.float32) / np.float32(255.0)
 
 
-def _draw_lines(
-    size: int, count: int, rng: np.random.Generator
-) -> NDArray[np.float32]:
+def _draw_lines(size: int, count: int, rng: np.random.Generator) -> NDArray[np.float32]:
     """Coverage of ``count`` random straight strokes crossing the image."""
     ss = 2
     canvas = Image.new("L", (size * ss, size * ss), 0)
@@ -370,8 +368,9 @@ def _generate_shapes(
     return out, labels
 
 
-def _blend(img: NDArray[np.float32], colour: NDArray[np.float32],
-           alpha: NDArray[np.float32]) -> None:
+def _blend(
+    img: NDArray[np.float32], colour: NDArray[np.float32], alpha: NDArray[np.float32]
+) -> None:
     """In place: ``img = img * (1 - alpha) + colour * alpha``."""
     delta = colour - img
     delta *= alpha
@@ -522,16 +521,22 @@ def load_dataset(
             raise InvalidValue(
                 f"unknown builtin dataset {source!r}", f"use one of {', '.join(BUILTIN_SOURCES)}"
             )
-        return builtin_dataset(size, channels, n_train=n_train, n_val=n_val, seed=seed,
-                               classes=classes)
+        return builtin_dataset(
+            size, channels, n_train=n_train, n_val=n_val, seed=seed, classes=classes
+        )
     if classes is not None:
         raise InvalidValue(
             f"classes={classes} only applies to the builtin dataset",
             "a folder's classes are its sub-folders",
         )
     return load_image_folder(
-        source, size, channels, val_fraction=val_fraction, seed=seed,
-        max_per_class=max_per_class, progress=progress,
+        source,
+        size,
+        channels,
+        val_fraction=val_fraction,
+        seed=seed,
+        max_per_class=max_per_class,
+        progress=progress,
     )
 
 
