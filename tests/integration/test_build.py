@@ -132,3 +132,39 @@ def test_sim_runs_the_built_firmware(vww_build: tuple[Path, str]) -> None:
     line = result.stdout.splitlines()[0]
     assert line.startswith("mnmcu: board=qemu-m4 runtime=aot") and " ok=1" in line
     assert "instructions per inference" in result.stdout and " ms" not in result.stdout
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("board_id", ["qemu-m7", "qemu-m55"])
+def test_build_and_sim_on_the_other_qemu_boards(board_id: str, tmp_path: Path) -> None:
+    """The same chain for the M7 and M55 machines; untrained weights keep it short."""
+    require_tool("qemu-system-arm", "apt-get install qemu-system-arm", "MNMCU_REQUIRE_QEMU")
+    require_tool("arm-none-eabi-gcc", "apt-get install gcc-arm-none-eabi", "MNMCU_REQUIRE_GCC")
+    import re
+
+    import numpy as np
+
+    from mnmcu.reference import litert_outputs
+
+    out = tmp_path / board_id
+    built = run_mnmcu(
+        "build", "--board", board_id, "--alpha", "0.25", "--resolution", "96", "--no-train",
+        "--out", str(out),
+    )  # fmt: skip
+    assert built.returncode == 0, built.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert Path(report["firmware"]["elf"]).is_file()
+
+    result = run_mnmcu("sim", "--board", board_id, "--project", str(out / "firmware"))
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.splitlines()[0]
+    assert line.startswith(f"mnmcu: board={board_id} runtime=aot") and " ok=1" in line
+    # The printed output is the host reference's for the sample the firmware embeds.
+    header = (out / "firmware" / "src" / "mnmcu_sample.h").read_text()
+    values = re.search(r"mnmcu_sample_input\[\d+\] = \{(.*?)\};", header, re.S)
+    assert values
+    sample = np.array([int(v) for v in values.group(1).split(",")], np.int8)
+    tflite = (out / "model_int8.tflite").read_bytes()
+    expected = np.asarray(litert_outputs(tflite, sample.reshape(1, 96, 96, 3))).reshape(-1)
+    printed = re.search(r" output=([-\d,]+) ", line)
+    assert printed and printed.group(1) == ",".join(str(int(v)) for v in expected)

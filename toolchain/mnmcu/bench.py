@@ -43,13 +43,11 @@ def convert_untrained(spec: ModelSpec, seed: int = 0) -> bytes:
     scale that TFLite rejects; spreading the classifier's biases over [-2, 2]
     gives the logits a real range without touching the backbone.
     """
-    from mnmcu.model.mobilenet import build_model
+    from mnmcu.model.mobilenet import build_model, spread_classifier_biases
     from mnmcu.quantize import convert_int8
 
     model = build_model(spec, batch_size=1)
-    dense = model.get_layer("classifier")
-    kernel, _ = dense.get_weights()
-    dense.set_weights([kernel, np.linspace(-2.0, 2.0, spec.classes).astype(np.float32)])
+    spread_classifier_biases(model)
     return convert_int8(model, synthetic_images(spec.resolution, spec.channels, seed=seed))
 
 

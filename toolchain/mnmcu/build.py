@@ -284,15 +284,16 @@ def _tree_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def _refresh_local_platform(spec: str, core_dir: Path) -> None:
+def _refresh_local_platform(spec: str, core_dir: Path, project_dir: Path) -> None:
     """Drop PlatformIO's copy of a ``file://`` platform when its source has changed.
 
     PlatformIO copies a local platform into the core dir once and keeps
     using that copy; removing it makes the next ``pio run`` copy it again.
+    A relative path is relative to the project, as for PlatformIO.
     """
     if not spec.startswith("file://"):
         return
-    source = Path(spec[len("file://") :])
+    source = project_dir / spec[len("file://") :]
     for item in _installed_platforms(core_dir):
         if (item.get("spec") or {}).get("uri") != spec:
             continue
@@ -325,7 +326,7 @@ def pio_run(
     spec = parser.get(f"env:{env_name}", "platform", fallback="").strip()
     provision_offline(core)
     _check_platform(spec, core, project_dir, env_name)
-    _refresh_local_platform(spec, core)
+    _refresh_local_platform(spec, core, project_dir)
     if spec.startswith("file://") and shutil.which("arm-none-eabi-gcc") is None:
         raise ToolMissing(
             "arm-none-eabi-gcc is not installed (the QEMU boards build with it)",
@@ -348,7 +349,8 @@ def pio_run(
     finally:
         progress.finish()
     logger.debug("pio run output:\n%s", proc.stdout.decode("utf-8", "replace").rstrip())
-    elf = project_dir / ".pio" / "build" / env_name / "firmware.elf"
+    build_dir = os.environ.get("PLATFORMIO_BUILD_DIR") or project_dir / ".pio" / "build"
+    elf = Path(build_dir) / env_name / "firmware.elf"
     if not elf.is_file():
         raise BuildFailed(f"pio run succeeded but {elf} is missing")
     return elf

@@ -575,13 +575,19 @@ def emit(tflite: Path, board: str, runtime: str | None, out: Path, force: bool) 
     help="Built firmware project (default: the newest build/*-BOARD/firmware).",
 )
 @click.option(
+    "--elf",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="A firmware ELF built elsewhere (e.g. by the repository's platformio.ini).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(1, 3600),
     default=60.0,
     show_default=True,
     help="Seconds to wait for the boot line.",
 )
-def sim(board: str, project: Path | None, timeout: float) -> None:
+def sim(board: str, project: Path | None, elf: Path | None, timeout: float) -> None:
     """Run the built firmware in QEMU and print its boot line."""
     from mnmcu.boards import get_board
     from mnmcu.emit.project import load_project
@@ -592,14 +598,21 @@ def sim(board: str, project: Path | None, timeout: float) -> None:
         raise InvalidValue(
             f"board {b.id!r} has no QEMU machine", "use qemu-m4, qemu-m7 or qemu-m55"
         )
-    project = project or _newest_project(b.id)
-    info = load_project(project)
-    if not info.elf_path.is_file():
-        raise InvalidValue(
-            f"{project} has no built firmware ({info.elf_path})",
-            f"build it with 'mnmcu build --board {b.id}' or 'pio run -d {project}'",
-        )
-    run = run_qemu(b, info.elf_path, timeout=timeout)
+    if elf is not None:
+        if project is not None:
+            raise InvalidValue("--elf and --project both name the firmware", "pass one of them")
+        if not elf.is_file():
+            raise InvalidValue(f"no firmware ELF at {elf}", "build it first, or check the path")
+    else:
+        project = project or _newest_project(b.id)
+        info = load_project(project)
+        if not info.elf_path.is_file():
+            raise InvalidValue(
+                f"{project} has no built firmware ({info.elf_path})",
+                f"build it with 'mnmcu build --board {b.id}' or 'pio run -d {project}'",
+            )
+        elf = info.elf_path
+    run = run_qemu(b, elf, timeout=timeout)
     click.echo(run.boot_line)
     if run.instructions is not None:
         click.echo(

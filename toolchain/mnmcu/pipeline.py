@@ -65,13 +65,26 @@ def _read_json(path: Path, what: str, hint: str) -> Any:
         raise ModelError(f"{what} {path} is unreadable ({exc})", hint) from None
 
 
-def create_model(spec: ModelSpec, out: Path, force: bool = False) -> Path:
-    """Build the model described by ``spec`` and save it in folder ``out``."""
+def create_model(
+    spec: ModelSpec, out: Path, force: bool = False, seed: int = 0, untrained: bool = False
+) -> Path:
+    """Build the model described by ``spec`` and save it in folder ``out``.
+
+    ``seed`` seeds the random initial weights, so a build is repeatable.
+    ``untrained`` marks a model that goes to int8 without training: its
+    classifier biases are spread so that the logits have a range TFLite accepts
+    (ImageNet backbones keep their weights either way).
+    """
     prepare_output(out, force)
-    from mnmcu.model.mobilenet import build_model
+    import keras
+
+    from mnmcu.model.mobilenet import build_model, spread_classifier_biases
     from mnmcu.model.train import save_model
 
+    keras.utils.set_random_seed(seed)
     model = build_model(spec)
+    if untrained:
+        spread_classifier_biases(model)
     save_model(model, out / KERAS_FILE)
     spec.save(out / SPEC_FILE)
     logger.info("%s: %d parameters, saved to %s", spec.name, model.count_params(), out)
@@ -354,7 +367,7 @@ def build(
         )
     with times.stage("model"):
         prepare_output(out, force)
-        create_model(spec, out, force=True)
+        create_model(spec, out, force=True, seed=options.seed, untrained=not train_model)
     train_summary: dict[str, Any] | None = None
     if train_model:
         with times.stage("train"):

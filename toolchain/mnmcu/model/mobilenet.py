@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from mnmcu.errors import ModelError
 from mnmcu.log import logger
 from mnmcu.model.spec import ModelSpec, pretrained_combinations
@@ -75,6 +77,18 @@ def build_model(spec: ModelSpec, batch_size: int | None = None) -> keras.Model:
     model = keras.Model(inp, out, name=spec.name.replace(".", "_"))
     logger.debug("built %s: %d parameters", spec.name, model.count_params())
     return model
+
+
+def spread_classifier_biases(model: keras.Model) -> None:
+    """Give an untrained classifier's logits a real range, in place.
+
+    Random backbone weights give logits that hardly vary, hence a softmax
+    input scale TFLite rejects; spreading the ``classifier`` biases over
+    [-2, 2] fixes that without touching the backbone.
+    """
+    dense = model.get_layer("classifier")
+    kernel, bias = dense.get_weights()
+    dense.set_weights([kernel, np.linspace(-2.0, 2.0, bias.shape[0]).astype(np.float32)])
 
 
 def with_batch_size(model: keras.Model, spec: ModelSpec, batch_size: int | None) -> keras.Model:
