@@ -168,3 +168,22 @@ def test_build_and_sim_on_the_other_qemu_boards(board_id: str, tmp_path: Path) -
     expected = np.asarray(litert_outputs(tflite, sample.reshape(1, 96, 96, 3))).reshape(-1)
     printed = re.search(r" output=([-\d,]+) ", line)
     assert printed and printed.group(1) == ",".join(str(int(v)) for v in expected)
+
+
+def test_esp32s3_build_offline_generates_then_names_the_download(tmp_path: Path) -> None:
+    out = tmp_path / "esp"
+    result = run_mnmcu(
+        "build", "--board", "esp32s3", "--alpha", "0.25", "--resolution", "96", "--no-train",
+        "--out", str(out),
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    assert "platformio/espressif32@6.13.0" in errors[0] and "network" in errors[0]
+    assert "pio pkg install" in errors[0]
+    # The project was generated first, and the report kept.
+    assert (out / "firmware" / "platformio.ini").is_file()
+    assert (out / "firmware" / "src" / "idf_component.yml").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["firmware"]["runtime"] == "tflm" and "elf" not in report["firmware"]

@@ -11,7 +11,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from mnmcu import boards
-from mnmcu.errors import BoardFileError, BoardNotFound
+from mnmcu.errors import BoardFileError, BoardNotFound, InvalidValue
 
 INVALID_DIR = Path(__file__).parent / "invalid_boards"
 KIB = 1024
@@ -211,7 +211,14 @@ def test_to_dict_is_json_and_mirrors_the_file() -> None:
             "timer",
             "upload",
             "simulator",
+            "baremetal",
         }
+    disco = boards.get_board("disco_f407vg")
+    assert disco.to_dict()["baremetal"] == {
+        "platformio_board": "mnmcu_stm32f407vg",
+        "clock_hz": 16_000_000,
+    }
+    assert boards.get_board("esp32s3").to_dict()["baremetal"] is None
     esp = boards.get_board("esp32s3").to_dict()
     assert esp["platformio"]["ini_options"] == {
         "board_build.partitions": "partitions_singleapp_large.csv"
@@ -343,3 +350,20 @@ def test_fits_rejects_negative_usage() -> None:
 )
 def test_format_bytes(count: int, text: str) -> None:
     assert boards.format_bytes(count) == text
+
+
+def test_bare_metal_variant_builds_on_the_local_platform() -> None:
+    disco = boards.get_board("disco_f407vg")
+    bare = disco.bare_metal()
+    assert bare.platformio is not None and bare.platformio.is_local_platform
+    assert bare.platformio.board == "mnmcu_stm32f407vg" and bare.platformio.framework == "none"
+    assert bare.runtime.default == "aot" and bare.cpu.clock_hz == 16_000_000
+    assert bare.memory == disco.memory and bare.simulator == disco.simulator
+    folder = boards.boards_dir() / "platforms" / "mnmcu-qemu" / "boards"
+    spec = json.loads((folder / "mnmcu_stm32f407vg.json").read_text())
+    assert spec["upload"]["maximum_size"] == disco.memory.flash_bytes
+    assert spec["upload"]["maximum_ram_size"] == disco.memory.ram_bytes
+    assert spec["build"]["f_cpu"] == f"{bare.cpu.clock_hz}L"
+    assert spec["build"]["cpu_flags"] == " ".join(disco.cpu.gcc_flags)
+    with pytest.raises(InvalidValue, match="esp32s3 has no bare-metal build"):
+        boards.get_board("esp32s3").bare_metal()

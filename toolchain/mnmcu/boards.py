@@ -183,6 +183,18 @@ class Simulator:
 
 
 @dataclass(frozen=True)
+class Baremetal:
+    """The bare-metal build of a board: AOT runtime on the local platform, no framework."""
+
+    platformio_board: str
+    clock_hz: int
+
+
+LOCAL_PLATFORM = f"file://{BOARDS_PLACEHOLDER}/platforms/mnmcu-qemu"
+"""The local PlatformIO platform (QEMU machines and bare-metal STM32F4)."""
+
+
+@dataclass(frozen=True)
 class Board:
     """One board definition, as loaded from ``boards/<id>.toml``."""
 
@@ -198,6 +210,35 @@ class Board:
     upload: Upload
     simulator: Simulator
     path: Path = dataclasses.field(compare=False, repr=False)
+    baremetal: Baremetal | None = None
+
+    def bare_metal(self) -> Board:
+        """This board as its bare-metal build: the local platform, no framework, AOT.
+
+        Raises :class:`~mnmcu.errors.InvalidValue` if the board has none.
+        """
+        if self.baremetal is None:
+            from mnmcu.errors import InvalidValue
+
+            have = [b.id for b in all_boards() if b.baremetal is not None]
+            raise InvalidValue(
+                f"board {self.id} has no bare-metal build",
+                f"boards with one: {', '.join(have) or 'none'}; or leave out --bare-metal",
+            )
+        return dataclasses.replace(
+            self,
+            cpu=dataclasses.replace(self.cpu, clock_hz=self.baremetal.clock_hz),
+            platformio=PlatformIO(
+                platform=LOCAL_PLATFORM,
+                board=self.baremetal.platformio_board,
+                framework="none",
+                build_flags=(),
+                lib_deps=(),
+                ini_options=(),
+            ),
+            runtime=dataclasses.replace(self.runtime, default="aot"),
+            timer=Timer(source="systick"),
+        )
 
     @property
     def has_limits(self) -> bool:
@@ -219,6 +260,7 @@ class Board:
             data["platformio"]["ini_options"] = dict(self.platformio.ini_options)
         for name in ("runtime", "serial", "timer", "upload", "simulator"):
             data[name] = _plain(getattr(self, name))
+        data["baremetal"] = None if self.baremetal is None else _plain(self.baremetal)
         return data
 
     def summary_row(self) -> tuple[str, ...]:
@@ -558,6 +600,12 @@ def _build(data: Mapping[str, Any], path: Path) -> Board:
             renode_uart=sim.get("renode_uart"),
         ),
         path=path,
+        baremetal=None
+        if "baremetal" not in data
+        else Baremetal(
+            platformio_board=data["baremetal"]["platformio_board"],
+            clock_hz=data["baremetal"]["clock_hz"],
+        ),
     )
 
 

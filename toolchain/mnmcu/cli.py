@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from mnmcu import __version__
-from mnmcu.errors import InvalidValue, MnmcuError
+from mnmcu.errors import InvalidValue, MnmcuError, ToolMissing
 from mnmcu.model.spec import ARCHS, ModelSpec, check_alpha, parse_float, resolution_from
 
 _verbosity = 0
@@ -319,6 +319,11 @@ def analyze(tflite: Path, board: str | None, as_json: bool) -> None:
 @click.option(
     "--no-compile", is_flag=True, help="Generate the firmware project but do not build it."
 )
+@click.option(
+    "--bare-metal",
+    is_flag=True,
+    help="Bare-metal firmware (AOT, no vendor framework, built offline) where the board has one.",
+)
 @click.option("--representative", type=click.IntRange(1, 100000), default=200, show_default=True)
 @click.option(
     "--out",
@@ -345,6 +350,7 @@ def build(
     no_train: bool,
     runtime: str | None,
     no_compile: bool,
+    bare_metal: bool,
     representative: int,
     out: Path | None,
     force: bool,
@@ -381,6 +387,7 @@ def build(
         classes_from_data=classes is None,
         runtime=runtime,
         compile_firmware=not no_compile,
+        bare_metal=bare_metal,
     )
     report = result.report
     analysis_tables(result.analysis, b, layers=False)
@@ -546,7 +553,14 @@ def bench(as_json: bool) -> None:
 )
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Project folder.")
 @click.option("--force", is_flag=True, help="Replace a folder that already holds files.")
-def emit(tflite: Path, board: str, runtime: str | None, out: Path, force: bool) -> None:
+@click.option(
+    "--bare-metal",
+    is_flag=True,
+    help="Bare-metal project (AOT, no vendor framework, built offline) where the board has one.",
+)
+def emit(
+    tflite: Path, board: str, runtime: str | None, out: Path, force: bool, bare_metal: bool
+) -> None:
     """Write a standalone PlatformIO project that runs TFLITE on --board."""
     from mnmcu.boards import get_board
     from mnmcu.emit.project import emit_project
@@ -559,7 +573,7 @@ def emit(tflite: Path, board: str, runtime: str | None, out: Path, force: bool) 
             "use 'mnmcu verify --target host' to run the model on this machine",
         )
     check_int8_mobilenet(load_graph(tflite))
-    info = emit_project(tflite, b, out, runtime=runtime, force=force)
+    info = emit_project(tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal)
     click.echo(
         f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); "
         f"build it with 'pio run -d {info.project_dir}'"
@@ -567,7 +581,19 @@ def emit(tflite: Path, board: str, runtime: str | None, out: Path, force: bool) 
 
 
 @cli.command()
-@click.option("--board", required=True, help="A QEMU board: qemu-m4, qemu-m7, qemu-m55.")
+@click.option(
+    "--board",
+    required=True,
+    help="qemu-m4, qemu-m7, qemu-m55, disco_f407vg (netduinoplus2); Renode: disco_f407vg, "
+    "disco_f746ng, nucleo_h743zi, nano33ble.",
+)
+@click.option(
+    "--simulator",
+    type=click.Choice(["qemu", "renode"]),
+    default="qemu",
+    show_default=True,
+    help="QEMU (runs here and in CI) or Renode (where it is installed).",
+)
 @click.option(
     "--project",
     type=click.Path(path_type=Path),
@@ -578,7 +604,18 @@ def emit(tflite: Path, board: str, runtime: str | None, out: Path, force: bool) 
     "--elf",
     type=click.Path(path_type=Path),
     default=None,
-    help="A firmware ELF built elsewhere (e.g. by the repository's platformio.ini).",
+    help="A firmware ELF built elsewhere (e.g. by the repository's platformio.ini); QEMU only.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Renode: write the .resc and .robot files and print the command, run nothing.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1024, 65535),
+    default=None,
+    help="Renode: TCP port of the console socket (default: a free one).",
 )
 @click.option(
     "--timeout",
@@ -587,16 +624,34 @@ def emit(tflite: Path, board: str, runtime: str | None, out: Path, force: bool) 
     show_default=True,
     help="Seconds to wait for the boot line.",
 )
-def sim(board: str, project: Path | None, elf: Path | None, timeout: float) -> None:
-    """Run the built firmware in QEMU and print its boot line."""
+def sim(
+    board: str,
+    simulator: str,
+    project: Path | None,
+    elf: Path | None,
+    dry_run: bool,
+    port: int | None,
+    timeout: float,
+) -> None:
+    """Run the built firmware in a simulator and print its boot line."""
     from mnmcu.boards import get_board
     from mnmcu.emit.project import load_project
     from mnmcu.sim import run_qemu
 
     b = get_board(board)
+    if simulator == "renode":
+        _sim_renode(b, project, elf, dry_run, port, timeout)
+        return
+    if dry_run or port is not None:
+        raise InvalidValue(
+            "--dry-run and --port apply to --simulator renode",
+            "leave them out for QEMU, or add --simulator renode",
+        )
     if not b.simulator.qemu_machine:
         raise InvalidValue(
-            f"board {b.id!r} has no QEMU machine", "use qemu-m4, qemu-m7 or qemu-m55"
+            f"board {b.id!r} has no QEMU machine",
+            "use qemu-m4, qemu-m7, qemu-m55 or disco_f407vg (its --bare-metal build), or "
+            "--simulator renode",
         )
     if elf is not None:
         if project is not None:
@@ -611,6 +666,7 @@ def sim(board: str, project: Path | None, elf: Path | None, timeout: float) -> N
                 f"{project} has no built firmware ({info.elf_path})",
                 f"build it with 'mnmcu build --board {b.id}' or 'pio run -d {project}'",
             )
+        _check_simulated_build(b, info.board_id, project)
         elf = info.elf_path
     run = run_qemu(b, elf, timeout=timeout)
     click.echo(run.boot_line)
@@ -620,6 +676,74 @@ def sim(board: str, project: Path | None, elf: Path | None, timeout: float) -> N
             "an instruction count, not a time)"
         )
     if not run.ok:
+        raise MnmcuError("the firmware's output differs from the host reference (ok=0)")
+
+
+def _check_simulated_build(b: Any, built_for: str, project: Path) -> None:
+    """QEMU runs the local platform's firmware only (QEMU boards, bare-metal builds)."""
+    from mnmcu.build import _read_ini
+
+    if built_for != b.id:
+        raise InvalidValue(
+            f"{project} was built for {built_for}, not {b.id}", f"pass --board {built_for}"
+        )
+    parser = _read_ini(project)
+    platform = parser.get(f"env:{b.id}", "platform", fallback="")
+    if not platform.startswith("file://"):
+        raise InvalidValue(
+            f"{project} is {b.id}'s vendor-framework firmware, which QEMU does not run",
+            f"build the bare-metal one: mnmcu build --board {b.id} --bare-metal",
+        )
+
+
+def _sim_renode(
+    b: Any, project: Path | None, elf: Path | None, dry_run: bool, port: int | None, timeout: float
+) -> None:
+    from mnmcu.emit.project import load_project
+    from mnmcu.sim.renode import check_board, find_renode, run_renode, write_scripts
+
+    check_board(b)
+    if elf is not None:
+        raise InvalidValue(
+            "--elf is for QEMU; Renode's scripts check the project's expected output",
+            "pass --project DIR (a project mnmcu generated)",
+        )
+    project = project or _newest_project(b.id)
+    info = load_project(project)
+    if info.board_id != b.id:
+        raise InvalidValue(
+            f"{project} was built for {info.board_id}, not {b.id}",
+            f"pass --board {info.board_id}",
+        )
+    renode = find_renode()
+    if renode is None and not dry_run:
+        from mnmcu.sim.renode import INSTALL_HINT
+
+        raise ToolMissing("renode is not installed (or pass --dry-run)", INSTALL_HINT)
+    scripts = write_scripts(
+        b,
+        info.elf_path,
+        project / "renode",
+        info.model_sha256,
+        info.expected_output,
+        port=port,
+        renode=renode,
+    )
+    click.echo(f"wrote {scripts.resc} and {scripts.robot}")
+    click.echo(scripts.shell_command())
+    click.echo(f"console: {scripts.url} (e.g. mnmcu monitor --port {scripts.url})")
+    if dry_run:
+        if not info.elf_path.is_file():
+            click.echo(f"note: {info.elf_path} is not built yet", err=True)
+        return
+    if not info.elf_path.is_file():
+        raise InvalidValue(
+            f"{project} has no built firmware ({info.elf_path})",
+            f"build it first ('pio run -d {project}')",
+        )
+    line = run_renode(scripts, timeout=timeout)
+    click.echo(line)
+    if " ok=1" not in line:
         raise MnmcuError("the firmware's output differs from the host reference (ok=0)")
 
 

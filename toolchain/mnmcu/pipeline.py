@@ -286,7 +286,12 @@ FIRMWARE_DIR = "firmware"
 
 
 def emit_firmware(
-    out: Path, board: Board, runtime: str | None = None, dataset: Any = None, force: bool = True
+    out: Path,
+    board: Board,
+    runtime: str | None = None,
+    dataset: Any = None,
+    force: bool = True,
+    bare_metal: bool = False,
 ) -> Any:
     """Write the PlatformIO project for the model in ``out`` into ``out/firmware``.
 
@@ -308,6 +313,7 @@ def emit_firmware(
         sample=sample,
         class_names=spec.class_names,
         force=force,
+        bare_metal=bare_metal,
     )
 
 
@@ -348,14 +354,18 @@ def build(
     classes_from_data: bool = False,
     runtime: str | None = None,
     compile_firmware: bool = True,
+    bare_metal: bool = False,
 ) -> BuildResult:
     """Run every stage that exists for ``spec`` on ``board`` into ``out``.
 
     Returns what ``report.json`` holds and the model's :class:`Analysis`.
 
     With ``classes_from_data`` the number of classes (and their names) come
-    from the dataset instead of ``spec.classes``.
+    from the dataset instead of ``spec.classes``. ``bare_metal`` builds the
+    board's bare-metal firmware (see :meth:`Board.bare_metal`).
     """
+    if bare_metal:
+        board.bare_metal()  # fail before training if the board has none
     progress = progress or NullProgress()
     times = StageTimes(on_stage=on_stage)
     check_output(out, force)
@@ -405,7 +415,7 @@ def build(
     if board.platformio is not None:
         report["firmware"] = firmware = {}
         with times.stage("emit"):
-            project = emit_firmware(out, board, runtime, dataset)
+            project = emit_firmware(out, board, runtime, dataset, bare_metal=bare_metal)
             firmware["project"] = str(project.project_dir)
             firmware["runtime"] = project.runtime
         if compile_firmware:

@@ -2,12 +2,17 @@
  * mnmcu HAL for Arduino cores on Cortex-M (Arduino Nano 33 BLE: mbed core,
  * nRF52840): the console is Serial (USB CDC on the Nano 33 BLE), the clock
  * is micros() extended to 64 bits, cycles come from the DWT cycle counter.
+ * Build with -DMNMCU_CONSOLE_SERIAL=Serial1 to put the console on the
+ * hardware UART (pins D0/D1; Renode's sysbus.uart0, which models no USB).
  */
 #include <Arduino.h>
 
 #include "mnmcu_dwt.h"
 #include "mnmcu_hal.h"
 
+#ifndef MNMCU_CONSOLE_SERIAL
+#define MNMCU_CONSOLE_SERIAL Serial
+#endif
 #ifndef MNMCU_CONSOLE_BAUD
 #define MNMCU_CONSOLE_BAUD 115200
 #endif
@@ -22,9 +27,9 @@ static int s_have_cycles;
 
 void mnmcu_hal_init(void)
 {
-    Serial.begin(MNMCU_CONSOLE_BAUD);
+    MNMCU_CONSOLE_SERIAL.begin(MNMCU_CONSOLE_BAUD);
     const uint32_t start = millis();
-    while (!Serial && millis() - start < MNMCU_CONSOLE_WAIT_MS) {
+    while (!MNMCU_CONSOLE_SERIAL && millis() - start < MNMCU_CONSOLE_WAIT_MS) {
         delay(10);
     }
     s_have_cycles = mnmcu_dwt_enable();
@@ -34,25 +39,25 @@ void mnmcu_hal_init(void)
 
 void mnmcu_hal_putc(char c)
 {
-    Serial.write(static_cast<uint8_t>(c));
+    MNMCU_CONSOLE_SERIAL.write(static_cast<uint8_t>(c));
 }
 
 void mnmcu_hal_puts(const char *s)
 {
-    Serial.print(s);
+    MNMCU_CONSOLE_SERIAL.print(s);
 }
 
 void mnmcu_hal_write(const void *data, size_t len)
 {
-    Serial.write(static_cast<const uint8_t *>(data), len);
+    MNMCU_CONSOLE_SERIAL.write(static_cast<const uint8_t *>(data), len);
 }
 
 int mnmcu_hal_getc_timeout(uint32_t timeout_us)
 {
     const uint32_t start = micros();
     do {
-        if (Serial.available() > 0) {
-            return Serial.read();
+        if (MNMCU_CONSOLE_SERIAL.available() > 0) {
+            return MNMCU_CONSOLE_SERIAL.read();
         }
     } while (micros() - start < timeout_us);
     return -1;

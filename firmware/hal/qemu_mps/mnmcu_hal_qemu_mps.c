@@ -4,9 +4,8 @@
  *
  * QEMU models no DWT cycle counter on these machines, so time comes from
  * SysTick on the processor clock (MNMCU_CPU_HZ: 25 MHz on MPS2, 32 MHz on
- * the AN547), counting down from 2^24 - 1 with an interrupt per wrap that
- * extends it to 64 bits (a wrap whose interrupt is still pending, and the
- * counter's 0 state at the end of a period, are accounted for). It is QEMU's virtual time: with -icount shift=0
+ * the AN547), extended to 64 bits (mnmcu_systick.h). It is QEMU's virtual
+ * time: with -icount shift=0
  * every guest instruction advances it by 1 ns, so
  * instructions = ticks * 10^9 / MNMCU_CPU_HZ (to within one tick).
  *
@@ -14,6 +13,7 @@
  * MNMCU_CPU_HZ from the mnmcu board data (platformio.ini build_flags).
  */
 #include "mnmcu_hal.h"
+#include "mnmcu_systick.h"
 
 #ifndef MNMCU_QEMU_UART0_BASE
 #error "MNMCU_QEMU_UART0_BASE is not defined; build with a board of the mnmcu-qemu platform"
@@ -34,39 +34,12 @@
 #define UART_CTRL_RXEN 0x2u
 #define UART_BAUD 115200u
 
-#define SYST_CSR REG32(0xE000E010u)
-#define SYST_RVR REG32(0xE000E014u)
-#define SYST_CVR REG32(0xE000E018u)
-#define SYST_CSR_ENABLE 0x1u
-#define SYST_CSR_TICKINT 0x2u
-#define SYST_CSR_CLKSOURCE_CPU 0x4u
-#define SYST_RELOAD 0x00FFFFFFu
-#define SYST_WRAP_SHIFT 24u
-#define SCB_ICSR REG32(0xE000ED04u)
-#define SCB_ICSR_PENDSTSET (1u << 26)
-
-static volatile uint32_t s_systick_wraps;
-
-void SysTick_Handler(void);
-
-void SysTick_Handler(void)
-{
-    s_systick_wraps = s_systick_wraps + 1u;
-}
-
 void mnmcu_hal_init(void)
 {
     UART_BAUDDIV = (uint32_t)MNMCU_CPU_HZ / UART_BAUD; /* QEMU ignores it but checks >= 16 */
     UART_CTRL = UART_CTRL_TXEN | UART_CTRL_RXEN;
 
-    s_systick_wraps = 0u;
-    SYST_CSR = 0u;
-    SYST_RVR = SYST_RELOAD;
-    SYST_CVR = 0u; /* any write clears the counter: it reloads on the next tick */
-    SYST_CSR = SYST_CSR_CLKSOURCE_CPU | SYST_CSR_TICKINT | SYST_CSR_ENABLE;
-    while ((SYST_CVR & SYST_RELOAD) == 0u) {
-        /* Tick 0 is the first reload; until then the counter reads 0. */
-    }
+    mnmcu_systick_start();
 }
 
 void mnmcu_hal_putc(char c)
@@ -107,22 +80,7 @@ int mnmcu_hal_getc_timeout(uint32_t timeout_us)
 
 uint64_t mnmcu_hal_ticks(void)
 {
-    uint32_t wraps;
-    uint32_t count;
-    uint32_t pending;
-    do {
-        wraps = s_systick_wraps;
-        count = SYST_CVR & SYST_RELOAD;
-        pending = SCB_ICSR & SCB_ICSR_PENDSTSET;
-    } while (wraps != s_systick_wraps);
-    if (pending) {
-        wraps++; /* the period ended; its interrupt has not run yet */
-    }
-    if (count == 0u) {
-        /* The counter shows 0 for the last tick of a period, whose wrap is counted. */
-        return ((uint64_t)wraps << SYST_WRAP_SHIFT) - 1u;
-    }
-    return ((uint64_t)wraps << SYST_WRAP_SHIFT) + (SYST_RELOAD - count);
+    return mnmcu_systick_ticks();
 }
 
 uint32_t mnmcu_hal_tick_hz(void)

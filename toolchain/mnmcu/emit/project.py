@@ -45,9 +45,11 @@ DEFAULT_SAMPLE_SOURCE = "mnmcu's synthetic image, seed 0"
 PROJECT_FILE = "mnmcu_project.json"
 SRC_DIR = "src"
 TEMPLATE_DIR = "project"
-HAL_FAMILIES = ("qemu_mps", "host", "esp32", "stm32cube", "arduino")
+HAL_FAMILIES = ("qemu_mps", "stm32_baremetal", "host", "esp32", "stm32cube", "arduino")
 # HAL families whose code uses the DWT cycle counter header.
-_DWT_FAMILIES = frozenset({"stm32cube", "arduino"})
+_DWT_FAMILIES = frozenset({"stm32cube", "arduino", "stm32_baremetal"})
+# HAL families whose code uses the SysTick tick counter header.
+_SYSTICK_FAMILIES = frozenset({"qemu_mps", "stm32_baremetal"})
 # Keys emit_tflm_sources may return (see _merge_extras).
 _EXTRA_KEYS = frozenset(
     {
@@ -173,6 +175,8 @@ def hal_family(board: Board) -> str:
     pio = board.platformio
     if board.cpu.arch == "host":
         return "host"
+    if pio is not None and pio.is_local_platform and board.baremetal is not None:
+        return "stm32_baremetal"
     if pio is not None and pio.is_local_platform and board.simulator.qemu_machine:
         return "qemu_mps"
     if pio is None:
@@ -198,6 +202,8 @@ def hal_sources(family: str) -> list[Path]:
     files = [hal / "mnmcu_hal.h", *sorted(p for p in folder.iterdir() if p.is_file())]
     if family in _DWT_FAMILIES:
         files.append(hal / "arm_dwt" / "mnmcu_dwt.h")
+    if family in _SYSTICK_FAMILIES:
+        files.append(hal / "arm_systick" / "mnmcu_systick.h")
     return files
 
 
@@ -365,6 +371,7 @@ _FILE_ROLES = {
     "src/mnmcu_model.h": "generic names for the AOT model",
     "src/mnmcu_hal.h": "the board interface: console and clock",
     "src/mnmcu_dwt.h": "the DWT cycle counter",
+    "src/mnmcu_systick.h": "SysTick extended to a 64-bit tick count",
     "CMakeLists.txt": "ESP-IDF project file",
     "src/CMakeLists.txt": "ESP-IDF main component (all of src/)",
     "sdkconfig.defaults": "ESP-IDF settings: CPU clock, main task stack",
@@ -396,6 +403,7 @@ def emit_project(
     sample: np.ndarray | None = None,
     class_names: Sequence[str] = (),
     force: bool = False,
+    bare_metal: bool = False,
 ) -> ProjectInfo:
     """Write a standalone PlatformIO project running ``tflite`` on ``board`` into ``out_dir``.
 
@@ -409,8 +417,17 @@ def emit_project(
     files come from :func:`mnmcu.emit.tflm.emit_tflm_sources` (its result is
     checked by :func:`_merge_extras`); ESP-IDF boards also get the CMake
     files and ``sdkconfig.defaults`` unless that runtime wrote its own.
+    ``bare_metal`` builds the board's bare-metal variant (:meth:`Board.bare_metal`:
+    the AOT runtime on the local platform, no vendor framework).
     """
     tflite = Path(tflite)
+    if bare_metal:
+        if runtime not in (None, "aot"):
+            raise InvalidValue(
+                f"the bare-metal build runs the aot runtime, not {runtime}",
+                "leave out --runtime, or leave out --bare-metal",
+            )
+        board = board.bare_metal()
     runtime = runtime or board.runtime.default
     if runtime not in RUNTIMES:
         raise InvalidValue(f"unknown runtime {runtime!r}", f"use one of {', '.join(RUNTIMES)}")
