@@ -465,3 +465,23 @@ def _nothing_fits(
         f"{limits.margin:.0%} margin, against {', '.join(have)}; raise the budgets, or try "
         "another --runtime, --arch or board"
     )
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, "mb": 1024**2}
+_BYTE_UNITS["mib"] = 1024**2
+
+
+def parse_bytes(name: str, text: str) -> int:
+    """A byte count such as ``131072``, ``128K``, ``128KiB`` or ``0.5M`` (K = 1024)."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else ""
+    if match is None or unit not in _BYTE_UNITS:
+        raise InvalidValue(
+            f"{name} {text!r} is not a byte count", "give bytes, e.g. 131072, 128K or 1M"
+        )
+    value = int(float(match.group(1)) * _BYTE_UNITS[unit])
+    if value <= 0:
+        raise InvalidValue(f"{name} {text!r} is not positive", "give bytes, e.g. 131072 or 128K")
+    return value

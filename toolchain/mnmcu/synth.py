@@ -184,7 +184,7 @@ def _v2(b: _Builder, x: int, alpha: float) -> int:
         if in_channels == out_channels and stride == 1:
             x = b.op("ADD", [inp, x], b.shape(x), fused_activation_function="NONE")
     last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
-    return b.conv(x, last, 1, 1, "RELU6", "SAME")
+    return b.conv(x, last, 1, 1, "RELU6", "VALID")  # Keras: Conv_1 has default padding
 
 
 def synth_graph(arch: str, alpha: float, size: int, classes: int = 2, channels: int = 3) -> Graph:
