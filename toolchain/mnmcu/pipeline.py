@@ -388,6 +388,11 @@ def build(
         "analysis": analysis.to_dict(),
         "firmware": firmware,
         "stage_seconds": times.seconds,
+        "board_limits": {
+            "flash_bytes": board.memory.flash_bytes,
+            "ram_bytes": board.memory.ram_bytes,
+        },
+        "memory_plan": _aot_plan(out / TFLITE_FILE),
     }
     if board.platformio is not None:
         report["firmware"] = firmware = {}
@@ -405,4 +410,16 @@ def build(
                 firmware["elf"] = str(elf)
                 firmware["footprint"] = footprint(elf, project).to_dict()
     _write_json(out / REPORT_FILE, report)
+    from mnmcu.report_html import write_report_html
+
+    write_report_html(out, report)
     return BuildResult(report, analysis)
+
+
+def _aot_plan(tflite: Path) -> dict[str, object]:
+    """The AOT runtime's memory plan of the model, as the generated C uses it."""
+    from mnmcu.emit.aot import inplace_ops, scratch_bytes
+    from mnmcu.plan import plan_memory
+
+    graph = load_graph(tflite)
+    return plan_memory(graph, scratch_bytes(graph), inplace_ops(graph)).to_dict()
