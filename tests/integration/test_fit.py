@@ -13,7 +13,7 @@ from mnmcu.analyze import analyze
 from mnmcu.bench import convert_untrained
 from mnmcu.boards import get_board
 from mnmcu.emit.aot import inplace_ops, scratch_bytes
-from mnmcu.fit import ALPHAS, SAFETY_MARGIN, SIZES, candidate, fit, predict
+from mnmcu.fit import ALPHAS, SAFETY_MARGIN, SIZES, auto_config, candidate, fit, predict
 from mnmcu.graph import Graph, load_graph
 from mnmcu.model.spec import ModelSpec
 from mnmcu.plan import plan_memory
@@ -163,3 +163,48 @@ def test_budgets_nothing_meets_give_one_line(args: list[str], fragments: list[st
 )
 def test_bad_fit_values(args: list[str], fragment: str) -> None:
     one_error_line(run_mnmcu("fit", "--board", "qemu-m4", *args), fragment, code=2)
+
+
+def test_auto_config_follows_fixed_values() -> None:
+    board = get_board("nucleo_f446re")
+    free = auto_config(board, "v1", runtime="aot")
+    assert free == fit(board, "v1", "aot").recommended
+    fixed_size = auto_config(board, "v1", size=64, runtime="aot")
+    assert fixed_size.size == 64
+    # the largest alpha that fits at 64x64: the next grid alpha does not
+    following = [a for a in ALPHAS if a > fixed_size.alpha]
+    if following:
+        assert not candidate(board, "v1", following[0], 64, "aot").fits
+    fixed_alpha = auto_config(board, "v1", alpha=0.2, runtime="aot")
+    assert fixed_alpha.alpha == 0.2 and fixed_alpha.fits
+
+
+def test_build_auto_refuses_two_input_sizes(tmp_path: Path) -> None:
+    result = run_mnmcu(
+        "build",
+        "--board",
+        "qemu-m4",
+        "--rho",
+        "auto",
+        "--resolution",
+        "96",
+        "--out",
+        str(tmp_path / "b"),
+    )
+    one_error_line(result, "--rho auto and --resolution", code=2)
+    assert not (tmp_path / "b").exists()
+
+
+def test_build_auto_without_a_size_model(tmp_path: Path) -> None:
+    result = run_mnmcu(
+        "build",
+        "--board",
+        "qemu-m4",
+        "--arch",
+        "v3-small",
+        "--alpha",
+        "auto",
+        "--out",
+        str(tmp_path / "b"),
+    )
+    one_error_line(result, "--arch v3-small", "v1 or v2", code=2)

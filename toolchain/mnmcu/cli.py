@@ -691,20 +691,18 @@ def _auto_size(
 ) -> tuple[str, str | None, str | None]:
     """Replace ``auto`` in --alpha/--rho by ``mnmcu fit``'s recommendation for the board."""
     from mnmcu.console import err
-    from mnmcu.fit import ALPHAS, SIZES
-    from mnmcu.fit import fit as fit_fn
+    from mnmcu.fit import auto_config
 
     if rho == "auto" and resolution is not None:
         raise InvalidValue("--rho auto and --resolution both set the input size", "drop one")
-    alphas = ALPHAS if alpha == "auto" else (check_alpha(parse_float("alpha", alpha), arch),)
-    if rho == "auto":
-        sizes: tuple[int, ...] = SIZES
-    else:
+    a = None if alpha == "auto" else check_alpha(parse_float("alpha", alpha), arch)
+    size = None
+    if rho != "auto":
         r = parse_float("rho", rho) if rho is not None else None
         n = _int("resolution", resolution, "use an input size, e.g. 96") if resolution else None
-        sizes = (resolution_from(r, n),)
+        size = resolution_from(r, n)
     k = _int("classes", classes, "use at least 2 classes") if classes else 2
-    best = fit_fn(board, arch, runtime, classes=k, alphas=alphas, sizes=sizes).recommended
+    best = auto_config(board, arch, a, size, runtime, k)
     err.print(
         f"[green]fit[/] {board.id}: alpha {best.alpha:g}, {best.size}x{best.size} "
         f"({best.macs:,} MACs, flash {best.flash_bytes:,} B, RAM {best.ram_bytes:,} B predicted)",

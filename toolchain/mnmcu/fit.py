@@ -485,3 +485,21 @@ def parse_bytes(name: str, text: str) -> int:
     if value <= 0:
         raise InvalidValue(f"{name} {text!r} is not positive", "give bytes, e.g. 131072 or 128K")
     return value
+
+
+def auto_config(
+    board: Board,
+    arch: str,
+    alpha: float | None = None,
+    size: int | None = None,
+    runtime: str | None = None,
+    classes: int = 2,
+) -> Candidate:
+    """The recommended configuration, with ``alpha`` or ``size`` fixed when given.
+
+    What ``mnmcu build --alpha auto --rho auto`` builds; a fixed value need
+    not lie on the grid.
+    """
+    alphas = ALPHAS if alpha is None else (alpha,)
+    sizes = SIZES if size is None else (size,)
+    return fit(board, arch, runtime, classes=classes, alphas=alphas, sizes=sizes).recommended
