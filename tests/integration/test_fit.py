@@ -51,7 +51,13 @@ def converted(arch: str, alpha: float, size: int, classes: int, folder: Path) ->
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("arch", "alpha", "size"),
-    [("v1", 0.35, 40), ("v1", 0.2, 66), ("v2", 0.5, 48), ("v2", 0.35, 37)],
+    [
+        ("v1", 0.35, 40),
+        ("v1", 0.2, 66),
+        ("v2", 0.5, 48),
+        ("v2", 0.35, 37),
+        ("v3-small", 0.4, 45),
+    ],
 )
 def test_shape_model_equals_the_converted_graph(
     arch: str, alpha: float, size: int, tmp_path: Path
@@ -112,8 +118,8 @@ def test_nucleo_f446re_recommendation_fits_and_the_next_grid_point_does_not(
         assert c.flash_bytes * usable > 512 * KIB or c.ram_bytes * usable > 128 * KIB
     # the real converted graphs give the same figures as the shape model
     for alpha, size in [(best.alpha, best.size), *nxt]:
-        real = predict(converted("v1", alpha, size, 2, models_dir), board, runtime, 2)
-        synth = predict(synth_graph("v1", alpha, size, 2), board, runtime, 2)
+        real = predict(converted("v1", alpha, size, 2, models_dir), board, runtime, 2, "v1")
+        synth = predict(synth_graph("v1", alpha, size, 2), board, runtime, 2, "v1")
         assert real[1] == synth[1], (alpha, size)  # RAM
         if runtime == "aot":  # (TFLM's flatbuffer size is estimated from the constants)
             assert real[0] == synth[0], (alpha, size)
@@ -201,10 +207,10 @@ def test_build_auto_without_a_size_model(tmp_path: Path) -> None:
         "--board",
         "qemu-m4",
         "--arch",
-        "v3-small",
+        "v3-large",
         "--alpha",
         "auto",
         "--out",
         str(tmp_path / "b"),
     )
-    one_error_line(result, "--arch v3-small", "v1 or v2", code=2)
+    one_error_line(result, "--arch v3-large", "v1 or v2 or v3-small", code=2)

@@ -637,7 +637,9 @@ def _newest_project(board_id: str) -> Path:
 
 @cli.command()
 @click.option("--board", required=True, help="Target board id (see 'mnmcu boards').")
-@click.option("--arch", type=click.Choice(["v1", "v2"]), default="v1", show_default=True)
+@click.option(
+    "--arch", type=click.Choice(["v1", "v2", "v3-small"]), default="v1", show_default=True
+)
 @click.option(
     "--runtime",
     type=click.Choice(["aot", "tflm"]),

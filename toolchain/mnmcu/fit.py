@@ -47,10 +47,15 @@ SAFETY_MARGIN = 0.10
 
 @dataclass(frozen=True)
 class Calibration:
-    """Size-model constants of the AOT firmware, and the builds they come from."""
+    """Size-model constants of the AOT firmware, and the builds they come from.
 
-    runtime_code_bytes: int
-    model_bytes_per_op: int
+    ``runtime_code_bytes`` and ``model_bytes_per_op`` are per architecture:
+    the kernels linked (PAD; ADD; HARD_SWISH and MUL) and the op parameters
+    differ between them.
+    """
+
+    runtime_code_bytes: dict[str, int]
+    model_bytes_per_op: dict[str, int]
     model_bytes_per_channel: int
     stack_bytes: int
     other_ram_bytes: int
@@ -60,21 +65,25 @@ class Calibration:
 
 # From `pio run` builds of mnmcu's qemu-m4 firmware (AOT, portable kernels,
 # arm-none-eabi-gcc -Os), measured with mnmcu.build.footprint on untrained
-# MobileNetV1 at (alpha, size) (0.1, 32), (0.5, 40), (1.0, 64), (0.3, 80),
-# (0.75, 112) and MobileNetV2 (0.35, 64): the model constants were exactly
-# weights + biases + 8 B per output channel (int32 multiplier and shift) +
-# 2,744 B for 30 ops (about 92 B per op); the runtime code (flash less model
-# constants and sample) ranged from 8,566 to 10,034 B (kernels, startup,
-# libc, the call sequence and the 16-byte alignment of the constant arrays);
-# RAM was arena + 8 KiB stack (the linker script's reserve) + 20 B. The
-# predictions of this model were within max_error_percent of those builds.
+# models, (alpha, size): MobileNetV1 (0.1, 32), (0.5, 40), (1.0, 64),
+# (0.3, 80), (0.75, 112); MobileNetV2 (0.35, 64); MobileNetV3-Small
+# (0.75, 64). The model constants were exactly weights + biases + 8 B per
+# output channel (int32 multiplier and shift) + a fixed amount per op: V1
+# 2,744 B for 30 ops and 2,796 B for 31, V2 6,120 B for 65 ops, V3-Small
+# 7,801 B for 106 ops. The rest of flash besides the embedded sample
+# (kernels, startup, libc, the call sequence, the 16-byte alignment of the
+# constant arrays) was 8,566 to 10,034 B for V1, 10,670 B for V2 and
+# 12,365 B for V3-Small; the constants below round the largest up. RAM was
+# arena + 8 KiB stack (the linker script's reserve) + 20 B. This model's
+# predictions were within max_error_percent of those builds' flash (the
+# largest error on the smallest model) and equal to their RAM.
 AOT_QEMU_CALIBRATION = Calibration(
-    runtime_code_bytes=10_240,
-    model_bytes_per_op=92,
+    runtime_code_bytes={"v1": 10_240, "v2": 10_752, "v3-small": 12_544},
+    model_bytes_per_op={"v1": 92, "v2": 95, "v3-small": 74},
     model_bytes_per_channel=8,
     stack_bytes=8192,
     other_ram_bytes=20,
-    source="pio builds of qemu-m4 AOT firmware (mnmcu.build.footprint), 6 models",
+    source="pio builds of qemu-m4 AOT firmware (mnmcu.build.footprint), 7 models",
     max_error_percent=1.6,
 )
 
@@ -198,9 +207,18 @@ def _tflite_bytes(graph: Graph, weights: int, biases: int) -> int:
 
 
 def predict(
-    graph: Graph, board: Board, runtime: str, classes: int, analysis: Analysis | None = None
+    graph: Graph,
+    board: Board,
+    runtime: str,
+    classes: int,
+    arch: str,
+    analysis: Analysis | None = None,
 ) -> tuple[int, int, dict[str, int], dict[str, int]]:
-    """(flash, RAM, flash parts, RAM parts) of ``graph``'s firmware for ``runtime`` on ``board``."""
+    """(flash, RAM, flash parts, RAM parts) of ``graph``'s firmware for ``runtime`` on ``board``.
+
+    ``arch`` (a MobileNet of :data:`mnmcu.synth.SYNTH_ARCHS`) picks the
+    calibration constants of its kernels.
+    """
     from mnmcu.emit.aot import inplace_ops, scratch_bytes
 
     cal = AOT_QEMU_CALIBRATION
@@ -213,8 +231,8 @@ def predict(
             "weights": a.weight_bytes,
             "biases": a.bias_bytes,
             "requantization": cal.model_bytes_per_channel * _channels(graph),
-            "op_data": cal.model_bytes_per_op * len(graph.ops),
-            "runtime_code": cal.runtime_code_bytes,
+            "op_data": cal.model_bytes_per_op[arch] * len(graph.ops),
+            "runtime_code": cal.runtime_code_bytes[arch],
             "sample": sample,
             "framework": code_extra,
         }
@@ -301,7 +319,7 @@ def candidate(
     runtime = runtime or board.runtime.default
     graph = synth_graph(arch, alpha, size, classes)
     analysis = analyze(graph)
-    flash, ram, flash_parts, ram_parts = predict(graph, board, runtime, classes, analysis)
+    flash, ram, flash_parts, ram_parts = predict(graph, board, runtime, classes, arch, analysis)
     macs = analysis.macs
     figure = latency_figure(board, runtime)
     latency = None

@@ -10,11 +10,12 @@ search hundreds of (alpha, size) points in seconds; the tests compare it
 with converted models.
 
 The recipes follow Keras's ``keras.applications`` sources (MobileNet,
-MobileNetV2) and what the TFLite converter makes of them: batch norm folded
+MobileNetV2, MobileNetV3Small) and what the TFLite converter makes of them: batch norm folded
 into the convolution (int8 weights, int32 bias, per-channel scales),
 ReLU6 fused, Keras's ``ZeroPadding2D`` before a stride-2 layer folded into
 ``SAME`` padding where that is the same arithmetic (even input sizes for
-V1, always for V2) and kept as a PAD op otherwise.
+V1, always for V2 and V3) and kept as a PAD op otherwise; V3's hard-swish
+becomes a HARD_SWISH op and its hard-sigmoid a ReLU6 convolution and a MUL.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from mnmcu.errors import InvalidValue
 from mnmcu.graph import Graph, Op, Quantization, Tensor
 
-SYNTH_ARCHS = ("v1", "v2")
+SYNTH_ARCHS = ("v1", "v2", "v3-small")
 
 # MobileNet V1 (keras.applications.MobileNet): pointwise filters and stride of
 # the 13 depthwise-separable blocks after the first 3x3 convolution (32 filters).
@@ -63,6 +64,24 @@ _V2_BLOCKS = (
     (160, 1, 6),
     (160, 1, 6),
     (320, 1, 6),
+)
+
+
+# MobileNetV3-Small (keras.applications.MobileNetV3Small): (expansion, filters,
+# kernel, stride, squeeze-and-excite, hard-swish) of the 11 inverted residual
+# blocks after the first 3x3 convolution (16 filters, hard-swish).
+_V3_SMALL_BLOCKS = (
+    (1.0, 16, 3, 2, True, False),
+    (72.0 / 16, 24, 3, 2, False, False),
+    (88.0 / 24, 24, 3, 1, False, False),
+    (4.0, 40, 5, 2, True, True),
+    (6.0, 40, 5, 1, True, True),
+    (6.0, 40, 5, 1, True, True),
+    (3.0, 48, 5, 1, True, True),
+    (3.0, 48, 5, 1, True, True),
+    (6.0, 96, 5, 2, True, True),
+    (6.0, 96, 5, 1, True, True),
+    (6.0, 96, 5, 1, True, True),
 )
 
 
@@ -115,11 +134,13 @@ class _Builder:
             fused_activation_function=act,
         )
 
-    def depthwise(self, x: int, stride: int, padding: str) -> int:
+    def depthwise(
+        self, x: int, stride: int, padding: str, kernel: int = 3, act: str = "RELU6"
+    ) -> int:
         _, h, w, c = self.shape(x)
-        weights = self.tensor((1, 3, 3, c), const=True, channels=c)
+        weights = self.tensor((1, kernel, kernel, c), const=True, channels=c)
         bias = self.tensor((c,), "int32", const=True, channels=c)
-        oh, ow = _out(h, 3, stride, padding), _out(w, 3, stride, padding)
+        oh, ow = _out(h, kernel, stride, padding), _out(w, kernel, stride, padding)
         return self.op(
             "DEPTHWISE_CONV_2D",
             [x, weights, bias],
@@ -128,7 +149,7 @@ class _Builder:
             stride_h=stride,
             stride_w=stride,
             depth_multiplier=1,
-            fused_activation_function="RELU6",
+            fused_activation_function=act,
         )
 
     def pad_bottom_right(self, x: int) -> int:
@@ -187,6 +208,42 @@ def _v2(b: _Builder, x: int, alpha: float) -> int:
     return b.conv(x, last, 1, 1, "RELU6", "VALID")  # Keras: Conv_1 has default padding
 
 
+def _activated(b: _Builder, x: int, hard_swish: bool) -> int:
+    return b.op("HARD_SWISH", [x], b.shape(x)) if hard_swish else x
+
+
+def _squeeze_excite(b: _Builder, x: int, filters: int) -> int:
+    """Keras V3's SE block: pool, 1x1 ReLU, 1x1 hard-sigmoid (ReLU6, then x 1/6), multiply."""
+    c = b.shape(x)[-1]
+    axes = b.tensor((2,), "int32", const=True)
+    s = b.op("MEAN", [x, axes], (1, 1, 1, c), keep_dims=True)
+    s = b.conv(s, make_divisible(filters * 0.25), 1, 1, "RELU", "SAME")
+    s = b.conv(s, filters, 1, 1, "RELU6", "SAME")
+    sixth = b.tensor((), const=True)
+    s = b.op("MUL", [s, sixth], b.shape(s), fused_activation_function="NONE")
+    return b.op("MUL", [x, s], b.shape(x), fused_activation_function="NONE")
+
+
+def _v3_small(b: _Builder, x: int, alpha: float) -> int:
+    x = _activated(b, b.conv(x, 16, 3, 2, "NONE", "SAME"), True)
+    for block, (expansion, filters, kernel, stride, se, hs) in enumerate(_V3_SMALL_BLOCKS):
+        act = "NONE" if hs else "RELU"
+        inp = x
+        in_channels = b.shape(x)[-1]
+        expanded = make_divisible(in_channels * expansion)
+        if block:
+            x = _activated(b, b.conv(x, expanded, 1, 1, act, "SAME"), hs)
+        x = _activated(b, b.depthwise(x, stride, "SAME", kernel, act), hs)
+        if se:
+            x = _squeeze_excite(b, x, expanded)
+        out_channels = make_divisible(filters * alpha)
+        x = b.conv(x, out_channels, 1, 1, "NONE", "SAME")
+        if stride == 1 and in_channels == out_channels:
+            x = b.op("ADD", [inp, x], b.shape(x), fused_activation_function="NONE")
+    last = make_divisible(b.shape(x)[-1] * 6)
+    return _activated(b, b.conv(x, last, 1, 1, "NONE", "SAME"), True)
+
+
 def synth_graph(arch: str, alpha: float, size: int, classes: int = 2, channels: int = 3) -> Graph:
     """The int8 graph of MobileNet ``arch`` at width ``alpha`` and ``size`` x ``size`` input."""
     if arch not in SYNTH_ARCHS:
@@ -197,7 +254,7 @@ def synth_graph(arch: str, alpha: float, size: int, classes: int = 2, channels: 
         raise InvalidValue(f"input size {size} is below 32 pixels", "use 32 or more")
     b = _Builder()
     x = b.tensor((1, size, size, channels))
-    x = (_v1 if arch == "v1" else _v2)(b, x, alpha)
+    x = {"v1": _v1, "v2": _v2, "v3-small": _v3_small}[arch](b, x, alpha)
     out = b.head(x, classes)
     return Graph(
         tensors=tuple(b.tensors),
