@@ -125,6 +125,22 @@ def test_nucleo_f446re_recommendation_fits_and_the_next_grid_point_does_not(
             assert real[0] == synth[0], (alpha, size)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(("arch", "alpha", "size"), [("v1", 0.5, 56), ("v2", 0.5, 80)])
+def test_tflm_arena_prediction_covers_the_measured_arena(
+    arch: str, alpha: float, size: int, models_dir: Path
+) -> None:
+    """The TFLM arena fit predicts, against the tflite-micro runtime's, for unseen models."""
+    from mnmcu.reference import tflm_run
+
+    converted(arch, alpha, size, 2, models_dir)
+    measured = tflm_run(models_dir / f"{arch}_{alpha:g}_{size}.tflite").arena_total
+    c = candidate(get_board("nucleo_f446re"), arch, alpha, size, "tflm")
+    predicted = c.ram_parts["arena_estimated"]
+    print(f"{arch} {alpha:g} {size}: TFLM arena predicted {predicted:,}, measured {measured:,}")
+    assert measured <= predicted <= 1.35 * measured
+
+
 def test_fit_json_on_the_cli() -> None:
     result = run_mnmcu("fit", "--board", "nucleo_f446re", "--runtime", "aot", "--json")
     assert result.returncode == 0, result.stderr
