@@ -19,10 +19,11 @@ from typing import Any
 from mnmcu import __version__
 from mnmcu.analyze import Analysis, analyze
 from mnmcu.boards import Board
-from mnmcu.errors import ModelError, OutputExists
+from mnmcu.errors import MnmcuError, ModelError, OutputExists
 from mnmcu.graph import load_graph
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.model.spec import ModelSpec
+from mnmcu.report_html import write_report_html
 
 SPEC_FILE = "model.json"
 KERAS_FILE = "model.keras"
@@ -406,12 +407,14 @@ def build(
             with times.stage("compile"):
                 from mnmcu.build import footprint, pio_run
 
-                elf = pio_run(project.project_dir, progress=progress)
+                try:
+                    elf = pio_run(project.project_dir, progress=progress)
+                except MnmcuError:
+                    write_report_html(out, report)
+                    raise
                 firmware["elf"] = str(elf)
                 firmware["footprint"] = footprint(elf, project).to_dict()
     _write_json(out / REPORT_FILE, report)
-    from mnmcu.report_html import write_report_html
-
     write_report_html(out, report)
     return BuildResult(report, analysis)
 
