@@ -1,10 +1,11 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages mnmcu uses when they are missing:
-# the Arm cross compiler and QEMU (firmware builds and simulation), and
+# the Arm cross compiler and QEMU (firmware builds and simulation), Chromium
+# (the report.html test opens the page headless), and
 # Python's venv module. Needs root (or sudo) only when something is missing.
 set -eu
 
-PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3-venv gcc"
+PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3-venv gcc chromium"
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

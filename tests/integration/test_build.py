@@ -38,6 +38,8 @@ def test_build_writes_the_report(vww_build: tuple[Path, str]) -> None:
     assert report["analysis"]["macs"] == report["macs"]
     assert report["analysis"]["board"] == "qemu-m4"
     assert set(report["analysis"]["verdicts"]) == {"tflm", "aot"}
+    assert (out / "report.html").is_file()
+    assert sum(map(sum, report["accuracy"]["confusion_int8"])) == report["accuracy"]["images"]
 
 
 def test_accuracy_float_and_int8(vww_build: tuple[Path, str]) -> None:

@@ -23,6 +23,7 @@ EXPECTED_BOARDS = {
     "disco_f407vg",
     "disco_f746ng",
     "nucleo_h743zi",
+    "nucleo_f446re",
     "nano33ble",
     "qemu-m4",
     "qemu-m7",
@@ -88,9 +89,11 @@ def test_schema_is_draft_2020_12_and_closed_everywhere() -> None:
 #  Espressif ESP32-S3 datasheet: 512 KB SRAM, 240 MHz LX7; the DevKitC-1-N8 module has 8 MB flash.
 #  Espressif ESP32 datasheet: 520 KB SRAM, 240 MHz LX6; esp32dev has 4 MB flash.
 #  ESP-IDF partitions_singleapp_large.csv: factory app partition 1500K.
+#  ST DS10693 (STM32F446xC/E): 512 Kbytes flash, 128 Kbytes SRAM, 180 MHz Cortex-M4F.
 PUBLISHED = [
     # id, core, clock_hz, flash_bytes, flash_total, ram_bytes, sram_total
     ("disco_f407vg", "cortex-m4f", 168_000_000, 1 * MIB, 1 * MIB, 128 * KIB, 192 * KIB),
+    ("nucleo_f446re", "cortex-m4f", 180_000_000, 512 * KIB, 512 * KIB, 128 * KIB, 128 * KIB),
     ("disco_f746ng", "cortex-m7", 216_000_000, 1 * MIB, 1 * MIB, 320 * KIB, 336 * KIB),
     ("nucleo_h743zi", "cortex-m7", 400_000_000, 2 * MIB, 2 * MIB, 512 * KIB, 1056 * KIB),
     ("nano33ble", "cortex-m4f", 64_000_000, 1 * MIB - 64 * KIB, 1 * MIB, 256 * KIB, 256 * KIB),

@@ -65,9 +65,16 @@ def _model_options(f: Any) -> Any:
             help="MobileNet version.",
         ),
         click.option(
-            "--alpha", default="0.25", show_default=True, help="Width multiplier, in (0, 1.4]."
+            "--alpha",
+            default="0.25",
+            show_default=True,
+            help="Width multiplier, in (0, 1.4] ('auto' in build: chosen by mnmcu fit).",
         ),
-        click.option("--rho", default=None, help="Resolution multiplier: input = round(224*rho)."),
+        click.option(
+            "--rho",
+            default=None,
+            help="Resolution multiplier: input = round(224*rho) ('auto' in build: mnmcu fit).",
+        ),
         click.option(
             "--resolution", default=None, help="Input size in pixels (instead of --rho), >= 32."
         ),
@@ -368,6 +375,8 @@ def build(
     from mnmcu.render import analysis_tables
 
     b = get_board(board)
+    if "auto" in (alpha, rho):
+        alpha, rho, resolution = _auto_size(b, arch, alpha, rho, resolution, classes, runtime)
     spec = _spec_from_flags(arch, alpha, rho, resolution, classes or "2", grayscale, pretrained)
     out = out or Path("build") / f"{spec.name}-{b.id}"
 
@@ -758,6 +767,87 @@ def _newest_project(board_id: str) -> Path:
             f"run 'mnmcu build --board {board_id}' first or pass --project",
         )
     return found[-1].parent
+
+
+# --- mnmcu fit, and --alpha auto / --rho auto for build -----------------------
+
+
+@cli.command()
+@click.option("--board", required=True, help="Target board id (see 'mnmcu boards').")
+@click.option(
+    "--arch", type=click.Choice(["v1", "v2", "v3-small"]), default="v1", show_default=True
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["aot", "tflm"]),
+    default=None,
+    help="Runtime (default: the board's).",
+)
+@click.option("--max-latency-ms", type=float, default=None, help="Latency limit (estimated).")
+@click.option("--ram-budget", default=None, help="RAM for the model, e.g. 65536 or 64K.")
+@click.option("--flash-budget", default=None, help="Flash for the model, e.g. 262144 or 256K.")
+@click.option("--classes", type=int, default=2, show_default=True, help="Output classes.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+def fit(
+    board: str,
+    arch: str,
+    runtime: str | None,
+    max_latency_ms: float | None,
+    ram_budget: str | None,
+    flash_budget: str | None,
+    classes: int,
+    as_json: bool,
+) -> None:
+    """Find the largest MobileNet (alpha, input size) that fits --board, without training."""
+    from mnmcu.boards import get_board
+    from mnmcu.fit import fit as fit_fn
+    from mnmcu.fit import parse_bytes
+    from mnmcu.render import fit_tables
+
+    result = fit_fn(
+        get_board(board),
+        arch,
+        runtime,
+        max_latency_ms=max_latency_ms,
+        ram_budget=parse_bytes("--ram-budget", ram_budget) if ram_budget else None,
+        flash_budget=parse_bytes("--flash-budget", flash_budget) if flash_budget else None,
+        classes=classes,
+    )
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        fit_tables(result)
+
+
+def _auto_size(
+    board: Any,
+    arch: str,
+    alpha: str,
+    rho: str | None,
+    resolution: str | None,
+    classes: str | None,
+    runtime: str | None,
+) -> tuple[str, str | None, str | None]:
+    """Replace ``auto`` in --alpha/--rho by ``mnmcu fit``'s recommendation for the board."""
+    from mnmcu.console import err
+    from mnmcu.fit import auto_config
+
+    if rho == "auto" and resolution is not None:
+        raise InvalidValue("--rho auto and --resolution both set the input size", "drop one")
+    a = None if alpha == "auto" else check_alpha(parse_float("alpha", alpha), arch)
+    size = None
+    if rho != "auto":
+        r = parse_float("rho", rho) if rho is not None else None
+        n = _int("resolution", resolution, "use an input size, e.g. 96") if resolution else None
+        size = resolution_from(r, n)
+    k = _int("classes", classes, "use at least 2 classes") if classes else 2
+    best = auto_config(board, arch, a, size, runtime, k)
+    err.print(
+        f"[green]fit[/] {board.id}: alpha {best.alpha:g}, {best.size}x{best.size} "
+        f"({best.macs:,} MACs, flash {best.flash_bytes:,} B, RAM {best.ram_bytes:,} B predicted)",
+        highlight=False,
+    )
+    return f"{best.alpha:g}", None, str(best.size)
 
 
 def main() -> None:

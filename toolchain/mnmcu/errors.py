@@ -66,3 +66,7 @@ class ToolMissing(MnmcuError):
 
 class CommandFailed(MnmcuError):
     """An external command exited with an error."""
+
+
+class DoesNotFit(MnmcuError):
+    """No model configuration satisfies the board's memory and the budgets given."""

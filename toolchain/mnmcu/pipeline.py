@@ -19,10 +19,11 @@ from typing import Any
 from mnmcu import __version__
 from mnmcu.analyze import Analysis, analyze
 from mnmcu.boards import Board
-from mnmcu.errors import ModelError, OutputExists
+from mnmcu.errors import MnmcuError, ModelError, OutputExists
 from mnmcu.graph import load_graph
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.model.spec import ModelSpec
+from mnmcu.report_html import write_report_html
 
 SPEC_FILE = "model.json"
 KERAS_FILE = "model.keras"
@@ -411,6 +412,11 @@ def build(
         "analysis": analysis.to_dict(),
         "firmware": firmware,
         "stage_seconds": times.seconds,
+        "board_limits": {
+            "flash_bytes": board.memory.flash_bytes,
+            "ram_bytes": board.memory.ram_bytes,
+        },
+        "memory_plan": _aot_plan(out / TFLITE_FILE),
     }
     if board.platformio is not None:
         report["firmware"] = firmware = {}
@@ -424,8 +430,22 @@ def build(
             with times.stage("compile"):
                 from mnmcu.build import footprint, pio_run
 
-                elf = pio_run(project.project_dir, progress=progress)
+                try:
+                    elf = pio_run(project.project_dir, progress=progress)
+                except MnmcuError:
+                    write_report_html(out, report)
+                    raise
                 firmware["elf"] = str(elf)
                 firmware["footprint"] = footprint(elf, project).to_dict()
     _write_json(out / REPORT_FILE, report)
+    write_report_html(out, report)
     return BuildResult(report, analysis)
+
+
+def _aot_plan(tflite: Path) -> dict[str, object]:
+    """The AOT runtime's memory plan of the model, as the generated C uses it."""
+    from mnmcu.emit.aot import inplace_ops, scratch_bytes
+    from mnmcu.plan import plan_memory
+
+    graph = load_graph(tflite)
+    return plan_memory(graph, scratch_bytes(graph), inplace_ops(graph)).to_dict()

@@ -150,6 +150,9 @@ class Accuracy:
     int8: builtins.float
     agreement: builtins.float
     images: int
+    # counts[true class][predicted class] of each model
+    confusion_float: tuple[tuple[int, ...], ...] = ()
+    confusion_int8: tuple[tuple[int, ...], ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -157,7 +160,18 @@ class Accuracy:
             "int8": self.int8,
             "agreement": self.agreement,
             "images": self.images,
+            "confusion_float": [list(row) for row in self.confusion_float],
+            "confusion_int8": [list(row) for row in self.confusion_int8],
         }
+
+
+def confusion_matrix(
+    y: np.ndarray, predicted: np.ndarray, classes: int
+) -> tuple[tuple[int, ...], ...]:
+    """``counts[true][predicted]`` over ``classes`` classes."""
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(y, dtype=np.int64), np.asarray(predicted, dtype=np.int64)), 1)
+    return tuple(tuple(int(v) for v in row) for row in counts)
 
 
 def compare_accuracy(
@@ -175,11 +189,14 @@ def compare_accuracy(
     graph = load_graph(flatbuffer)
     int8_pred = np.argmax(run_int8(flatbuffer, quantize_input(x_uint8, graph), progress), axis=1)
     y = np.asarray(y)
+    classes = max(int(graph.output.shape[-1]), int(y.max()) + 1)
     acc = Accuracy(
         float=float(np.mean(float_pred == y)),
         int8=float(np.mean(int8_pred == y)),
         agreement=float(np.mean(float_pred == int8_pred)),
         images=len(y),
+        confusion_float=confusion_matrix(y, float_pred, classes),
+        confusion_int8=confusion_matrix(y, int8_pred, classes),
     )
     logger.debug(
         "top-1 on %d held-out images: float %.2f%%, int8 %.2f%%, agreement %.2f%%",

@@ -86,3 +86,47 @@ def _margin(verdict: dict[str, Any], what: str) -> str:
     if res["margin_bytes"] is None:
         return "no limit"
     return f"{res['margin_bytes']:,} B ({res['margin_percent']:.1f}%)"
+
+
+def fit_tables(result: Any) -> None:
+    """Print ``mnmcu fit``'s Pareto front and its recommendation (a :class:`FitResult`)."""
+    limits = result.limits
+    t = Table(
+        title=f"Configurations that fit {result.board} ({result.arch}, {result.runtime} runtime, "
+        f"{limits.margin:.0%} margin): Pareto front of MACs vs memory"
+    )
+    for col in ["alpha", "input", "MACs", "params", "flash", "RAM", "latency"]:
+        t.add_column(col, justify="right")
+    for c in result.front:
+        mark = "[bold green]" if c == result.recommended else ""
+        t.add_row(
+            f"{mark}{c.alpha:g}",
+            f"{c.size}x{c.size}",
+            f"{c.macs:,}",
+            f"{c.params:,}",
+            f"{c.flash_bytes:,} B",
+            f"{c.ram_bytes:,} B",
+            "-" if c.latency_ms is None else f"{c.latency_ms:,.1f} ms",
+        )
+    out.print(t)
+    r = result.recommended
+    limit_text = ", ".join(
+        f"{name} {value:,} B"
+        for name, value in (("flash", limits.flash_bytes), ("RAM", limits.ram_bytes))
+        if value is not None
+    )
+    if limits.latency_ms is not None:
+        limit_text += f", latency {limits.latency_ms:g} ms"
+    out.print(f"limits: {limit_text or 'none'}")
+    error = result.calibration_error_percent
+    out.print(
+        f"size model: {result.size_model}"
+        + (f" (largest error on those builds: {error:g}%)" if error is not None else "")
+    )
+    out.print(f"latency: {result.latency_source or 'no cycles-per-MAC figure for this board'}")
+    latency = "" if r.latency_ms is None else f", about {r.latency_ms:,.1f} ms"
+    out.print(
+        f"[bold]recommended:[/] --arch {r.arch} --alpha {r.alpha:g} --resolution {r.size}: "
+        f"{r.macs:,} MACs, flash {r.flash_bytes:,} B, RAM {r.ram_bytes:,} B{latency}",
+        highlight=False,
+    )
