@@ -117,7 +117,8 @@ def encode_frame(type_: int, seq: int, payload: bytes = b"") -> bytes:
         raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
     body = HEADER.pack(type_, seq, len(payload)) + bytes(payload)
     raw = body + CRC.pack(zlib.crc32(body))
-    return DELIMITER + cobs.encode(raw) + DELIMITER
+    encoded: bytes = cobs.encode(raw)
+    return DELIMITER + encoded + DELIMITER
 
 
 def decode_segment(segment: bytes) -> Frame | BadFrame:
@@ -177,8 +178,10 @@ class FrameDecoder:
         rest = bytes(self._pending)
         self._pending.clear()
         if rest:
-            yield Text(rest.decode("ascii", "replace")) if _looks_like_text(rest) else BadFrame(
-                "incomplete frame", rest
+            yield (
+                Text(rest.decode("ascii", "replace"))
+                if _looks_like_text(rest)
+                else BadFrame("incomplete frame", rest)
             )
 
     def _segment(self, segment: bytes) -> Iterator[Event]:

@@ -65,7 +65,9 @@ class LinkLost(LinkError):
 class DeviceError(LinkError):
     """The device answered a request with an ERROR frame."""
 
-    def __init__(self, message: str, error: ErrorFrame, hint: str | None = None) -> None:
+    def __init__(
+        self, message: str, hint: str | None = None, error: ErrorFrame | None = None
+    ) -> None:
         super().__init__(message, hint)
         self.error = error
 
@@ -217,7 +219,7 @@ class DeviceSession:
                     if frame.seq == seq and error.request == type_:
                         raise DeviceError(
                             f"the device refused {type_.name} seq {seq}: {error.describe()}",
-                            error,
+                            error=error,
                         )
                     self.stats.stale_frames += 1
                     continue
@@ -269,7 +271,7 @@ class DeviceSession:
         return time.monotonic() - start
 
     def infer(self, data: bytes, profile: bool = False) -> InferResult:
-        """Send one input (INPUT frames into the input tensor), run it (INFER), return the result."""
+        """Send one input into the input tensor (INPUT frames), run it (INFER); the result."""
         info = self.info or self.handshake()
         if len(data) != info.input_size:
             raise LinkError(
@@ -289,7 +291,8 @@ class DeviceSession:
                     timeout=self.infer_timeout,
                 )
             except DeviceError as exc:
-                if exc.error.code == ErrorCode.INPUT_CRC and resend < INPUT_RESENDS:
+                input_crc = exc.error is not None and exc.error.code == ErrorCode.INPUT_CRC
+                if input_crc and resend < INPUT_RESENDS:
                     continue
                 raise
             break
