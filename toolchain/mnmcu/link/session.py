@@ -131,6 +131,7 @@ class DeviceSession:
     _frames: list[Frame] = field(default_factory=list)
     _seq: int = 0
     _last_seen: list[str] = field(default_factory=list)
+    _bad_seen: bool = False
 
     # -- low level -------------------------------------------------------
 
@@ -154,7 +155,7 @@ class DeviceSession:
         """Read what arrives (at most until ``until``) into the frame queue."""
         import serial
 
-        while not self._frames and time.monotonic() < until:
+        while not self._frames and not self._bad_seen and time.monotonic() < until:
             try:
                 waiting = self.port.in_waiting
                 chunk: bytes = self.port.read(waiting or 1)
@@ -176,6 +177,7 @@ class DeviceSession:
                         self.on_text(event.text)
                 elif isinstance(event, BadFrame):
                     self.stats.bad_frames_received += 1
+                    self._bad_seen = True
                     self._note(f"<bad frame: {event.reason}>")
 
     def _note(self, text: str) -> None:
@@ -183,7 +185,10 @@ class DeviceSession:
         del self._last_seen[:-5]
 
     def _next_frame(self, until: float, what: str) -> Frame | None:
-        self._read_events(until, what)
+        """The next frame, or None at ``until`` or as soon as a damaged frame arrived."""
+        self._bad_seen = False
+        while not self._frames and not self._bad_seen and time.monotonic() < until:
+            self._read_events(min(until, time.monotonic() + READ_SLICE_S), what)
         return self._frames.pop(0) if self._frames else None
 
     def request(
@@ -209,7 +214,8 @@ class DeviceSession:
             while True:
                 frame = self._next_frame(until, what)
                 if frame is None:
-                    self.stats.timeouts += 1
+                    # A damaged frame may have been the answer: ask again at once.
+                    self.stats.timeouts += 0 if self._bad_seen else 1
                     break
                 if frame.type == FrameType.ERROR:
                     error = ErrorFrame.parse(frame.payload)
