@@ -647,8 +647,8 @@ def flash(board: str, port: str | None, project: Path | None) -> None:
     from mnmcu.link.ports import select_port
 
     b = _link_board(board)
-    project = project or _newest_project(b.id)
     url = select_port(b, port)
+    project = project or _newest_project(b.id)
     upload(b, project, url, progress=_progress())
     click.echo(f"flashed {project} to {b.id} on {url}")
 
