@@ -205,7 +205,7 @@ def test_noisy_link_still_gives_exact_outputs(
 ) -> None:
     info, model, elf = vww
     target = load_target(info.project_dir, model)
-    inputs = _inputs(model, 4)
+    inputs = _inputs(model, 3)
     with qemu_session(get_board("qemu-m4"), elf) as url:
         proxy = FaultProxy(_address(url), NOISY)
         started = time.monotonic()
@@ -259,3 +259,47 @@ def test_silent_device_times_out_after_bounded_retries(
 def _address(url: str) -> tuple[str, int]:
     host, port = url.removeprefix("socket://").rsplit(":", 1)
     return host, int(port)
+
+
+USER_TEST = """
+import numpy as np
+
+
+def test_zero_input_runs(device):
+    info = device.info
+    result = device.infer(bytes(info.input_size))
+    assert len(result.output) == info.output_size
+    assert result.ticks > 0
+
+
+def test_ping(device):
+    assert device.ping() < 5
+"""
+
+
+def test_pytest_plugin_gives_a_device_fixture(
+    vww: tuple[ProjectInfo, Path, Path], pty_device: str, tmp_path: Path
+) -> None:
+    info, _, _ = vww
+    (tmp_path / "test_user_hil.py").write_text(USER_TEST)
+    env = {**os.environ, "PYTHONPATH": str(TOOLCHAIN)}
+    base = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "mnmcu.pytest_plugin",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    base += ["--rootdir", str(tmp_path), str(tmp_path / "test_user_hil.py")]
+    run = subprocess.run(
+        [*base, "--mnmcu-port", pty_device, "--mnmcu-project", str(info.project_dir)],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0 and "2 passed" in run.stdout, run.stdout[-2000:]
+    skipped = subprocess.run(
+        base, capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert "2 skipped" in skipped.stdout, skipped.stdout[-2000:]

@@ -119,6 +119,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     [
         ("flash", "--board", "nucleo_h743zi"),
         ("monitor", "--board", "esp32s3"),
+        ("hil", "--board", "disco_f407vg"),
     ],
 )
 def test_commands_without_a_device_list_ports_and_exit_nonzero(args: tuple[str, ...]) -> None:

@@ -632,6 +632,12 @@ def _link_board(board: str | None) -> Any:
     return get_board(board) if board else None
 
 
+def _is_qemu_board(board: Any) -> bool:
+    """A board whose firmware runs only in QEMU (qemu-m4, qemu-m7, qemu-m55)."""
+    pio = board.platformio
+    return bool(pio is not None and pio.is_local_platform and board.simulator.qemu_machine)
+
+
 @cli.command()
 @click.option("--board", required=True, help="Target board id (see 'mnmcu boards').")
 @click.option("--port", default=None, help="Serial port (default: found by USB VID:PID).")
@@ -719,6 +725,9 @@ def hil(
     from mnmcu.verify import make_inputs
 
     b = _link_board(board)
+    simulated = port is None and b is not None and _is_qemu_board(b)
+    if b is not None and not simulated:
+        port = select_port(b, port)  # no device: say so before loading anything
     if project is None and model is None:
         if b is None:
             raise InvalidValue(
@@ -759,7 +768,7 @@ def hil(
         click.echo(f"reports: {report_json}, {junit}, {jsonl}")
         hil_lib.finish(result)
 
-    if port is None and b is not None and b.simulator.qemu_machine:
+    if simulated and b is not None:
         from mnmcu.emit.project import load_project
 
         if target.project_dir is None:
