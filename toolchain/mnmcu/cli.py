@@ -670,8 +670,11 @@ def monitor(port: str | None, baud: int, board: str | None, list_only: bool) -> 
     from mnmcu.link.ports import list_ports, select_port
 
     if list_only:
-        for seen in list_ports():
+        ports = list_ports()
+        for seen in ports:
             click.echo(seen.describe())
+        if not ports:
+            click.echo("no serial ports", err=True)
         return
     url = select_port(_link_board(board), port)
     click.echo(f"monitoring {url} at {baud} baud (Ctrl-C ends)", err=True)

@@ -132,6 +132,7 @@ class DeviceSession:
     _seq: int = 0
     _last_seen: list[str] = field(default_factory=list)
     _bad_seen: bool = False
+    _infer_wait: float | None = None
 
     # -- low level -------------------------------------------------------
 
@@ -289,18 +290,23 @@ class DeviceSession:
             if resend:
                 self.stats.input_resends += 1
             self._send_input(data, info.max_payload - 4)
+            sent = time.monotonic()
             try:
                 frame = self.request(
                     FrameType.INFER,
                     infer_payload(crc, profile),
                     FrameType.RESULT,
-                    timeout=self.infer_timeout,
+                    timeout=self._infer_wait or self.infer_timeout,
                 )
             except DeviceError as exc:
                 input_crc = exc.error is not None and exc.error.code == ErrorCode.INPUT_CRC
                 if input_crc and resend < INPUT_RESENDS:
                     continue
                 raise
+            # Once an inference's duration is known, a lost INFER is sent again after a
+            # few times that, not after the full infer_timeout.
+            took = time.monotonic() - sent
+            self._infer_wait = min(self.infer_timeout, max(2 * self.response_timeout, 4 * took))
             break
         try:
             result = ResultPayload.parse(frame.payload)
