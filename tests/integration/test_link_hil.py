@@ -303,3 +303,32 @@ def test_pytest_plugin_gives_a_device_fixture(
         base, capture_output=True, text=True, timeout=120, env=env, check=False
     )
     assert "2 skipped" in skipped.stdout, skipped.stdout[-2000:]
+
+
+def test_device_answers_bad_requests_with_error_frames(pty_device: str) -> None:
+    from mnmcu.link.protocol import ErrorCode, FrameType, encode_frame, infer_payload
+    from mnmcu.link.session import DeviceError
+
+    with open_session(pty_device, handshake_timeout=30) as session:
+        info = session.info
+        assert info is not None and info.protocol_version == 1 and info.profiling
+        assert session.ping(b"\x00\xff" * 100) < 5
+        cases = [
+            (FrameType.INFER, infer_payload(0x12345678, False), ErrorCode.INPUT_CRC),
+            (FrameType.INPUT, (info.input_size).to_bytes(4, "little") + b"x", ErrorCode.ARGUMENT),
+            (FrameType.INFER, b"\x01", ErrorCode.ARGUMENT),
+            (0x42, b"", ErrorCode.TYPE),
+        ]
+        for type_, payload, code in cases:
+            with pytest.raises(DeviceError) as error:
+                session.request(type_, payload, FrameType.RESULT)
+            assert error.value.error is not None and error.value.error.code == code
+        # A frame with a bad CRC gets a framing ERROR frame (seq 0), then the link goes on.
+        wire = bytearray(encode_frame(FrameType.PING, 9, b"abc"))
+        wire[3] ^= 0x10
+        session.port.write(bytes(wire))
+        frame = session._next_frame(time.monotonic() + 5, "ERROR")
+        assert frame is not None and frame.type == FrameType.ERROR and frame.payload[0] == 0xFB
+        data = bytes(range(256)) * (info.input_size // 256) + bytes(info.input_size % 256)
+        result = session.infer(data)
+        assert len(result.output) == info.output_size and len(result.layers) == 30

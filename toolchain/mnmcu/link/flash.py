@@ -6,13 +6,14 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
 from mnmcu.boards import Board
 from mnmcu.build import default_core_dir, pio_command, pio_environment
 from mnmcu.emit.project import ProjectInfo, load_project
-from mnmcu.errors import InvalidValue
+from mnmcu.errors import InvalidValue, ToolMissing
 from mnmcu.log import NullProgress, Progress
 from mnmcu.proc import run_command
 
@@ -81,6 +82,8 @@ def flash(
             f"pass --board {info.board_id} or the project of {board.id}",
         )
     cmd = flash_command(board, info, port)
+    if cmd[1:3] == ["-m", "esptool"] and importlib.util.find_spec("esptool") is None:
+        raise ToolMissing("esptool is not installed", "pip install esptool")
     image = info.build_dir / "firmware.bin"
     size = image.stat().st_size if image.is_file() else info.elf_path.stat().st_size
     progress = progress or NullProgress()

@@ -193,7 +193,7 @@ class DeviceSession:
         return self._frames.pop(0) if self._frames else None
 
     def request(
-        self, type_: FrameType, payload: bytes, expect: FrameType, timeout: float | None = None
+        self, type_: int, payload: bytes, expect: int, timeout: float | None = None
     ) -> Frame:
         """Send one request and return its response, retrying as the module doc says.
 
@@ -204,13 +204,14 @@ class DeviceSession:
         seq = self._next_seq()
         wait = timeout if timeout is not None else self.response_timeout
         frame_bytes = encode_frame(type_, seq, payload)
-        what = f"{expect.name} to {type_.name} seq {seq}"
+        name = _type_name(type_)
+        what = f"{_type_name(expect)} to {name} seq {seq}"
         self.stats.requests += 1
         for attempt in range(self.retries + 1):
             if attempt:
                 self.stats.retransmissions += 1
-                logger.debug("sending %s seq %d again (attempt %d)", type_.name, seq, attempt + 1)
-            self._write(frame_bytes, f"{type_.name} seq {seq}")
+                logger.debug("sending %s seq %d again (attempt %d)", name, seq, attempt + 1)
+            self._write(frame_bytes, f"{name} seq {seq}")
             until = time.monotonic() + wait
             while True:
                 frame = self._next_frame(until, what)
@@ -225,7 +226,7 @@ class DeviceSession:
                         break  # the device could not read a frame: maybe ours
                     if frame.seq == seq and error.request == type_:
                         raise DeviceError(
-                            f"the device refused {type_.name} seq {seq}: {error.describe()}",
+                            f"the device refused {name} seq {seq}: {error.describe()}",
                             error=error,
                         )
                     self.stats.stale_frames += 1
@@ -349,6 +350,13 @@ class DeviceSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _type_name(type_: int) -> str:
+    try:
+        return FrameType(type_).name
+    except ValueError:
+        return f"type 0x{type_:02x}"
 
 
 _CABLE_HINT = "check the cable, the driver and the permissions of the port (or the simulator's log)"
