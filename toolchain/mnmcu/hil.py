@@ -90,8 +90,7 @@ def load_target(project: Path | None = None, model: Path | None = None) -> HilTa
                 "project folder or its parent",
                 "pass it with --model MODEL.tflite",
             )
-    assert path is not None
-    if not Path(path).is_file():
+    if path is None or not Path(path).is_file():
         raise InvalidValue(f"model {path} does not exist", "check the path given to --model")
     sha = sha256_file(Path(path))
     if info is not None and sha != info.model_sha256:
