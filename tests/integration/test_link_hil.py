@@ -182,10 +182,12 @@ def test_hil_against_another_model_names_both_hashes(
     other = tmp_path / "other.tflite"
     other.write_bytes(model.read_bytes() + b"\0" * 16)  # same graph, another file
     other_sha = load_target(model=other).model_sha256
-    proc = mnmcu("hil", "--port", pty_device, "--model", other, "--count", "1")
+    report = tmp_path / "mismatch" / "report.json"
+    proc = mnmcu("hil", "--port", pty_device, "--model", other, "--count", "1", "--report", report)
     assert proc.returncode == 1
     assert info.model_sha256[:12] in proc.stderr and other_sha[:12] in proc.stderr
     assert "another model" in proc.stderr and "Traceback" not in proc.stderr
+    assert not report.parent.exists(), "no report for a device that runs another model"
 
 
 def _inputs(model: Path, count: int) -> np.ndarray:

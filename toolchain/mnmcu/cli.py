@@ -749,6 +749,8 @@ def hil(
 
         session = open_session(url, baud, handshake_timeout=timeout, infer_timeout=timeout)
         with session:
+            # A device that runs another model is refused before any report file is made.
+            hil_lib.check_device(session.info or session.handshake(), target)
             jsonl.parent.mkdir(parents=True, exist_ok=True)
             with jsonl.open("a", encoding="utf-8") as log:
                 result = hil_lib.run_hil(
