@@ -724,6 +724,7 @@ def hil(
     from mnmcu import hil as hil_lib
     from mnmcu.graph import load_graph
     from mnmcu.link.ports import select_port
+    from mnmcu.link.session import LinkError
     from mnmcu.sim import qemu_session
     from mnmcu.verify import make_inputs
 
@@ -786,8 +787,13 @@ def hil(
                 f"{target.project_dir} has no built firmware ({elf})",
                 f"build it with 'pio run -d {target.project_dir}' or 'mnmcu build'",
             )
-        with qemu_session(b, elf, log_path=report_json.with_name("qemu.log")) as url:
-            run_on(url)
+        qemu_log = report_json.with_name("qemu.log")
+        with qemu_session(b, elf, log_path=qemu_log) as url:
+            try:
+                run_on(url)
+            except LinkError as exc:
+                hint = f"{exc.hint}; QEMU's log: {qemu_log}" if exc.hint else f"see {qemu_log}"
+                raise type(exc)(exc.message, hint) from None
         return
     run_on(select_port(b, port))
 
