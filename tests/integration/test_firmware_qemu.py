@@ -127,6 +127,8 @@ def test_vww_footprint_on_qemu_m4(
     assert fp.sample_data_bytes >= 96 * 96 * 3
     assert fp.runtime_code_bytes < RUNTIME_CODE_BUDGET, figures
     assert fp.ram_bytes < RAM_BUDGET, figures
+    # The serial protocol (firmware/protocol) is in, and small.
+    assert 0 < fp.protocol_code_bytes < 4 * KIB and 0 < fp.protocol_ram_bytes < KIB, figures
 
 
 def test_generated_sources_compile_warning_free(
@@ -139,6 +141,7 @@ def test_generated_sources_compile_warning_free(
     src = info.project_dir / "src"
     strict = ["-std=c99", "-pedantic", "-Wall", "-Wextra", "-Werror", "-Os", "-c"]
     defines = ["-DMNMCU_QEMU", "-DMNMCU_QEMU_UART0_BASE=0x49303000u", "-DMNMCU_CPU_HZ=32000000"]
+    assert {"mnmcu_proto.c", "mnmcu_proto_device.c"} <= {p.name for p in src.glob("*.c")}
     for source in sorted(src.glob("*.c")):
         run_command(
             [

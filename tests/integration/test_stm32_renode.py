@@ -9,6 +9,7 @@ needs ``renode``: without it that test skips with the install hint, and
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -81,6 +82,25 @@ def test_bare_metal_f407_boots_in_netduinoplus2(f407: ProjectInfo, int8_models: 
 def test_bare_metal_f407_fits_the_chip(f407: ProjectInfo) -> None:
     fp = footprint(f407.elf_path, f407)
     assert fp.flash_bytes <= 1024 * 1024 and fp.ram_bytes <= 128 * 1024
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_hil_over_the_netduinoplus2_uart_is_bit_exact(
+    f407: ProjectInfo, int8_models: dict[str, Path], tmp_path: Path
+) -> None:
+    report = tmp_path / "hil" / "report.json"
+    result = run_mnmcu(
+        "hil", "--board", "disco_f407vg", "--project", str(f407.project_dir),
+        "--model", str(int8_models["v1"]), "--count", "20", "--report", str(report),
+        timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "20/20 outputs bit-exact" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["device"]["model_sha256"] == f407.model_sha256
+    lines = report.with_suffix(".jsonl").read_text().splitlines()
+    assert len(lines) == 20 and all(json.loads(line)["bit_exact"] for line in lines)
 
 
 def test_bare_metal_is_refused_where_there_is_none(int8_models: dict, tmp_path: Path) -> None:

@@ -215,6 +215,12 @@ def _read_ini(project_dir: Path) -> configparser.ConfigParser:
     return parser
 
 
+def uses_local_platform(project_dir: Path, env: str) -> bool:
+    """True if the project's environment ``env`` builds with a local (``file://``) platform."""
+    parser = _read_ini(Path(project_dir))
+    return parser.get(f"env:{env}", "platform", fallback="").strip().startswith("file://")
+
+
 def _env_name(parser: configparser.ConfigParser, env: str | None, project_dir: Path) -> str:
     if env is not None:
         name = env
@@ -380,7 +386,9 @@ class Footprint:
     parameters), ``sample_data`` the embedded sample input and expected
     output, and ``runtime_code`` everything else (code, libc, strings). In
     RAM, ``arena`` is the tensor arena and ``other_data_bss`` the rest of
-    data and bss.
+    data and bss. ``protocol_code`` (functions and constants) and
+    ``protocol_ram`` are the serial protocol's share (firmware/protocol),
+    already counted in the figures above.
     """
 
     flash_bytes: int
@@ -397,6 +405,8 @@ class Footprint:
     arena_bytes: int
     other_data_bss_bytes: int
     sections: tuple[SectionSize, ...] = ()
+    protocol_code_bytes: int = 0
+    protocol_ram_bytes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data."""
@@ -502,6 +512,7 @@ def footprint(elf_path: Path, project: ProjectInfo | Path | None = None) -> Foot
             arena += size
     flash = sizes["text"] + sizes["rodata"] + sizes["data"]
     ram = sizes["data"] + sizes["bss"] + sizes["heap"] + sizes["stack"]
+    proto_code, proto_ram = _protocol_cost(symbols, kinds)
     return Footprint(
         flash_bytes=flash,
         ram_bytes=ram,
@@ -517,7 +528,32 @@ def footprint(elf_path: Path, project: ProjectInfo | Path | None = None) -> Foot
         arena_bytes=arena,
         other_data_bss_bytes=sizes["data"] + sizes["bss"] - arena,
         sections=tuple(sections),
+        protocol_code_bytes=proto_code,
+        protocol_ram_bytes=proto_ram,
     )
+
+
+_PROTOCOL_FILES = frozenset({"mnmcu_proto.c", "mnmcu_proto_device.c"})
+_PROTOCOL_GLOBALS = frozenset({"mnmcu_app_poll", "mnmcu_layer_hook"})
+
+
+def _protocol_cost(symbols: Iterable[tuple[str, Any]], kinds: Mapping[int, str]) -> tuple[int, int]:
+    """(flash, RAM) bytes of the serial protocol's functions and objects."""
+    code = ram = 0
+    for source, sym in symbols:
+        name = sym.name
+        ours = source in _PROTOCOL_FILES or name.startswith("mnmcu_proto_")
+        shndx = sym["st_shndx"]
+        if not (ours or name in _PROTOCOL_GLOBALS) or not isinstance(shndx, int):
+            continue
+        kind, size = kinds.get(shndx), int(sym["st_size"])
+        if sym["st_info"]["type"] == "STT_FUNC" and kind == "text":
+            code += size
+        elif sym["st_info"]["type"] == "STT_OBJECT" and kind in ("rodata", "text"):
+            code += size
+        elif sym["st_info"]["type"] == "STT_OBJECT" and kind in ("data", "bss"):
+            ram += size
+    return code, ram
 
 
 _KINDS = ("text", "rodata", "data", "bss", "heap", "stack")
@@ -534,4 +570,6 @@ def footprint_summary(fp: Footprint) -> Mapping[str, int]:
         "arena": fp.arena_bytes,
         "stack": fp.stack_bytes,
         "other_data_bss": fp.other_data_bss_bytes,
+        "protocol_code": fp.protocol_code_bytes,
+        "protocol_ram": fp.protocol_ram_bytes,
     }

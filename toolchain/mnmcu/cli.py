@@ -690,15 +690,13 @@ def sim(
 
 def _check_simulated_build(b: Any, built_for: str, project: Path) -> None:
     """QEMU runs the local platform's firmware only (QEMU boards, bare-metal builds)."""
-    from mnmcu.build import _read_ini
+    from mnmcu.build import uses_local_platform
 
     if built_for != b.id:
         raise InvalidValue(
             f"{project} was built for {built_for}, not {b.id}", f"pass --board {built_for}"
         )
-    parser = _read_ini(project)
-    platform = parser.get(f"env:{b.id}", "platform", fallback="")
-    if not platform.startswith("file://"):
+    if not uses_local_platform(project, b.id):
         raise InvalidValue(
             f"{project} is {b.id}'s vendor-framework firmware, which QEMU does not run",
             f"build the bare-metal one: mnmcu build --board {b.id} --bare-metal",
@@ -848,6 +846,195 @@ def _auto_size(
         highlight=False,
     )
     return f"{best.alpha:g}", None, str(best.size)
+
+
+# -- The device link: flash, monitor, hil ------------------------------------
+
+
+def _link_board(board: str | None) -> Any:
+    from mnmcu.boards import get_board
+
+    return get_board(board) if board else None
+
+
+def _is_qemu_board(board: Any) -> bool:
+    """A board whose firmware runs only in QEMU (qemu-m4, qemu-m7, qemu-m55)."""
+    pio = board.platformio
+    return bool(pio is not None and pio.is_local_platform and board.simulator.qemu_machine)
+
+
+def _runs_in_qemu(board: Any, project: Path | None) -> bool:
+    """A QEMU board, or a bare-metal project (local platform) of a board QEMU models."""
+    if _is_qemu_board(board):
+        return True
+    if board.simulator.qemu_machine is None or project is None:
+        return False
+    from mnmcu.build import uses_local_platform
+
+    try:
+        return uses_local_platform(Path(project), board.id)
+    except InvalidValue:
+        return False
+
+
+@cli.command()
+@click.option("--board", required=True, help="Target board id (see 'mnmcu boards').")
+@click.option("--port", default=None, help="Serial port (default: found by USB VID:PID).")
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Built firmware project (default: the newest build/*-BOARD/firmware).",
+)
+def flash(board: str, port: str | None, project: Path | None) -> None:
+    """Upload a built firmware to a board (PlatformIO, or esptool for ESP32)."""
+    from mnmcu.link.flash import flash as upload
+    from mnmcu.link.ports import select_port
+
+    b = _link_board(board)
+    url = select_port(b, port)
+    project = project or _newest_project(b.id)
+    upload(b, project, url, progress=_progress())
+    click.echo(f"flashed {project} to {b.id} on {url}")
+
+
+@cli.command()
+@click.option("--port", default=None, help="Any pyserial URL (default: the one port found).")
+@click.option("--baud", type=click.IntRange(1), default=115200, show_default=True)
+@click.option("--board", default=None, help="Find the port by this board's USB VID:PID.")
+@click.option("--list", "list_only", is_flag=True, help="List the serial ports and exit.")
+def monitor(port: str | None, baud: int, board: str | None, list_only: bool) -> None:
+    """Show a device's output: text as is, protocol frames decoded. Ctrl-C ends."""
+    from mnmcu.link.monitor import monitor as watch
+    from mnmcu.link.ports import list_ports, select_port
+
+    if list_only:
+        ports = list_ports()
+        for seen in ports:
+            click.echo(seen.describe())
+        if not ports:
+            click.echo("no serial ports", err=True)
+        return
+    url = select_port(_link_board(board), port)
+    click.echo(f"monitoring {url} at {baud} baud (Ctrl-C ends)", err=True)
+    watch(url, baud, click.echo)
+
+
+@cli.command()
+@click.option("--board", default=None, help="Board id (default: the project's).")
+@click.option("--port", default=None, help="Any pyserial URL; without it QEMU boards start QEMU.")
+@click.option("--baud", type=click.IntRange(1), default=115200, show_default=True)
+@click.option(
+    "--project",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="The generated project the device runs (default: the newest build/*-BOARD/firmware).",
+)
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="The .tflite.")
+@click.option("--data", default=None, help="Inputs from an image folder or 'builtin'.")
+@click.option("--count", type=click.IntRange(1, 100000), default=50, show_default=True)
+@click.option("--profile", is_flag=True, help="Per-layer ticks (firmware built with it).")
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="JSON report (default: PROJECT/hil/report.json); .junit.xml and .jsonl beside it.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(1, 3600),
+    default=60.0,
+    show_default=True,
+    help="Seconds to wait for the handshake and for each inference.",
+)
+def hil(
+    board: str | None,
+    port: str | None,
+    baud: int,
+    project: Path | None,
+    model: Path | None,
+    data: str | None,
+    count: int,
+    profile: bool,
+    report: Path | None,
+    timeout: float,
+) -> None:
+    """Run inputs on a device and compare every output with the host reference."""
+    from mnmcu import hil as hil_lib
+    from mnmcu.graph import load_graph
+    from mnmcu.link.ports import select_port
+    from mnmcu.link.session import LinkError
+    from mnmcu.sim import qemu_session
+    from mnmcu.verify import make_inputs
+
+    b = _link_board(board)
+    simulated = port is None and b is not None and _runs_in_qemu(b, project)
+    if b is not None and not simulated:
+        port = select_port(b, port)  # no device: say so before loading anything
+    if project is None and model is None:
+        if b is None:
+            raise InvalidValue(
+                "hil needs --board, --project or --model", "e.g. mnmcu hil --board qemu-m4"
+            )
+        project = _newest_project(b.id)
+    target = hil_lib.load_target(project, model)
+    if b is None and target.board_id is not None:
+        b = _link_board(target.board_id)
+    samples = _dataset_inputs(target.model_path, data, count) if data else None
+    inputs, _ = make_inputs(load_graph(target.model_path), count, samples)
+    report_json, junit, jsonl = hil_lib.report_paths(report or hil_lib.default_report_path(target))
+
+    def run_on(url: str) -> None:
+        from mnmcu.link.session import open_session
+
+        session = open_session(url, baud, handshake_timeout=timeout, infer_timeout=timeout)
+        with session:
+            # A device that runs another model is refused before any report file is made.
+            hil_lib.check_device(session.info or session.handshake(), target)
+            jsonl.parent.mkdir(parents=True, exist_ok=True)
+            with jsonl.open("a", encoding="utf-8") as log:
+                result = hil_lib.run_hil(
+                    session,
+                    target,
+                    inputs,
+                    profile=profile,
+                    log=log,
+                    progress=_progress(),
+                    board_id=b.id if b is not None else None,
+                )
+        hil_lib.write_json(result, report_json)
+        hil_lib.write_junit(result, junit)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        for line in hil_lib.summary_lines(result):
+            click.echo(line)
+        for line in hil_lib.layer_lines(result):
+            click.echo(line)
+        click.echo(f"reports: {report_json}, {junit}, {jsonl}")
+        hil_lib.finish(result)
+
+    if simulated and b is not None:
+        from mnmcu.emit.project import load_project
+
+        if target.project_dir is None:
+            raise InvalidValue(
+                f"starting QEMU for {b.id} needs the built project", "pass --project DIR"
+            )
+        elf = load_project(target.project_dir).elf_path
+        if not elf.is_file():
+            raise InvalidValue(
+                f"{target.project_dir} has no built firmware ({elf})",
+                f"build it with 'pio run -d {target.project_dir}' or 'mnmcu build'",
+            )
+        qemu_log = report_json.with_name("qemu.log")
+        with qemu_session(b, elf, log_path=qemu_log) as url:
+            try:
+                run_on(url)
+            except LinkError as exc:
+                hint = f"{exc.hint}; QEMU's log: {qemu_log}" if exc.hint else f"see {qemu_log}"
+                raise type(exc)(exc.message, hint) from None
+        return
+    run_on(select_port(b, port))
 
 
 def main() -> None:

@@ -46,6 +46,8 @@ PROJECT_FILE = "mnmcu_project.json"
 SRC_DIR = "src"
 TEMPLATE_DIR = "project"
 HAL_FAMILIES = ("qemu_mps", "stm32_baremetal", "host", "esp32", "stm32cube", "arduino")
+# The device side of the serial protocol (firmware/protocol), copied into src/.
+PROTOCOL_FILES = ("mnmcu_proto.h", "mnmcu_proto.c", "mnmcu_proto_device.c")
 # HAL families whose code uses the DWT cycle counter header.
 _DWT_FAMILIES = frozenset({"stm32cube", "arduino", "stm32_baremetal"})
 # HAL families whose code uses the SysTick tick counter header.
@@ -377,6 +379,9 @@ _FILE_ROLES = {
     "sdkconfig.defaults": "ESP-IDF settings: CPU clock, main task stack",
     "src/mnmcu_kernels.h": "the AOT int8 kernels' interface",
     "src/mnmcu_fixedpoint.h": "fixed-point arithmetic of the AOT kernels",
+    "src/mnmcu_proto.h": "serial protocol frames: COBS, CRC-32 (firmware/protocol/PROTOCOL.md)",
+    "src/mnmcu_proto.c": "serial protocol frames: COBS, CRC-32 (firmware/protocol/PROTOCOL.md)",
+    "src/mnmcu_proto_device.c": "serial protocol commands: info, ping, input, infer",
 }
 
 
@@ -476,6 +481,7 @@ def emit_project(
         data_dir("firmware") / "common" / "mnmcu_runtime.h",
         data_dir("firmware") / "common" / "mnmcu_app.h",
         *hal_sources(family),
+        *(data_dir("firmware") / "protocol" / name for name in PROTOCOL_FILES),
     ):
         _write(src / source.name, source.read_bytes())
         written.append(src / source.name)

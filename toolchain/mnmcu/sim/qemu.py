@@ -137,7 +137,9 @@ def qemu_command(
         cmd += ["-icount", "shift=0"]
     for _ in range(index):
         cmd += ["-serial", "null"]
-    cmd += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on"]
+    # nodelay: the UART sends byte by byte; without it Nagle and delayed ACKs
+    # add about 40 ms to every request-response round trip.
+    cmd += ["-serial", f"tcp:127.0.0.1:{port},server=on,wait=on,nodelay=on"]
     cmd += ["-kernel", str(elf), *extra]
     return cmd
 
