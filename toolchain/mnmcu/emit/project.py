@@ -95,6 +95,8 @@ class ProjectInfo:
     model_sources: tuple[str, ...]
     arena_symbols: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    kernels: str = "portable"
+    profile: bool = False
 
     @property
     def build_dir(self) -> Path:
@@ -128,6 +130,8 @@ class ProjectInfo:
             "model_sources": list(self.model_sources),
             "arena_symbols": list(self.arena_symbols),
             "notes": list(self.notes),
+            "kernels": self.kernels,
+            "profile": self.profile,
         }
 
 
@@ -161,6 +165,8 @@ def load_project(project_dir: Path) -> ProjectInfo:
             model_sources=tuple(str(f) for f in data["model_sources"]),
             arena_symbols=tuple(str(s) for s in data["arena_symbols"]),
             notes=tuple(str(n) for n in data.get("notes", ())),
+            kernels=str(data.get("kernels", "portable")),
+            profile=bool(data.get("profile", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidValue(
@@ -370,6 +376,8 @@ _FILE_ROLES = {
     "sdkconfig.defaults": "ESP-IDF settings: CPU clock, main task stack",
     "src/mnmcu_kernels.h": "the AOT int8 kernels' interface",
     "src/mnmcu_fixedpoint.h": "fixed-point arithmetic of the AOT kernels",
+    "src/mnmcu_kernels_fast.h": "the fast AOT kernels' interface",
+    "src/mnmcu_dsp.h": "the Arm DSP operations of the fast kernels",
 }
 
 
@@ -396,6 +404,8 @@ def emit_project(
     sample: np.ndarray | None = None,
     class_names: Sequence[str] = (),
     force: bool = False,
+    kernels: str | None = None,
+    profile: bool = False,
 ) -> ProjectInfo:
     """Write a standalone PlatformIO project running ``tflite`` on ``board`` into ``out_dir``.
 
@@ -409,6 +419,9 @@ def emit_project(
     files come from :func:`mnmcu.emit.tflm.emit_tflm_sources` (its result is
     checked by :func:`_merge_extras`); ESP-IDF boards also get the CMake
     files and ``sdkconfig.defaults`` unless that runtime wrote its own.
+    ``kernels`` picks the AOT kernel set (default: the fastest the board's
+    core has, see :func:`mnmcu.emit.aot.default_kernels`); ``profile``
+    builds the AOT firmware with per-layer timing lines (``MNMCU_PROFILE``).
     """
     tflite = Path(tflite)
     runtime = runtime or board.runtime.default
@@ -450,8 +463,14 @@ def emit_project(
     env = cgen.template_env(TEMPLATE_DIR)
     model_ident = cgen.c_identifier(tflite.stem).lower() or "model"
     if runtime == "aot":
-        extras = _emit_aot_runtime(graph, tflite, src, model_ident, banner, env, written)
+        from mnmcu.emit.aot import default_kernels
+
+        kernel_set = kernels or default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)
+        extras = _emit_aot_runtime(
+            graph, tflite, src, model_ident, banner, env, written, kernel_set, profile
+        )
     else:
+        kernel_set = "portable"
         extras = _tflm_sources(graph, tflite, board, src, project_dir)
         written.extend(project_dir / f for f in extras["files"])
 
@@ -530,6 +549,8 @@ def emit_project(
         model_sources=tuple(_relative(Path(p), project_dir) for p in extras["model_sources"]),
         arena_symbols=tuple(extras["arena_symbols"]),
         notes=tuple(extras["notes"]),
+        kernels=kernel_set,
+        profile=profile and runtime == "aot",
     )
     rels = sorted({_relative(p, project_dir) for p in written} | {"README.md", PROJECT_FILE})
     info = dataclasses.replace(info, files=tuple(rels))
@@ -549,20 +570,22 @@ def _emit_aot_runtime(
     banner: Any,
     env: Any,
     written: list[Path],
+    kernels: str = "portable",
+    profile: bool = False,
 ) -> dict[str, Any]:
     """The AOT model, its kernels and the runtime adapter; the extras for the project."""
     from mnmcu.emit.aot import emit_aot, inplace_ops, scratch_bytes
     from mnmcu.plan import plan_memory
 
-    plan = plan_memory(graph, scratch_bytes(graph), inplace_ops(graph))
-    written.extend(emit_aot(graph, plan, src, ident, str(tflite)))
+    plan = plan_memory(graph, scratch_bytes(graph, kernels), inplace_ops(graph))
+    written.extend(emit_aot(graph, plan, src, ident, str(tflite), kernels=kernels))
     adapter = "mnmcu_runtime_aot.c"
     text = env.get_template("aot/mnmcu_runtime_aot.c.j2").render()
     _write(src / adapter, banner(adapter, "The runtime interface over the AOT model.") + text)
     written.append(src / adapter)
     return {
         "ini_options": [],
-        "build_flags": [],
+        "build_flags": ["-DMNMCU_PROFILE"] if profile else [],
         "lib_deps": [],
         "notes": [],
         "model_sources": [f"{SRC_DIR}/mnmcu_model_{ident}.c"],
