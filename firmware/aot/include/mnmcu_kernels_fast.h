@@ -64,13 +64,22 @@ int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 /**
  * DEPTHWISE_CONV_2D with depth multiplier 1, any window.
  *
- * @param[in]  filter  int8 1HWC as in mnmcu_depthwise_conv2d_s8_run()
- * @param[in]  bias    int32 [C]: bias + input_offset * sum of the channel's
- *                     weights (never NULL)
+ * @param[in]  filter   int8: for each group of four channels (C / 4 of them),
+ *                      KH * KW taps of the group's four weights; then the
+ *                      last C % 4 channels as 1HWC [KH][KW][C % 4]
+ * @param[in]  bias     int32 [C]: bias + input_offset * sum of the channel's
+ *                      weights (never NULL)
+ * @param[in]  scratch  mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size() bytes
+ *                      (one window, for pixels at the border)
  */
 mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
                                                  const int8_t *input, const int8_t *filter,
-                                                 const int32_t *bias, int8_t *output);
+                                                 const int32_t *bias, int8_t *output,
+                                                 const mnmcu_buffer_t *scratch);
+
+/** Scratch bytes of mnmcu_depthwise_conv2d_s8_dsp_run(): one KH x KW x C window. */
+int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
+    const mnmcu_depthwise_conv2d_params_t *params);
 
 #ifdef __cplusplus
 }

@@ -295,93 +295,134 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
 
 /* ---- DEPTHWISE_CONV_2D, depth multiplier 1 ------------------------------ */
 
-/* One output pixel with every tap inside the image, four channels at a time. */
-static void dw_interior(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
-                        const int8_t *filter, const int32_t *bias, int8_t *out)
+int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
+    const mnmcu_depthwise_conv2d_params_t *params)
+{
+    return ((params->filter.h * params->filter.w * params->input.c + 3) & ~3);
+}
+
+/*
+ * Four channels of a 3x3 window: acc[0..3] += taps * weights. window points
+ * at channel c of the top-left tap; taps lie row_step apart vertically and
+ * col_step apart horizontally; w holds the 9 taps' four weights, 4 bytes
+ * each (the group-major layout of mnmcu_kernels_fast.h).
+ */
+MNMCU_INLINE void dw3x3_group(const int8_t *window, int32_t row_step, int32_t col_step,
+                              const int8_t *w, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if MNMCU_HAVE_DSP
+    int32_t x, xe, wv, we;
+    const int8_t *col;
+#define MNMCU_DW_TAP(xaddr, woff)                                                              \
+    "ldr %[x], " xaddr "\n\t"                                                                  \
+    "ldr %[wv], [%[w], #" woff "]\n\t"                                                         \
+    "sxtb16 %[xe], %[x]\n\t"                                                                   \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
+    "sxtb16 %[we], %[wv]\n\t"                                                                  \
+    "sxtb16 %[wv], %[wv], ror #8\n\t"                                                          \
+    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                    \
+    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                    \
+    "smlabb %[a1], %[x], %[wv], %[a1]\n\t"                                                     \
+    "smlatt %[a3], %[x], %[wv], %[a3]\n\t"
+#define MNMCU_DW_ROW(o0, o1, o2)                                                               \
+    "add %[col], %[win], %[cs]\n\t" MNMCU_DW_TAP("[%[win]]", o0)                               \
+        MNMCU_DW_TAP("[%[col]]", o1) MNMCU_DW_TAP("[%[col], %[cs]]", o2)                      \
+            "add %[win], %[win], %[rs]\n\t"
+    __asm__(MNMCU_DW_ROW("0", "4", "8") MNMCU_DW_ROW("12", "16", "20")
+                MNMCU_DW_ROW("24", "28", "32")
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [win] "+r"(window),
+              [x] "=&r"(x), [xe] "=&r"(xe), [wv] "=&r"(wv), [we] "=&r"(we), [col] "=&r"(col)
+            : [w] "r"(w), [rs] "r"(row_step), [cs] "r"(col_step)
+            : "memory");
+#undef MNMCU_DW_ROW
+#undef MNMCU_DW_TAP
+#else
+    int32_t t;
+    for (t = 0; t < 9; ++t) {
+        const int32_t xv = mnmcu_read_s8x4(window + (t / 3) * row_step + (t % 3) * col_step);
+        const int32_t wv = mnmcu_read_s8x4(w + 4 * t);
+        const int32_t x0 = mnmcu_sxtb16(xv), x1 = mnmcu_sxtb16_ror8(xv);
+        const int32_t w0 = mnmcu_sxtb16(wv), w1 = mnmcu_sxtb16_ror8(wv);
+        a0 = mnmcu_smlabb(x0, w0, a0);
+        a2 = mnmcu_smlatt(x0, w0, a2);
+        a1 = mnmcu_smlabb(x1, w1, a1);
+        a3 = mnmcu_smlatt(x1, w1, a3);
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/*
+ * One output pixel from its window: taps row_step apart vertically,
+ * col_step apart horizontally, channel c of a tap at +c. Filter layout of
+ * mnmcu_kernels_fast.h: for each group of four channels, KH * KW words of
+ * four weights; then the last C % 4 channels as 1HWC.
+ */
+static void dw_pixel(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
+                     int32_t row_step, int32_t col_step, const int8_t *filter,
+                     const int32_t *bias, int8_t *out)
 {
     const int32_t channels = params->input.c;
     const int32_t kh = params->filter.h, kw = params->filter.w;
-    const int32_t step_x = params->dilation_w * channels;
-    const int32_t step_y = params->dilation_h * params->input.w * channels;
-    int32_t c, ky, kx;
+    const int32_t taps = kh * kw;
+    const int32_t *mult = params->multiplier;
+    const int32_t *shift = params->shift;
+    const int32_t out_offset = params->output_offset;
+    const int32_t act_min = params->act_min, act_max = params->act_max;
+    const int three = kh == 3 && kw == 3;
+    const int8_t *w = filter;
+    int32_t c, ky, kx, i;
     for (c = 0; c + 3 < channels; c += 4) {
-        int32_t a0 = bias[c], a1 = bias[c + 1], a2 = bias[c + 2], a3 = bias[c + 3];
-        const int8_t *row = window + c;
-        const int8_t *w = filter + c;
-        for (ky = 0; ky < kh; ++ky) {
-            const int8_t *x = row;
-            for (kx = 0; kx < kw; ++kx) {
-                const int32_t xv = mnmcu_read_s8x4(x);
-                const int32_t wv = mnmcu_read_s8x4(w);
-                const int32_t x0 = mnmcu_sxtb16(xv), x1 = mnmcu_sxtb16_ror8(xv);
-                const int32_t w0 = mnmcu_sxtb16(wv), w1 = mnmcu_sxtb16_ror8(wv);
-                a0 = mnmcu_smlabb(x0, w0, a0);
-                a2 = mnmcu_smlatt(x0, w0, a2);
-                a1 = mnmcu_smlabb(x1, w1, a1);
-                a3 = mnmcu_smlatt(x1, w1, a3);
-                x += step_x;
-                w += channels;
-            }
-            row += step_y;
-        }
-        out[c] = mnmcu_output_fast(a0, params->multiplier[c], params->shift[c],
-                                   params->output_offset, params->act_min, params->act_max);
-        out[c + 1] = mnmcu_output_fast(a1, params->multiplier[c + 1], params->shift[c + 1],
-                                       params->output_offset, params->act_min, params->act_max);
-        out[c + 2] = mnmcu_output_fast(a2, params->multiplier[c + 2], params->shift[c + 2],
-                                       params->output_offset, params->act_min, params->act_max);
-        out[c + 3] = mnmcu_output_fast(a3, params->multiplier[c + 3], params->shift[c + 3],
-                                       params->output_offset, params->act_min, params->act_max);
-    }
-    for (; c < channels; ++c) {
-        int32_t acc = bias[c];
-        const int8_t *row = window + c;
-        for (ky = 0; ky < kh; ++ky) {
-            for (kx = 0; kx < kw; ++kx) {
-                acc += (int32_t)row[kx * step_x] * (int32_t)filter[(ky * kw + kx) * channels + c];
-            }
-            row += step_y;
-        }
-        out[c] = mnmcu_output_fast(acc, params->multiplier[c], params->shift[c],
-                                   params->output_offset, params->act_min, params->act_max);
-    }
-}
-
-/* One output pixel whose window leaves the image: taps outside add nothing. */
-static void dw_border(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *in_batch,
-                      int32_t in_y0, int32_t in_x0, const int8_t *filter, const int32_t *bias,
-                      int8_t *out)
-{
-    const mnmcu_dims_t *in = &params->input;
-    const int32_t kh = params->filter.h, kw = params->filter.w;
-    int32_t c, ky, kx;
-    for (c = 0; c < in->c; ++c) {
-        int32_t acc = bias[c];
-        for (ky = 0; ky < kh; ++ky) {
-            const int32_t in_y = in_y0 + params->dilation_h * ky;
-            for (kx = 0; kx < kw; ++kx) {
-                const int32_t in_x = in_x0 + params->dilation_w * kx;
-                const int32_t f = filter[(ky * kw + kx) * in->c + c];
-                if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
-                    /* The folded bias counted this tap at the zero point. */
-                    acc -= f * params->input_offset;
-                } else {
-                    acc += f * in_batch[((int64_t)in_y * in->w + in_x) * in->c + c];
+        int32_t acc[4];
+        acc[0] = bias[c];
+        acc[1] = bias[c + 1];
+        acc[2] = bias[c + 2];
+        acc[3] = bias[c + 3];
+        if (three) {
+            dw3x3_group(window + c, row_step, col_step, w, acc);
+        } else {
+            for (ky = 0; ky < kh; ++ky) {
+                for (kx = 0; kx < kw; ++kx) {
+                    const int8_t *x = window + ky * row_step + kx * col_step + c;
+                    const int8_t *wt = w + 4 * (ky * kw + kx);
+                    for (i = 0; i < 4; ++i) {
+                        acc[i] += (int32_t)x[i] * (int32_t)wt[i];
+                    }
                 }
             }
         }
-        out[c] = mnmcu_output_fast(acc, params->multiplier[c], params->shift[c],
-                                   params->output_offset, params->act_min, params->act_max);
+        w += 4 * taps;
+        for (i = 0; i < 4; ++i) {
+            out[c + i] = mnmcu_output_fast(acc[i], mult[c + i], shift[c + i], out_offset,
+                                           act_min, act_max);
+        }
+    }
+    for (; c < channels; ++c) {
+        int32_t acc = bias[c];
+        for (ky = 0; ky < kh; ++ky) {
+            for (kx = 0; kx < kw; ++kx) {
+                acc += (int32_t)window[ky * row_step + kx * col_step + c] *
+                       (int32_t)w[(ky * kw + kx) * (channels - (channels & ~3)) + (c & 3)];
+            }
+        }
+        out[c] = mnmcu_output_fast(acc, mult[c], shift[c], out_offset, act_min, act_max);
     }
 }
 
 mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
                                                  const int8_t *input, const int8_t *filter,
-                                                 const int32_t *bias, int8_t *output)
+                                                 const int32_t *bias, int8_t *output,
+                                                 const mnmcu_buffer_t *scratch)
 {
     const mnmcu_dims_t *in;
     const mnmcu_dims_t *od;
-    int32_t batch, out_y, out_x, span_h, span_w;
+    int32_t batch, out_y, out_x, span_h, span_w, row_step, col_step, window_row;
+    int8_t *window;
+    int8_t zero_point;
 
     if (params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
         params->multiplier == NULL || params->shift == NULL ||
@@ -397,8 +438,17 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
         params->pad_w < 0) {
         return MNMCU_ERR_SHAPE;
     }
+    if (scratch == NULL || scratch->buf == NULL ||
+        scratch->size < mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(params)) {
+        return MNMCU_ERR_BUFFER;
+    }
+    window = (int8_t *)scratch->buf;
+    zero_point = (int8_t)(-params->input_offset);
     span_h = (params->filter.h - 1) * params->dilation_h;
     span_w = (params->filter.w - 1) * params->dilation_w;
+    row_step = params->dilation_h * in->w * in->c;
+    col_step = params->dilation_w * in->c;
+    window_row = params->filter.w * in->c;
 
     for (batch = 0; batch < in->n; ++batch) {
         const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
@@ -409,11 +459,26 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
                 const int32_t in_x0 = out_x * params->stride_w - params->pad_w;
                 int8_t *out = output + (((int64_t)batch * od->h + out_y) * od->w + out_x) * od->c;
                 if (row_inside && in_x0 >= 0 && in_x0 + span_w < in->w) {
-                    dw_interior(params,
-                                in_batch + ((int64_t)in_y0 * in->w + in_x0) * in->c,
-                                filter, bias, out);
+                    dw_pixel(params, in_batch + ((int64_t)in_y0 * in->w + in_x0) * in->c,
+                             row_step, col_step, filter, bias, out);
                 } else {
-                    dw_border(params, in_batch, in_y0, in_x0, filter, bias, out);
+                    /* Copy the window, the input zero point where it leaves the
+                     * image: with the folded bias such taps add nothing. */
+                    int32_t ky, kx;
+                    for (ky = 0; ky < params->filter.h; ++ky) {
+                        const int32_t in_y = in_y0 + params->dilation_h * ky;
+                        for (kx = 0; kx < params->filter.w; ++kx) {
+                            const int32_t in_x = in_x0 + params->dilation_w * kx;
+                            int8_t *dst = window + ky * window_row + kx * in->c;
+                            if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
+                                memset(dst, zero_point, (size_t)in->c);
+                            } else {
+                                memcpy(dst, in_batch + ((int64_t)in_y * in->w + in_x) * in->c,
+                                       (size_t)in->c);
+                            }
+                        }
+                    }
+                    dw_pixel(params, window, window_row, in->c, filter, bias, out);
                 }
             }
         }

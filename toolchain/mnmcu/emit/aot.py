@@ -345,7 +345,13 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     depth = rows.shape[1]
     depth4 = -(-depth // 4) * 4
     if kind == "depthwise":
-        return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", weights.reshape(-1), folded, 0)
+        taps = rows.shape[1]
+        whole = channels // 4 * 4
+        groups = rows[:whole].reshape(-1, 4, taps).transpose(0, 2, 1)  # [C/4, taps, 4]
+        rest = rows[whole:].T  # [taps, C % 4]
+        layout = np.concatenate([groups.reshape(-1), rest.reshape(-1)])
+        scratch = -(-taps * channels // 4) * 4
+        return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", layout, folded, scratch)
     padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
     padded[:channels, :depth] = rows
     if kind == "conv2d_1x1":
@@ -666,8 +672,7 @@ def _lower_conv(low: _Lowering, op: Op) -> Call:
                 f"the memory plan has no scratch for op {op.index} ({fast.function})",
                 f"plan with mnmcu.emit.aot.scratch_bytes(graph, {low.kernels!r})",
             )
-        if not depthwise:
-            args.append(low.scratch(op))
+        args.append(low.scratch(op))
         return low.call(op, fast.function, f"mnmcu_{kind}_params_t", fields, args)
     args = [
         low.pointer(inp, op, "input"),
