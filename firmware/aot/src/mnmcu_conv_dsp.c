@@ -63,7 +63,7 @@ static void expand_pair(const int8_t *x0, const int8_t *x1, int32_t depth, int32
  * w (channel 0 of the pair: acc[0] pixel 0, acc[2] pixel 1; channel 1:
  * acc[1], acc[3]); groups of four input channels.
  */
-static void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int32_t acc[4])
+MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int32_t acc[4])
 {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if MNMCU_HAVE_DSP
@@ -142,38 +142,49 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
     depth = params->input.c;
     groups = (depth + 3) >> 2;
     channels = params->output.c;
-
-    for (p = 0; p < pixels; p += 2) {
-        const int two = p + 1 < pixels;
-        const int8_t *x0 = input + (int64_t)p * depth;
-        int8_t *o0 = output + (int64_t)p * channels;
-        int8_t *o1 = o0 + channels;
-        const int8_t *w = filter;
-        expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
-        for (oc = 0; oc < channels; oc += 2) {
-            const int pair = oc + 1 < channels;
-            int32_t acc[4];
-            acc[0] = bias[oc];
-            acc[1] = pair ? bias[oc + 1] : 0;
-            acc[2] = acc[0];
-            acc[3] = acc[1];
-            dot_2x2(expanded, w, groups, acc);
-            w += 8 * groups;
-            o0[oc] = mnmcu_output_fast(acc[0], params->multiplier[oc], params->shift[oc],
-                                       params->output_offset, params->act_min, params->act_max);
-            if (two) {
-                o1[oc] = mnmcu_output_fast(acc[2], params->multiplier[oc], params->shift[oc],
-                                           params->output_offset, params->act_min,
-                                           params->act_max);
-            }
-            if (pair) {
-                o0[oc + 1] = mnmcu_output_fast(acc[1], params->multiplier[oc + 1],
-                                               params->shift[oc + 1], params->output_offset,
-                                               params->act_min, params->act_max);
+    {
+        const int32_t *mult = params->multiplier;
+        const int32_t *shift = params->shift;
+        const int32_t out_offset = params->output_offset;
+        const int32_t act_min = params->act_min, act_max = params->act_max;
+        const int32_t odd_pixel = pixels & 1;
+        const int32_t odd_channel = channels & 1;
+        for (p = 0; p < pixels; p += 2) {
+            const int two = p + 1 < pixels || !odd_pixel;
+            const int8_t *x0 = input + (int64_t)p * depth;
+            int8_t *o0 = output + (int64_t)p * channels;
+            int8_t *o1 = o0 + channels;
+            const int8_t *w = filter;
+            expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
+            for (oc = 0; oc < channels - odd_channel; oc += 2) {
+                int32_t acc[4];
+                const int32_t m0 = mult[oc], s0 = shift[oc];
+                const int32_t m1 = mult[oc + 1], s1 = shift[oc + 1];
+                acc[0] = bias[oc];
+                acc[1] = bias[oc + 1];
+                acc[2] = acc[0];
+                acc[3] = acc[1];
+                dot_2x2(expanded, w, groups, acc);
+                w += 8 * groups;
+                o0[oc] = mnmcu_output_fast(acc[0], m0, s0, out_offset, act_min, act_max);
+                o0[oc + 1] = mnmcu_output_fast(acc[1], m1, s1, out_offset, act_min, act_max);
                 if (two) {
-                    o1[oc + 1] = mnmcu_output_fast(acc[3], params->multiplier[oc + 1],
-                                                   params->shift[oc + 1], params->output_offset,
-                                                   params->act_min, params->act_max);
+                    o1[oc] = mnmcu_output_fast(acc[2], m0, s0, out_offset, act_min, act_max);
+                    o1[oc + 1] = mnmcu_output_fast(acc[3], m1, s1, out_offset, act_min, act_max);
+                }
+            }
+            if (odd_channel) {
+                int32_t acc[4];
+                acc[0] = bias[oc];
+                acc[1] = 0;
+                acc[2] = acc[0];
+                acc[3] = 0;
+                dot_2x2(expanded, w, groups, acc);
+                o0[oc] = mnmcu_output_fast(acc[0], mult[oc], shift[oc], out_offset, act_min,
+                                           act_max);
+                if (two) {
+                    o1[oc] = mnmcu_output_fast(acc[2], mult[oc], shift[oc], out_offset, act_min,
+                                               act_max);
                 }
             }
         }

@@ -138,27 +138,28 @@ MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)
 #endif
 
 /*
- * mnmcu_mbqm(acc, multiplier, -exponent) for |acc| < 2^30 and exponent >= 1:
- * the doubling high multiply is SMMULR of 2 * acc (its rounding constant
- * 2^31 is gemmlowp's nudge for either sign, see below), and the rounding
- * divide by 2^exponent (ties away from zero) adds 2^(exponent-1), minus one
- * for a negative value, before the arithmetic shift; no step can overflow.
+ * mnmcu_mbqm(acc, multiplier, shift) for |acc| < 2^30 and shift <= -1.
  *
- * gemmlowp: (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31, truncated, which is
+ * The doubling high multiply is SMMULR of 2 * acc: gemmlowp rounds
+ * (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 towards zero, which is
  * floor((ab + 2^30) / 2^31) for both signs, i.e. floor((2ab + 2^31) / 2^32).
+ * The rounding divide by 2^e (e = -shift, ties away from zero) is
+ * floor((h' + 2^(e-1)) / 2^e) with h' = h - (h < 0), computed as
+ * ((h' >> (e - 1)) + 1) >> 1; e - 1 is ~shift. No step can overflow.
  */
-MNMCU_INLINE int32_t mnmcu_requant_fast(int32_t acc, int32_t multiplier, int32_t exponent)
+MNMCU_INLINE int32_t mnmcu_requant_fast(int32_t acc, int32_t multiplier, int32_t shift)
 {
-    const int32_t high = mnmcu_smmulr(acc * 2, multiplier);
-    const int32_t round = (int32_t)(1u << (exponent - 1));
-    return (high + round - (int32_t)((uint32_t)high >> 31)) >> exponent;
+    int32_t high = mnmcu_smmulr(acc * 2, multiplier);
+    high -= (int32_t)((uint32_t)high >> 31);
+    high >>= ~shift;
+    return (high + 1) >> 1;
 }
 
 /* Requantise, offset and clamp one accumulator of output channel c. */
 MNMCU_INLINE int8_t mnmcu_output_fast(int32_t acc, int32_t multiplier, int32_t shift,
                                        int32_t output_offset, int32_t act_min, int32_t act_max)
 {
-    int32_t v = mnmcu_requant_fast(acc, multiplier, -shift) + output_offset;
+    int32_t v = mnmcu_requant_fast(acc, multiplier, shift) + output_offset;
     v = v < act_min ? act_min : v;
     v = v > act_max ? act_max : v;
     return (int8_t)v;
