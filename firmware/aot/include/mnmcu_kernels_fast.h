@@ -46,19 +46,21 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
 int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
- * CONV_2D, any window, groups 1, through an int16 patch of two output pixels.
+ * CONV_2D, any window, groups 1: each output pixel's window is copied (the
+ * input zero point where it leaves the image) and multiplied as in
+ * mnmcu_conv2d_1x1_s8_dsp_run(), with C_in read as KH * KW * C_in.
  *
- * @param[in]  filter   int8 [C_out][K4], K4 = KH * KW * C_in rounded up to a
- *                      multiple of 4 with zeros, each group of four values
- *                      stored in the order 0, 2, 1, 3
- * @param[in]  bias     int32 [C_out] (never NULL)
- * @param[in]  scratch  mnmcu_conv2d_s8_dsp_get_buffer_size() bytes
+ * @param[in]  filter   int8 in the layout of mnmcu_conv2d_1x1_s8_dsp_run()
+ *                      over KH * KW * C_in values per output channel
+ * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
+ *                      channel's weights (never NULL)
+ * @param[in]  scratch  mnmcu_conv2d_s8_dsp_get_buffer_size() bytes, 4-byte aligned
  */
 mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
                                        const int8_t *filter, const int32_t *bias, int8_t *output,
                                        const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): two int16 patches. */
+/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): two windows, as int8 and as int16. */
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**

@@ -115,21 +115,69 @@ MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int
     acc[3] = a11;
 }
 
+/*
+ * Every output channel of two pixels (or one, when o1 is NULL) from their
+ * expanded inputs, in pairs of channels, the filter in the pair-interleaved
+ * layout; requantised into o0 and o1.
+ */
+static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expanded,
+                        int32_t groups, const int8_t *filter, const int32_t *bias, int8_t *o0,
+                        int8_t *o1)
+{
+    const int32_t channels = params->output.c;
+    const int32_t *mult = params->multiplier;
+    const int32_t *shift = params->shift;
+    const int32_t out_offset = params->output_offset;
+    const int32_t act_min = params->act_min, act_max = params->act_max;
+    const int8_t *w = filter;
+    int32_t oc;
+    for (oc = 0; oc < channels; oc += 2) {
+        const int pair = oc + 1 < channels;
+        int32_t acc[4];
+        const int32_t m0 = mult[oc], s0 = shift[oc];
+        acc[0] = bias[oc];
+        acc[1] = pair ? bias[oc + 1] : 0;
+        acc[2] = acc[0];
+        acc[3] = acc[1];
+        dot_2x2(expanded, w, groups, acc);
+        w += 8 * groups;
+        o0[oc] = mnmcu_output_fast(acc[0], m0, s0, out_offset, act_min, act_max);
+        if (o1 != NULL) {
+            o1[oc] = mnmcu_output_fast(acc[2], m0, s0, out_offset, act_min, act_max);
+        }
+        if (pair) {
+            const int32_t m1 = mult[oc + 1], s1 = shift[oc + 1];
+            o0[oc + 1] = mnmcu_output_fast(acc[1], m1, s1, out_offset, act_min, act_max);
+            if (o1 != NULL) {
+                o1[oc + 1] = mnmcu_output_fast(acc[3], m1, s1, out_offset, act_min, act_max);
+            }
+        }
+    }
+}
+
+static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
+{
+    const mnmcu_dims_t *in = &params->input;
+    const mnmcu_dims_t *od = &params->output;
+    return params->filter.c == in->c && od->c == params->filter.n && od->n == in->n &&
+           params->stride_h >= 1 && params->stride_w >= 1 && params->dilation_h >= 1 &&
+           params->dilation_w >= 1 && params->pad_h >= 0 && params->pad_w >= 0;
+}
+
 mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
                                            const int8_t *input, const int8_t *filter,
                                            const int32_t *bias, int8_t *output,
                                            const mnmcu_buffer_t *scratch)
 {
-    int32_t pixels, depth, groups, channels, p, oc;
+    int32_t pixels, depth, groups, channels, p;
     int32_t *expanded;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
     }
-    if (params->filter.h != 1 || params->filter.w != 1 || params->stride_h != 1 ||
-        params->stride_w != 1 || params->pad_h != 0 || params->pad_w != 0 ||
-        params->filter.c != params->input.c || params->output.c != params->filter.n ||
-        params->output.n != params->input.n || params->output.h != params->input.h ||
+    if (!conv_shapes_valid(params) || params->filter.h != 1 || params->filter.w != 1 ||
+        params->stride_h != 1 || params->stride_w != 1 || params->pad_h != 0 ||
+        params->pad_w != 0 || params->output.h != params->input.h ||
         params->output.w != params->input.w) {
         return MNMCU_ERR_SHAPE;
     }
@@ -142,93 +190,62 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
     depth = params->input.c;
     groups = (depth + 3) >> 2;
     channels = params->output.c;
-    {
-        const int32_t *mult = params->multiplier;
-        const int32_t *shift = params->shift;
-        const int32_t out_offset = params->output_offset;
-        const int32_t act_min = params->act_min, act_max = params->act_max;
-        const int32_t odd_pixel = pixels & 1;
-        const int32_t odd_channel = channels & 1;
-        for (p = 0; p < pixels; p += 2) {
-            const int two = p + 1 < pixels || !odd_pixel;
-            const int8_t *x0 = input + (int64_t)p * depth;
-            int8_t *o0 = output + (int64_t)p * channels;
-            int8_t *o1 = o0 + channels;
-            const int8_t *w = filter;
-            expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
-            for (oc = 0; oc < channels - odd_channel; oc += 2) {
-                int32_t acc[4];
-                const int32_t m0 = mult[oc], s0 = shift[oc];
-                const int32_t m1 = mult[oc + 1], s1 = shift[oc + 1];
-                acc[0] = bias[oc];
-                acc[1] = bias[oc + 1];
-                acc[2] = acc[0];
-                acc[3] = acc[1];
-                dot_2x2(expanded, w, groups, acc);
-                w += 8 * groups;
-                o0[oc] = mnmcu_output_fast(acc[0], m0, s0, out_offset, act_min, act_max);
-                o0[oc + 1] = mnmcu_output_fast(acc[1], m1, s1, out_offset, act_min, act_max);
-                if (two) {
-                    o1[oc] = mnmcu_output_fast(acc[2], m0, s0, out_offset, act_min, act_max);
-                    o1[oc + 1] = mnmcu_output_fast(acc[3], m1, s1, out_offset, act_min, act_max);
-                }
-            }
-            if (odd_channel) {
-                int32_t acc[4];
-                acc[0] = bias[oc];
-                acc[1] = 0;
-                acc[2] = acc[0];
-                acc[3] = 0;
-                dot_2x2(expanded, w, groups, acc);
-                o0[oc] = mnmcu_output_fast(acc[0], mult[oc], shift[oc], out_offset, act_min,
-                                           act_max);
-                if (two) {
-                    o1[oc] = mnmcu_output_fast(acc[2], mult[oc], shift[oc], out_offset, act_min,
-                                               act_max);
-                }
-            }
-        }
+    for (p = 0; p < pixels; p += 2) {
+        const int two = p + 1 < pixels;
+        const int8_t *x0 = input + (int64_t)p * depth;
+        int8_t *o0 = output + (int64_t)p * channels;
+        expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
+        conv_pixels(params, expanded, groups, filter, bias, o0, two ? o0 + channels : NULL);
     }
     return MNMCU_OK;
 }
 
-/* ---- CONV_2D, any window, through an int16 patch ------------------------ */
+/* ---- CONV_2D, any window, through copies of two windows ----------------- */
 
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    const int32_t patch = params->filter.h * params->filter.w * params->filter.c;
-    return 2 * ((patch + 3) & ~3) * (int32_t)sizeof(int16_t);
+    const int32_t patch4 = (params->filter.h * params->filter.w * params->filter.c + 3) & ~3;
+    return 2 * patch4 + 2 * patch4 * (int32_t)sizeof(int16_t);
 }
 
-/* The window of output pixel (out_y, out_x) as int16 (input + offset), 0 outside. */
-static void fill_patch(const mnmcu_conv2d_params_t *params, const int8_t *in_batch, int32_t out_y,
-                       int32_t out_x, int16_t *patch, int32_t patch4)
+/* The window of output pixel (out_y, out_x), the input zero point outside the image. */
+static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *in_batch,
+                          int32_t out_y, int32_t out_x, int8_t zero_point, int8_t *dst)
 {
     const mnmcu_dims_t *in = &params->input;
     const mnmcu_dims_t *fd = &params->filter;
     const int32_t y0 = out_y * params->stride_h - params->pad_h;
     const int32_t x0 = out_x * params->stride_w - params->pad_w;
-    const int32_t offset = params->input_offset;
-    int16_t *dst = patch;
     int32_t ky, kx, ic;
+    if (params->dilation_w == 1 && y0 >= 0 && y0 + (fd->h - 1) * params->dilation_h < in->h &&
+        x0 >= 0 && x0 + fd->w <= in->w) {
+        /* Inside the image: KH rows of KW * C contiguous bytes. */
+        const int32_t row = fd->w * in->c;
+        const int8_t *src = in_batch + ((int64_t)y0 * in->w + x0) * in->c;
+        for (ky = 0; ky < fd->h; ++ky) {
+            for (ic = 0; ic < row; ++ic) {
+                dst[ic] = src[ic];
+            }
+            dst += row;
+            src += params->dilation_h * in->w * in->c;
+        }
+        return;
+    }
     for (ky = 0; ky < fd->h; ++ky) {
         const int32_t in_y = y0 + params->dilation_h * ky;
         for (kx = 0; kx < fd->w; ++kx) {
             const int32_t in_x = x0 + params->dilation_w * kx;
             if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
                 for (ic = 0; ic < fd->c; ++ic) {
-                    *dst++ = 0;
+                    *dst++ = zero_point;
                 }
             } else {
                 const int8_t *src = in_batch + ((int64_t)in_y * in->w + in_x) * in->c;
                 for (ic = 0; ic < fd->c; ++ic) {
-                    *dst++ = (int16_t)(src[ic] + offset);
+                    *dst++ = src[ic];
                 }
             }
         }
-    }
-    while (dst < patch + patch4) {
-        *dst++ = 0;
     }
 }
 
@@ -238,27 +255,30 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
 {
     const mnmcu_dims_t *in;
     const mnmcu_dims_t *od;
-    int32_t patch4, batch, out_y, out_x, oc;
-    int16_t *patch0;
-    int16_t *patch1;
+    int32_t patch, patch4, batch, out_y, out_x;
+    int8_t *window0;
+    int8_t *window1;
+    int32_t *expanded;
+    int8_t zero_point;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
     }
-    in = &params->input;
-    od = &params->output;
-    if (params->filter.c != in->c || od->c != params->filter.n || od->n != in->n ||
-        params->stride_h < 1 || params->stride_w < 1 || params->dilation_h < 1 ||
-        params->dilation_w < 1 || params->pad_h < 0 || params->pad_w < 0) {
+    if (!conv_shapes_valid(params)) {
         return MNMCU_ERR_SHAPE;
     }
     if (scratch == NULL || scratch->buf == NULL ||
         scratch->size < mnmcu_conv2d_s8_dsp_get_buffer_size(params)) {
         return MNMCU_ERR_BUFFER;
     }
-    patch4 = (params->filter.h * params->filter.w * params->filter.c + 3) & ~3;
-    patch0 = (int16_t *)scratch->buf;
-    patch1 = patch0 + patch4;
+    in = &params->input;
+    od = &params->output;
+    patch = params->filter.h * params->filter.w * params->filter.c;
+    patch4 = (patch + 3) & ~3;
+    expanded = (int32_t *)scratch->buf;
+    window0 = (int8_t *)(expanded + patch4);
+    window1 = window0 + patch4;
+    zero_point = (int8_t)(-params->input_offset);
 
     for (batch = 0; batch < in->n; ++batch) {
         const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
@@ -267,37 +287,13 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
             for (out_x = 0; out_x < od->w; out_x += 2) {
                 const int two = out_x + 1 < od->w;
                 int8_t *o0 = out_row + (int64_t)out_x * od->c;
-                int8_t *o1 = o0 + od->c;
-                const int8_t *w = filter;
-                fill_patch(params, in_batch, out_y, out_x, patch0, patch4);
+                gather_window(params, in_batch, out_y, out_x, zero_point, window0);
                 if (two) {
-                    fill_patch(params, in_batch, out_y, out_x + 1, patch1, patch4);
+                    gather_window(params, in_batch, out_y, out_x + 1, zero_point, window1);
                 }
-                for (oc = 0; oc < od->c; ++oc) {
-                    const int16_t *p0 = patch0;
-                    const int16_t *p1 = patch1;
-                    int32_t a0 = bias[oc], a1 = bias[oc];
-                    int32_t k;
-                    for (k = patch4 >> 2; k > 0; --k) {
-                        const int32_t wa = mnmcu_read_s8x4(w);
-                        const int32_t w0 = mnmcu_sxtb16(wa), w1 = mnmcu_sxtb16_ror8(wa);
-                        a0 = mnmcu_smlad(mnmcu_read_s16x2(p0), w0, a0);
-                        a0 = mnmcu_smlad(mnmcu_read_s16x2(p0 + 2), w1, a0);
-                        a1 = mnmcu_smlad(mnmcu_read_s16x2(p1), w0, a1);
-                        a1 = mnmcu_smlad(mnmcu_read_s16x2(p1 + 2), w1, a1);
-                        p0 += 4;
-                        p1 += 4;
-                        w += 4;
-                    }
-                    o0[oc] = mnmcu_output_fast(a0, params->multiplier[oc], params->shift[oc],
-                                               params->output_offset, params->act_min,
-                                               params->act_max);
-                    if (two) {
-                        o1[oc] = mnmcu_output_fast(a1, params->multiplier[oc], params->shift[oc],
-                                                   params->output_offset, params->act_min,
-                                                   params->act_max);
-                    }
-                }
+                expand_pair(window0, two ? window1 : window0, patch, expanded);
+                conv_pixels(params, expanded, patch4 >> 2, filter, bias, o0,
+                            two ? o0 + od->c : NULL);
             }
         }
     }

@@ -297,10 +297,10 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     A fast kernel is chosen only where it is bit-exact with the portable one:
     every channel's shift is a right shift and every accumulator (bias and
     folded input offset included) stays within +-2^30 for any int8 input,
-    the conditions of mnmcu_requant_fast(). 1x1 convolutions get their
-    output channels interleaved in pairs, other convolutions their weights
-    in the order the DSP's dual multiply reads them; 1x1 and depthwise
-    convolutions get the input offset folded into the bias.
+    the conditions of mnmcu_requant_fast(). Convolutions get their output
+    channels interleaved in pairs, depthwise convolutions their channels in
+    groups of four (the layouts of mnmcu_kernels_fast.h); both get the input
+    offset folded into the bias.
     """
     if kernels == "portable" or op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return None
@@ -336,10 +336,7 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     magnitude = np.abs(rows).sum(axis=1)
     worst_input = max(abs(-128 + offset), abs(127 + offset))
     folded = bias + offset * rows.sum(axis=1)
-    if kind == "conv2d":
-        bound = np.abs(bias) + magnitude * worst_input
-    else:
-        bound = np.maximum(np.abs(bias) + magnitude * worst_input, np.abs(folded) + magnitude * 128)
+    bound = np.maximum(np.abs(bias) + magnitude * worst_input, np.abs(folded) + magnitude * 128)
     if int(bound.max(initial=0)) >= _FAST_ACC_LIMIT:
         return None
     depth = rows.shape[1]
@@ -354,13 +351,11 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
         return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", layout, folded, scratch)
     padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
     padded[:channels, :depth] = rows
+    # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
+    pairs = padded.reshape(-1, 2, depth4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
     if kind == "conv2d_1x1":
-        # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
-        pairs = padded.reshape(-1, 2, depth4 // 4, 4).transpose(0, 2, 1, 3)
-        scratch = 2 * depth4 * 2
-        return FastConv("mnmcu_conv2d_1x1_s8_dsp_run", pairs.reshape(-1), folded, scratch)
-    reordered = padded[:channels].reshape(channels, -1, 4)[:, :, [0, 2, 1, 3]]
-    return FastConv("mnmcu_conv2d_s8_dsp_run", reordered.reshape(-1), bias, 2 * depth4 * 2)
+        return FastConv("mnmcu_conv2d_1x1_s8_dsp_run", pairs, folded, 4 * depth4)
+    return FastConv("mnmcu_conv2d_s8_dsp_run", pairs, folded, 6 * depth4)
 
 
 # --------------------------------------------------------------------------
