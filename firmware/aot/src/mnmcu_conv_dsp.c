@@ -363,60 +363,116 @@ MNMCU_INLINE void dw3x3_group(const int8_t *window, int32_t row_step, int32_t co
     acc[3] = a3;
 }
 
+/* Requantise four accumulators of channels c..c+3 into out[c..c+3]. */
+MNMCU_INLINE void dw_store4(const mnmcu_depthwise_conv2d_params_t *params, const int32_t acc[4],
+                            int32_t c, int8_t *out)
+{
+    const int32_t *mult = params->multiplier + c;
+    const int32_t *shift = params->shift + c;
+    const int32_t out_offset = params->output_offset;
+    const int32_t act_min = params->act_min, act_max = params->act_max;
+    out[c] = mnmcu_output_fast(acc[0], mult[0], shift[0], out_offset, act_min, act_max);
+    out[c + 1] = mnmcu_output_fast(acc[1], mult[1], shift[1], out_offset, act_min, act_max);
+    out[c + 2] = mnmcu_output_fast(acc[2], mult[2], shift[2], out_offset, act_min, act_max);
+    out[c + 3] = mnmcu_output_fast(acc[3], mult[3], shift[3], out_offset, act_min, act_max);
+}
+
+/*
+ * The last C % 4 channels of one output pixel (filter: their 1HWC block).
+ */
+static void dw_tail(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
+                    int32_t row_step, int32_t col_step, const int8_t *w, const int32_t *bias,
+                    int8_t *out)
+{
+    const int32_t channels = params->input.c;
+    const int32_t rest = channels & 3;
+    const int32_t kh = params->filter.h, kw = params->filter.w;
+    int32_t c, ky, kx;
+    for (c = channels - rest; c < channels; ++c) {
+        int32_t acc = bias[c];
+        for (ky = 0; ky < kh; ++ky) {
+            for (kx = 0; kx < kw; ++kx) {
+                acc += (int32_t)window[ky * row_step + kx * col_step + c] *
+                       (int32_t)w[(ky * kw + kx) * rest + (c & 3)];
+            }
+        }
+        out[c] = mnmcu_output_fast(acc, params->multiplier[c], params->shift[c],
+                                   params->output_offset, params->act_min, params->act_max);
+    }
+}
+
 /*
  * One output pixel from its window: taps row_step apart vertically,
  * col_step apart horizontally, channel c of a tap at +c. Filter layout of
  * mnmcu_kernels_fast.h: for each group of four channels, KH * KW words of
  * four weights; then the last C % 4 channels as 1HWC.
  */
-static void dw_pixel(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
-                     int32_t row_step, int32_t col_step, const int8_t *filter,
-                     const int32_t *bias, int8_t *out)
+static void dw_pixel3x3(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
+                        int32_t row_step, int32_t col_step, const int8_t *filter,
+                        const int32_t *bias, int8_t *out)
 {
-    const int32_t channels = params->input.c;
-    const int32_t kh = params->filter.h, kw = params->filter.w;
-    const int32_t taps = kh * kw;
-    const int32_t *mult = params->multiplier;
-    const int32_t *shift = params->shift;
-    const int32_t out_offset = params->output_offset;
-    const int32_t act_min = params->act_min, act_max = params->act_max;
-    const int three = kh == 3 && kw == 3;
+    const int32_t whole = params->input.c & ~3;
     const int8_t *w = filter;
-    int32_t c, ky, kx, i;
-    for (c = 0; c + 3 < channels; c += 4) {
+    int32_t c;
+    for (c = 0; c < whole; c += 4) {
         int32_t acc[4];
         acc[0] = bias[c];
         acc[1] = bias[c + 1];
         acc[2] = bias[c + 2];
         acc[3] = bias[c + 3];
-        if (three) {
-            dw3x3_group(window + c, row_step, col_step, w, acc);
-        } else {
-            for (ky = 0; ky < kh; ++ky) {
-                for (kx = 0; kx < kw; ++kx) {
-                    const int8_t *x = window + ky * row_step + kx * col_step + c;
-                    const int8_t *wt = w + 4 * (ky * kw + kx);
-                    for (i = 0; i < 4; ++i) {
-                        acc[i] += (int32_t)x[i] * (int32_t)wt[i];
-                    }
-                }
-            }
-        }
-        w += 4 * taps;
-        for (i = 0; i < 4; ++i) {
-            out[c + i] = mnmcu_output_fast(acc[i], mult[c + i], shift[c + i], out_offset,
-                                           act_min, act_max);
-        }
+        dw3x3_group(window + c, row_step, col_step, w, acc);
+        w += 36;
+        dw_store4(params, acc, c, out);
     }
-    for (; c < channels; ++c) {
-        int32_t acc = bias[c];
+    if (whole < params->input.c) {
+        dw_tail(params, window, row_step, col_step, w, bias, out);
+    }
+}
+
+static void dw_pixel(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
+                     int32_t row_step, int32_t col_step, const int8_t *filter,
+                     const int32_t *bias, int8_t *out)
+{
+    const int32_t whole = params->input.c & ~3;
+    const int32_t kh = params->filter.h, kw = params->filter.w;
+    const int8_t *w = filter;
+    int32_t c, ky, kx, i;
+    if (kh == 3 && kw == 3) {
+        dw_pixel3x3(params, window, row_step, col_step, filter, bias, out);
+        return;
+    }
+    for (c = 0; c < whole; c += 4) {
+        int32_t acc[4];
+        for (i = 0; i < 4; ++i) {
+            acc[i] = bias[c + i];
+        }
         for (ky = 0; ky < kh; ++ky) {
             for (kx = 0; kx < kw; ++kx) {
-                acc += (int32_t)window[ky * row_step + kx * col_step + c] *
-                       (int32_t)w[(ky * kw + kx) * (channels - (channels & ~3)) + (c & 3)];
+                const int8_t *x = window + ky * row_step + kx * col_step + c;
+                for (i = 0; i < 4; ++i) {
+                    acc[i] += (int32_t)x[i] * (int32_t)w[i];
+                }
+                w += 4;
             }
         }
-        out[c] = mnmcu_output_fast(acc, mult[c], shift[c], out_offset, act_min, act_max);
+        dw_store4(params, acc, c, out);
+    }
+    if (whole < params->input.c) {
+        dw_tail(params, window, row_step, col_step, w, bias, out);
+    }
+}
+
+/* n bytes from src to dst (n a multiple of 4 copies by words). */
+static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    if ((n & 3) == 0) {
+        for (; i < n; i += 4) {
+            memcpy(dst + i, src + i, 4);
+        }
+    }
+    for (; i < n; ++i) {
+        dst[i] = src[i];
     }
 }
 
@@ -478,10 +534,14 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
                             const int32_t in_x = in_x0 + params->dilation_w * kx;
                             int8_t *dst = window + ky * window_row + kx * in->c;
                             if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
-                                memset(dst, zero_point, (size_t)in->c);
+                                int32_t i;
+                                for (i = 0; i < in->c; ++i) {
+                                    dst[i] = zero_point;
+                                }
                             } else {
-                                memcpy(dst, in_batch + ((int64_t)in_y * in->w + in_x) * in->c,
-                                       (size_t)in->c);
+                                copy_bytes(dst,
+                                           in_batch + ((int64_t)in_y * in->w + in_x) * in->c,
+                                           in->c);
                             }
                         }
                     }
