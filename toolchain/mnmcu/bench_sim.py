@@ -116,12 +116,15 @@ def parse_layer_lines(lines: Sequence[str]) -> tuple[LayerCount, ...]:
 def kernel_code_bytes(elf_path: Path) -> int:
     """Bytes of the AOT kernels' functions in ``elf_path`` (from its symbol table)."""
     from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
 
     total = 0
     with open(elf_path, "rb") as handle:
         symtab = ELFFile(handle).get_section_by_name(".symtab")
+        if not isinstance(symtab, SymbolTableSection):
+            return 0
         current = ""
-        for sym in symtab.iter_symbols() if symtab is not None else ():
+        for sym in symtab.iter_symbols():
             kind = sym["st_info"]["type"]
             if kind == "STT_FILE":
                 current = Path(sym.name).name
@@ -213,3 +216,43 @@ def kernel_bench(
             progress.advance(1, status=kernels)
         progress.finish()
     return KernelBench(board=board.id, model=model_name, macs=macs, runs=tuple(runs))
+
+
+def report_lines(bench: KernelBench) -> list[str]:
+    """The benchmark as text: totals, per-MAC figures, ratio, per-layer counts, code sizes."""
+    kinds = [r.kernels for r in bench.runs]
+    kernel_delta = bench.fast.kernel_code_bytes - bench.portable.kernel_code_bytes
+    runtime_delta = bench.fast.runtime_code_bytes - bench.portable.runtime_code_bytes
+    lines = [
+        f"AOT kernels on {bench.board}, model {bench.model} ({bench.macs:,} MACs), "
+        "one inference each, measured in this run.",
+        "Figures are guest instruction counts (QEMU -icount shift=0), not cycles.",
+        "",
+        f"{'':28}" + "".join(f"{k:>14}" for k in kinds),
+        f"{'instructions per inference':28}"
+        + "".join(f"{r.instructions:>14,}" for r in bench.runs),
+        f"{'instructions per MAC':28}" + "".join(f"{bench.per_mac(r):>14.2f}" for r in bench.runs),
+        f"{'kernel code (bytes)':28}" + "".join(f"{r.kernel_code_bytes:>14,}" for r in bench.runs),
+        f"{'runtime code (bytes)':28}"
+        + "".join(f"{r.runtime_code_bytes:>14,}" for r in bench.runs),
+        f"{'model constants (bytes)':28}"
+        + "".join(f"{r.model_weights_bytes:>14,}" for r in bench.runs),
+        f"{'output equals reference':28}"
+        + "".join(f"{('yes' if r.ok else 'NO'):>14}" for r in bench.runs),
+        "",
+        f"ratio {bench.fast.kernels}/{bench.portable.kernels} (instructions): {bench.ratio:.3f}",
+        f"kernel code {bench.fast.kernels} - {bench.portable.kernels}: {kernel_delta:+,} bytes; "
+        f"runtime code: {runtime_delta:+,} bytes",
+        "",
+        "Per layer (instructions, including a few dozen for the timing hook):",
+        f"{'op':>4} {'':18}" + "".join(f"{k:>14}" for k in kinds) + f"{'ratio':>8}",
+    ]
+    for layers in zip(*(r.layers for r in bench.runs), strict=True):
+        first, last = layers[0], layers[-1]
+        ratio = last.instructions / first.instructions if first.instructions else 0.0
+        lines.append(
+            f"{first.index:>4} {first.op:18}"
+            + "".join(f"{c.instructions:>14,}" for c in layers)
+            + f"{ratio:>8.2f}"
+        )
+    return lines
