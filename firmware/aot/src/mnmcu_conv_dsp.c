@@ -552,3 +552,187 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
     }
     return MNMCU_OK;
 }
+
+/* ---- DEPTHWISE_CONV_2D 3x3 over int16 rows ------------------------------- */
+
+/* Columns of one expanded row: every tap of every output, plus one. */
+static int32_t dw_row_width(const mnmcu_depthwise_conv2d_params_t *params)
+{
+    return (params->output.w - 1) * params->stride_w + 4;
+}
+
+int32_t mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(
+    const mnmcu_depthwise_conv2d_params_t *params)
+{
+    const int32_t rows = 3 * params->input.c * dw_row_width(params) * (int32_t)sizeof(int16_t);
+    return ((rows + 3) & ~3) + params->output.w * (int32_t)sizeof(int32_t);
+}
+
+/*
+ * Input row y as int16 (input + offset), channel-major: dst[c * width + pad_w
+ * + x]; the padding columns stay 0 (written once by the caller).
+ */
+static void dw_expand_row(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *row,
+                          int16_t *dst, int32_t width)
+{
+    const int32_t channels = params->input.c;
+    const int32_t in_w = params->input.w;
+    const int32_t offset = params->input_offset;
+    const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) | ((uint32_t)offset << 16));
+    int16_t *col = dst + params->pad_w;
+    const int32_t columns = MNMCU_MIN(in_w, width - params->pad_w);
+    int32_t x, c;
+    for (x = 0; x < columns; ++x) {
+        int16_t *d = col + x;
+        for (c = 0; c + 3 < channels; c += 4) {
+            const int32_t v = mnmcu_read_s8x4(row + c);
+            const int32_t even = mnmcu_sadd16(mnmcu_sxtb16(v), offset2);
+            const int32_t odd = mnmcu_sadd16(mnmcu_sxtb16_ror8(v), offset2);
+            d[0] = (int16_t)even;
+            d[width] = (int16_t)odd;
+            d[2 * width] = (int16_t)(even >> 16);
+            d[3 * width] = (int16_t)(odd >> 16);
+            d += 4 * width;
+        }
+        for (; c < channels; ++c) {
+            *d = (int16_t)(row[c] + offset);
+            d += width;
+        }
+        row += channels;
+    }
+}
+
+/*
+ * One output row of one channel into acc[0..OW): taps from three int16 rows
+ * (t0, t1, t2 at column 0), weights w[0..4] = (w0, w1), (w3, w4), (w6, w7),
+ * (w2, w5), (w8, 0).
+ */
+static void dw_channel_row(const int16_t *t0, const int16_t *t1, const int16_t *t2,
+                           const int32_t *w, int32_t bias, int32_t out_w, int32_t stride,
+                           int32_t *acc)
+{
+    const int32_t w01 = w[0], w34 = w[1], w67 = w[2], w25 = w[3], w8 = w[4];
+    int32_t ox = 0;
+    if (stride == 1) {
+        for (; ox + 1 < out_w; ox += 2) {
+            int32_t a = bias, b = bias, v;
+            a = mnmcu_smlad(mnmcu_read_s16x2(t0), w01, a);
+            b = mnmcu_smlad(mnmcu_read_s16x2(t0 + 1), w01, b);
+            v = mnmcu_read_s16x2(t0 + 2);
+            a = mnmcu_smlabb(v, w25, a);
+            b = mnmcu_smlatb(v, w25, b);
+            a = mnmcu_smlad(mnmcu_read_s16x2(t1), w34, a);
+            b = mnmcu_smlad(mnmcu_read_s16x2(t1 + 1), w34, b);
+            v = mnmcu_read_s16x2(t1 + 2);
+            a = mnmcu_smlabt(v, w25, a);
+            b = mnmcu_smlatt(v, w25, b);
+            a = mnmcu_smlad(mnmcu_read_s16x2(t2), w67, a);
+            b = mnmcu_smlad(mnmcu_read_s16x2(t2 + 1), w67, b);
+            v = mnmcu_read_s16x2(t2 + 2);
+            a = mnmcu_smlabb(v, w8, a);
+            b = mnmcu_smlatb(v, w8, b);
+            acc[0] = a;
+            acc[1] = b;
+            acc += 2;
+            t0 += 2;
+            t1 += 2;
+            t2 += 2;
+        }
+    }
+    for (; ox < out_w; ++ox) {
+        int32_t a = bias;
+        a = mnmcu_smlad(mnmcu_read_s16x2(t0), w01, a);
+        a = mnmcu_smlabb(mnmcu_read_s16x2(t0 + 2), w25, a);
+        a = mnmcu_smlad(mnmcu_read_s16x2(t1), w34, a);
+        a = mnmcu_smlabt(mnmcu_read_s16x2(t1 + 2), w25, a);
+        a = mnmcu_smlad(mnmcu_read_s16x2(t2), w67, a);
+        a = mnmcu_smlabb(mnmcu_read_s16x2(t2 + 2), w8, a);
+        *acc++ = a;
+        t0 += stride;
+        t1 += stride;
+        t2 += stride;
+    }
+}
+
+/* Requantise n accumulators of channel c into out[0], out[step], ... */
+static void dw_store_row(const mnmcu_depthwise_conv2d_params_t *params, const int32_t *acc,
+                         int32_t n, int32_t c, int8_t *out, int32_t step)
+{
+    const int32_t mult = params->multiplier[c], shift = params->shift[c];
+    const int32_t out_offset = params->output_offset;
+    const int32_t act_min = params->act_min, act_max = params->act_max;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        *out = mnmcu_output_fast(acc[i], mult, shift, out_offset, act_min, act_max);
+        out += step;
+    }
+}
+
+mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
+    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int32_t *filter,
+    const int32_t *bias, int8_t *output, const mnmcu_buffer_t *scratch)
+{
+    const mnmcu_dims_t *in;
+    const mnmcu_dims_t *od;
+    int32_t batch, out_y, c, k, width, plane;
+    int32_t held[3];
+    int16_t *ring;
+    int32_t *acc;
+
+    if (params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
+        params->multiplier == NULL || params->shift == NULL ||
+        !mnmcu_dims_valid(&params->input) || !mnmcu_dims_valid(&params->filter) ||
+        !mnmcu_dims_valid(&params->output) || !mnmcu_act_valid(params->act_min, params->act_max)) {
+        return MNMCU_ERR_ARG;
+    }
+    in = &params->input;
+    od = &params->output;
+    if (params->depth_multiplier != 1 || params->filter.n != 1 || params->filter.h != 3 ||
+        params->filter.w != 3 || params->filter.c != in->c || od->c != in->c ||
+        od->n != in->n || params->stride_h < 1 || params->stride_w < 1 ||
+        params->dilation_h != 1 || params->dilation_w != 1 || params->pad_h < 0 ||
+        params->pad_w < 0 || params->pad_w >= dw_row_width(params)) {
+        return MNMCU_ERR_SHAPE;
+    }
+    if (scratch == NULL || scratch->buf == NULL ||
+        scratch->size < mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(params)) {
+        return MNMCU_ERR_BUFFER;
+    }
+    ring = (int16_t *)scratch->buf;
+    width = dw_row_width(params);
+    plane = in->c * width;
+    acc = (int32_t *)(void *)((uint8_t *)scratch->buf +
+                              ((3 * plane * (int32_t)sizeof(int16_t) + 3) & ~3));
+    for (batch = 0; batch < in->n; ++batch) {
+        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
+        memset(ring, 0, (size_t)(3 * plane) * sizeof(int16_t));
+        for (k = 0; k < 3; ++k) {
+            held[k] = INT32_MIN;
+        }
+        for (out_y = 0; out_y < od->h; ++out_y) {
+            const int32_t y0 = out_y * params->stride_h - params->pad_h;
+            const int16_t *rows[3];
+            int8_t *out_row = output + ((int64_t)batch * od->h + out_y) * od->w * od->c;
+            for (k = 0; k < 3; ++k) {
+                const int32_t y = y0 + k;
+                const int32_t slot = ((y % 3) + 3) % 3;
+                int16_t *dst = ring + slot * plane;
+                if (held[slot] != y) {
+                    if (y >= 0 && y < in->h) {
+                        dw_expand_row(params, in_batch + (int64_t)y * in->w * in->c, dst, width);
+                    } else if (held[slot] >= 0) {
+                        memset(dst, 0, (size_t)plane * sizeof(int16_t));
+                    }
+                    held[slot] = y >= 0 && y < in->h ? y : -1;
+                }
+                rows[k] = dst;
+            }
+            for (c = 0; c < in->c; ++c) {
+                dw_channel_row(rows[0] + c * width, rows[1] + c * width, rows[2] + c * width,
+                               filter + 5 * c, bias[c], od->w, params->stride_w, acc);
+                dw_store_row(params, acc, od->w, c, out_row + c, od->c);
+            }
+        }
+    }
+    return MNMCU_OK;
+}

@@ -82,6 +82,24 @@ MNMCU_INLINE int32_t mnmcu_smlatt(int32_t a, int32_t b, int32_t acc)
     return __smlatt(a, b, acc);
 }
 
+/* acc + lo(a) * hi(b). */
+MNMCU_INLINE int32_t mnmcu_smlabt(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlabt(a, b, acc);
+}
+
+/* acc + hi(a) * lo(b). */
+MNMCU_INLINE int32_t mnmcu_smlatb(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlatb(a, b, acc);
+}
+
+/* Lane-wise int16 sum (wrapping). */
+MNMCU_INLINE int32_t mnmcu_sadd16(int32_t a, int32_t b)
+{
+    return __sadd16(a, b);
+}
+
 /* (a * b + 2^31) >> 32, the rounded high word (SMMULR). */
 MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)
 {
@@ -128,6 +146,23 @@ MNMCU_INLINE int32_t mnmcu_smlabb(int32_t a, int32_t b, int32_t acc)
 MNMCU_INLINE int32_t mnmcu_smlatt(int32_t a, int32_t b, int32_t acc)
 {
     return acc + mnmcu_hi16(a) * mnmcu_hi16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_smlabt(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + mnmcu_lo16(a) * mnmcu_hi16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_smlatb(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + mnmcu_hi16(a) * mnmcu_lo16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_sadd16(int32_t a, int32_t b)
+{
+    const uint32_t lo = (uint32_t)(mnmcu_lo16(a) + mnmcu_lo16(b)) & 0xFFFFu;
+    const uint32_t hi = (uint32_t)(mnmcu_hi16(a) + mnmcu_hi16(b)) & 0xFFFFu;
+    return (int32_t)(lo | (hi << 16));
 }
 
 MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)

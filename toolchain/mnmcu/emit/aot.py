@@ -277,6 +277,7 @@ class FastConv:
     filter: np.ndarray
     bias: np.ndarray
     scratch: int
+    filter_type: str = "int8_t"
 
 
 def _requant_shifts(graph: Graph, op: Op, channels: int) -> list[int] | None:
@@ -321,6 +322,7 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     shifts = _requant_shifts(graph, op, channels)
     if shifts is None or max(shifts) > -1:
         return None
+    dil = (int(op.options.get("dilation_h_factor", 1)), int(op.options.get("dilation_w_factor", 1)))
     if op.opcode == "DEPTHWISE_CONV_2D":
         if int(inp.shape[3]) != channels or weights.shape[0] != 1:
             return None
@@ -341,6 +343,27 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
         return None
     depth = rows.shape[1]
     depth4 = -(-depth // 4) * 4
+    if kind == "depthwise" and weights.shape[1:3] == (3, 3) and dil == (1, 1):
+        out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
+        pad_w = padding(int(inp.shape[2]), 3, stride_w, 1, out_w)
+        width = (out_w - 1) * stride_w + 4
+        # Rows of int16 pay off where neighbouring outputs share taps: stride 1,
+        # rows of a few outputs; elsewhere groups of four channels do better.
+        if stride_w == 1 and out_w >= 4 and pad_w < width:
+            w = rows  # [C, 9], tap ky * 3 + kx
+            halves = np.stack([w[:, 0], w[:, 1], w[:, 3], w[:, 4], w[:, 6], w[:, 7]], axis=1)
+            halves = np.concatenate(
+                [halves, w[:, [2, 5, 8]], np.zeros((channels, 1), np.int64)], axis=1
+            )  # [C, 10]: (w0, w1), (w3, w4), (w6, w7), then (w2, w5), (w8, 0)
+            lo, hi = halves[:, 0::2] & 0xFFFF, halves[:, 1::2] & 0xFFFF
+            words = ((hi << 16) | lo).astype(np.uint32).view(np.int32).astype(np.int64)
+            return FastConv(
+                "mnmcu_depthwise_conv2d_3x3_s8_dsp_run",
+                words.reshape(-1),
+                bias,
+                -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w,
+                "int32_t",
+            )
     if kind == "depthwise":
         taps = rows.shape[1]
         whole = channels // 4 * 4
@@ -651,7 +674,7 @@ def _lower_conv(low: _Lowering, op: Op) -> Call:
             low.array(
                 f"op{op.index:03d}_filter_{low.kernels}",
                 fast.filter,
-                "int8_t",
+                fast.filter_type,
                 f"filter of op {op.index}, {fast.function}'s layout (mnmcu_kernels_fast.h)",
             ),
             low.array(
