@@ -64,8 +64,14 @@ int main(void)
         if (i % 11 == 0) {
             mult = i % 22 == 0 ? 0 : (int32_t)((1u << 31) - 1u);
         }
+        const int32_t offset = (int32_t)(next() % 256u) - 128;
+        const int32_t lo = -128 + (int32_t)(next() % 4u) * 40;
+        const int32_t hi = 127 - (int32_t)(next() % 4u) * 40;
+        const int32_t want = mnmcu_mbqm(acc, mult, shift);
         ++n;
-        if (mnmcu_requant_fast(acc, mult, shift) != mnmcu_mbqm(acc, mult, shift)) {
+        if (mnmcu_requant_fast(acc, mult, shift) != want ||
+            mnmcu_output_fast(acc, mult, shift, offset, lo, hi) !=
+                (int8_t)mnmcu_clamp(want + offset, lo, hi)) {
             if (bad++ < 3) {
                 printf("acc=%d mult=%d shift=%d\n", (int)acc, (int)mult, (int)shift);
             }
