@@ -103,6 +103,18 @@ mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
 int32_t mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(
     const mnmcu_depthwise_conv2d_params_t *params);
 
+/**
+ * CONV_2D with a 1x1 filter, stride 1, no padding, groups 1, with Helium
+ * (mnmcu_conv_mve.c): sixteen channels per vector multiply-accumulate.
+ *
+ * @param[in]  filter   int8 [C_out][C_in] as in mnmcu_conv2d_s8_run()
+ * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
+ *                      channel's weights (never NULL)
+ */
+mnmcu_status_t mnmcu_conv2d_1x1_s8_mve_run(const mnmcu_conv2d_params_t *params,
+                                           const int8_t *input, const int8_t *filter,
+                                           const int32_t *bias, int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

@@ -55,7 +55,12 @@ KERNEL_SETS = ("portable", "dsp", "helium")
 # Files the fast kernels add, per kernel set.
 _FAST_FILES = {
     "dsp": ("include/mnmcu_kernels_fast.h", "src/mnmcu_dsp.h", "src/mnmcu_conv_dsp.c"),
-    "helium": ("include/mnmcu_kernels_fast.h", "src/mnmcu_dsp.h", "src/mnmcu_conv_dsp.c"),
+    "helium": (
+        "include/mnmcu_kernels_fast.h",
+        "src/mnmcu_dsp.h",
+        "src/mnmcu_conv_dsp.c",
+        "src/mnmcu_conv_mve.c",
+    ),
 }
 # Accumulators of the fast kernels stay below this (see mnmcu_kernels_fast.h).
 _FAST_ACC_LIMIT = 1 << 30
@@ -278,6 +283,7 @@ class FastConv:
     bias: np.ndarray
     scratch: int
     filter_type: str = "int8_t"
+    takes_scratch: bool = True
 
 
 def _requant_shifts(graph: Graph, op: Op, channels: int) -> list[int] | None:
@@ -298,7 +304,9 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     A fast kernel is chosen only where it is bit-exact with the portable one:
     every channel's shift is a right shift and every accumulator (bias and
     folded input offset included) stays within +-2^30 for any int8 input,
-    the conditions of mnmcu_requant_fast(). Convolutions get their output
+    the conditions of mnmcu_requant_fast(). With ``helium``, 1x1
+    convolutions run on Helium (natural layout), the rest on the DSP
+    kernels. Convolutions get their output
     channels interleaved in pairs, depthwise convolutions their channels in
     groups of four (the layouts of mnmcu_kernels_fast.h); both get the input
     offset folded into the bias.
@@ -372,6 +380,8 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
         layout = np.concatenate([groups.reshape(-1), rest.reshape(-1)])
         scratch = -(-taps * channels // 4) * 4
         return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", layout, folded, scratch)
+    if kind == "conv2d_1x1" and kernels == "helium":
+        return FastConv("mnmcu_conv2d_1x1_s8_mve_run", rows.reshape(-1), folded, 0, "int8_t", False)
     padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
     padded[:channels, :depth] = rows
     # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
@@ -690,7 +700,8 @@ def _lower_conv(low: _Lowering, op: Op) -> Call:
                 f"the memory plan has no scratch for op {op.index} ({fast.function})",
                 f"plan with mnmcu.emit.aot.scratch_bytes(graph, {low.kernels!r})",
             )
-        args.append(low.scratch(op))
+        if fast.takes_scratch:
+            args.append(low.scratch(op))
         return low.call(op, fast.function, f"mnmcu_{kind}_params_t", fields, args)
     args = [
         low.pointer(inp, op, "input"),
