@@ -23,13 +23,25 @@ static void dot_1x4(const int8_t *x, const int8_t *w, int32_t depth, int32_t acc
 #if MNMCU_HAVE_MVE
     const int8_t *w0 = w, *w1 = w + depth, *w2 = w + 2 * depth, *w3 = w + 3 * depth;
     int32_t k;
-    for (k = 0; k < depth; k += 16) {
-        const mve_pred16_t p = vctp8q((uint32_t)(depth - k));
-        const int8x16_t xv = vldrbq_z_s8(x + k, p);
-        a0 = vmladavaq_s8(a0, xv, vldrbq_z_s8(w0 + k, p));
-        a1 = vmladavaq_s8(a1, xv, vldrbq_z_s8(w1 + k, p));
-        a2 = vmladavaq_s8(a2, xv, vldrbq_z_s8(w2 + k, p));
-        a3 = vmladavaq_s8(a3, xv, vldrbq_z_s8(w3 + k, p));
+    for (k = depth >> 4; k > 0; --k) {
+        const int8x16_t xv = vldrbq_s8(x);
+        a0 = vmladavaq_s8(a0, xv, vldrbq_s8(w0));
+        a1 = vmladavaq_s8(a1, xv, vldrbq_s8(w1));
+        a2 = vmladavaq_s8(a2, xv, vldrbq_s8(w2));
+        a3 = vmladavaq_s8(a3, xv, vldrbq_s8(w3));
+        x += 16;
+        w0 += 16;
+        w1 += 16;
+        w2 += 16;
+        w3 += 16;
+    }
+    if (depth & 15) {
+        const mve_pred16_t p = vctp8q((uint32_t)(depth & 15));
+        const int8x16_t xv = vldrbq_z_s8(x, p);
+        a0 = vmladavaq_s8(a0, xv, vldrbq_z_s8(w0, p));
+        a1 = vmladavaq_s8(a1, xv, vldrbq_z_s8(w1, p));
+        a2 = vmladavaq_s8(a2, xv, vldrbq_z_s8(w2, p));
+        a3 = vmladavaq_s8(a3, xv, vldrbq_z_s8(w3, p));
     }
 #else
     int32_t k;
