@@ -89,14 +89,13 @@ int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
  * channel-major, and each output row computed channel by channel with the
  * dual 16-bit multiply over pairs of horizontally adjacent taps.
  *
- * @param[in]  filter   int32 [C][5], int16 pairs (low half first): (w0, w1),
- *                      (w3, w4), (w6, w7), (w2, w5), (w8, 0), w(ky * 3 + kx)
+ * @param[in]  filter   int8 [C][9], channel-major: w[c][ky * 3 + kx]
  * @param[in]  bias     int32 [C] as in mnmcu_depthwise_conv2d_s8_run() (never NULL)
  * @param[in]  scratch  mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size() bytes,
  *                      4-byte aligned (three expanded rows)
  */
 mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
-    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int32_t *filter,
+    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int8_t *filter,
     const int32_t *bias, int8_t *output, const mnmcu_buffer_t *scratch);
 
 /** Scratch bytes of mnmcu_depthwise_conv2d_3x3_s8_dsp_run(). */

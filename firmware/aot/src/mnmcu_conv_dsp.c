@@ -602,16 +602,22 @@ static void dw_expand_row(const mnmcu_depthwise_conv2d_params_t *params, const i
     }
 }
 
+/* Two int16 values as one word, a in the low half. */
+MNMCU_INLINE int32_t pack16(int32_t a, int32_t b)
+{
+    return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
+}
+
 /*
  * One output row of one channel into acc[0..OW): taps from three int16 rows
- * (t0, t1, t2 at column 0), weights w[0..4] = (w0, w1), (w3, w4), (w6, w7),
- * (w2, w5), (w8, 0).
+ * (t0, t1, t2 at column 0), weights w[ky * 3 + kx].
  */
 static void dw_channel_row(const int16_t *t0, const int16_t *t1, const int16_t *t2,
-                           const int32_t *w, int32_t bias, int32_t out_w, int32_t stride,
+                           const int8_t *w, int32_t bias, int32_t out_w, int32_t stride,
                            int32_t *acc)
 {
-    const int32_t w01 = w[0], w34 = w[1], w67 = w[2], w25 = w[3], w8 = w[4];
+    const int32_t w01 = pack16(w[0], w[1]), w34 = pack16(w[3], w[4]);
+    const int32_t w67 = pack16(w[6], w[7]), w25 = pack16(w[2], w[5]), w8 = w[8];
     int32_t ox = 0;
     if (stride == 1) {
         for (; ox + 1 < out_w; ox += 2) {
@@ -669,7 +675,7 @@ static void dw_store_row(const mnmcu_depthwise_conv2d_params_t *params, const in
 }
 
 mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
-    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int32_t *filter,
+    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int8_t *filter,
     const int32_t *bias, int8_t *output, const mnmcu_buffer_t *scratch)
 {
     const mnmcu_dims_t *in;
@@ -729,7 +735,7 @@ mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
             }
             for (c = 0; c < in->c; ++c) {
                 dw_channel_row(rows[0] + c * width, rows[1] + c * width, rows[2] + c * width,
-                               filter + 5 * c, bias[c], od->w, params->stride_w, acc);
+                               filter + 9 * c, bias[c], od->w, params->stride_w, acc);
                 dw_store_row(params, acc, od->w, c, out_row + c, od->c);
             }
         }

@@ -358,19 +358,11 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
         # Rows of int16 pay off where neighbouring outputs share taps: stride 1,
         # rows of a few outputs; elsewhere groups of four channels do better.
         if stride_w == 1 and out_w >= 4 and pad_w < width:
-            w = rows  # [C, 9], tap ky * 3 + kx
-            halves = np.stack([w[:, 0], w[:, 1], w[:, 3], w[:, 4], w[:, 6], w[:, 7]], axis=1)
-            halves = np.concatenate(
-                [halves, w[:, [2, 5, 8]], np.zeros((channels, 1), np.int64)], axis=1
-            )  # [C, 10]: (w0, w1), (w3, w4), (w6, w7), then (w2, w5), (w8, 0)
-            lo, hi = halves[:, 0::2] & 0xFFFF, halves[:, 1::2] & 0xFFFF
-            words = ((hi << 16) | lo).astype(np.uint32).view(np.int32).astype(np.int64)
             return FastConv(
                 "mnmcu_depthwise_conv2d_3x3_s8_dsp_run",
-                words.reshape(-1),
+                rows.reshape(-1),  # [C][9], channel-major
                 bias,
                 -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w,
-                "int32_t",
             )
     if kind == "depthwise":
         taps = rows.shape[1]
