@@ -305,8 +305,8 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     every channel's shift is a right shift and every accumulator (bias and
     folded input offset included) stays within +-2^30 for any int8 input,
     the conditions of mnmcu_requant_fast(). With ``helium``, 1x1
-    convolutions run on Helium (natural layout), the rest on the DSP
-    kernels. Convolutions get their output
+    convolutions of 32 or more input channels run on Helium (natural
+    layout), the rest on the DSP kernels. Convolutions get their output
     channels interleaved in pairs, depthwise convolutions their channels in
     groups of four (the layouts of mnmcu_kernels_fast.h); both get the input
     offset folded into the bias.
@@ -372,7 +372,8 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
         layout = np.concatenate([groups.reshape(-1), rest.reshape(-1)])
         scratch = -(-taps * channels // 4) * 4
         return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", layout, folded, scratch)
-    if kind == "conv2d_1x1" and kernels == "helium":
+    # Helium's 16-lane products pay off from 32 input channels; below, the DSP kernel is faster.
+    if kind == "conv2d_1x1" and kernels == "helium" and depth >= 32:
         return FastConv("mnmcu_conv2d_1x1_s8_mve_run", rows.reshape(-1), folded, 0, "int8_t", False)
     padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
     padded[:channels, :depth] = rows
