@@ -208,6 +208,18 @@ int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
     return 2 * patch4 + 2 * patch4 * (int32_t)sizeof(int16_t);
 }
 
+/* n bytes from src to dst, four at a time then one at a time (any alignment). */
+static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        memcpy(dst + i, src + i, 4);
+    }
+    for (; i < n; ++i) {
+        dst[i] = src[i];
+    }
+}
+
 /* The window of output pixel (out_y, out_x), the input zero point outside the image. */
 static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *in_batch,
                           int32_t out_y, int32_t out_x, int8_t zero_point, int8_t *dst)
@@ -223,9 +235,7 @@ static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *in_
         const int32_t row = fd->w * in->c;
         const int8_t *src = in_batch + ((int64_t)y0 * in->w + x0) * in->c;
         for (ky = 0; ky < fd->h; ++ky) {
-            for (ic = 0; ic < row; ++ic) {
-                dst[ic] = src[ic];
-            }
+            copy_bytes(dst, src, row);
             dst += row;
             src += params->dilation_h * in->w * in->c;
         }
@@ -279,6 +289,9 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
     window0 = (int8_t *)(expanded + patch4);
     window1 = window0 + patch4;
     zero_point = (int8_t)(-params->input_offset);
+    /* Bytes past the window meet zero weights; they are zeroed once. */
+    memset(window0 + patch, 0, (size_t)(patch4 - patch));
+    memset(window1 + patch, 0, (size_t)(patch4 - patch));
 
     for (batch = 0; batch < in->n; ++batch) {
         const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
@@ -291,7 +304,7 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
                 if (two) {
                     gather_window(params, in_batch, out_y, out_x + 1, zero_point, window1);
                 }
-                expand_pair(window0, two ? window1 : window0, patch, expanded);
+                expand_pair(window0, two ? window1 : window0, patch4, expanded);
                 conv_pixels(params, expanded, patch4 >> 2, filter, bias, o0,
                             two ? o0 + od->c : NULL);
             }
@@ -459,20 +472,6 @@ static void dw_pixel(const mnmcu_depthwise_conv2d_params_t *params, const int8_t
     }
     if (whole < params->input.c) {
         dw_tail(params, window, row_step, col_step, w, bias, out);
-    }
-}
-
-/* n bytes from src to dst (n a multiple of 4 copies by words). */
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
-{
-    int32_t i = 0;
-    if ((n & 3) == 0) {
-        for (; i < n; i += 4) {
-            memcpy(dst + i, src + i, 4);
-        }
-    }
-    for (; i < n; ++i) {
-        dst[i] = src[i];
     }
 }
 
