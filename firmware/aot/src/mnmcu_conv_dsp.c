@@ -7,6 +7,10 @@
  * mnmcu_requant_fast(), equal to the portable one under the conditions
  * mnmcu.emit.aot checks before choosing these kernels.
  */
+/* The hot loops of the runtime: compiled for speed also in -Os builds. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O2")
+#endif
 #include "mnmcu_dsp.h"
 #include "mnmcu_kernels_fast.h"
 

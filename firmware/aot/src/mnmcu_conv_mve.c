@@ -6,6 +6,10 @@
  * mnmcu_kernels_fast.h); compiled for a core without MVE, the same function
  * is plain C, so the layout can be checked on any host.
  */
+/* The hot loops of the runtime: compiled for speed also in -Os builds. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O2")
+#endif
 #include "mnmcu_dsp.h"
 #include "mnmcu_kernels_fast.h"
 
