@@ -72,31 +72,45 @@ MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if MNMCU_HAVE_DSP
     int32_t xa0, xa1, xb0, xb1, wr, we;
-    __asm__ volatile("1:\n\t"
-                     "ldrd %[xa0], %[xa1], [%[x]], #8\n\t"
-                     "ldrd %[xb0], %[xb1], [%[x]], #8\n\t"
-                     "ldr %[wr], [%[w]], #4\n\t"
-                     "sxtb16 %[we], %[wr]\n\t"
-                     "sxtb16 %[wr], %[wr], ror #8\n\t"
-                     "smlad %[a00], %[xa0], %[we], %[a00]\n\t"
-                     "smlad %[a00], %[xa1], %[wr], %[a00]\n\t"
-                     "smlad %[a10], %[xb0], %[we], %[a10]\n\t"
-                     "smlad %[a10], %[xb1], %[wr], %[a10]\n\t"
-                     "ldr %[wr], [%[w]], #4\n\t"
-                     "sxtb16 %[we], %[wr]\n\t"
-                     "sxtb16 %[wr], %[wr], ror #8\n\t"
-                     "smlad %[a01], %[xa0], %[we], %[a01]\n\t"
-                     "smlad %[a01], %[xa1], %[wr], %[a01]\n\t"
-                     "smlad %[a11], %[xb0], %[we], %[a11]\n\t"
-                     "smlad %[a11], %[xb1], %[wr], %[a11]\n\t"
-                     "subs %[n], %[n], #1\n\t"
-                     "bne 1b"
-                     : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                       [x] "+r"(x), [w] "+r"(w), [n] "+r"(groups), [xa0] "=&r"(xa0),
-                       [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr),
-                       [we] "=&r"(we)
-                     :
-                     : "cc", "memory");
+#define MNMCU_1X1_GROUP                                                                        \
+    "ldrd %[xa0], %[xa1], [%[x]], #8\n\t"                                                      \
+    "ldrd %[xb0], %[xb1], [%[x]], #8\n\t"                                                      \
+    "ldr %[wr], [%[w]], #4\n\t"                                                                \
+    "sxtb16 %[we], %[wr]\n\t"                                                                  \
+    "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
+    "smlad %[a00], %[xa0], %[we], %[a00]\n\t"                                                  \
+    "smlad %[a00], %[xa1], %[wr], %[a00]\n\t"                                                  \
+    "smlad %[a10], %[xb0], %[we], %[a10]\n\t"                                                  \
+    "smlad %[a10], %[xb1], %[wr], %[a10]\n\t"                                                  \
+    "ldr %[wr], [%[w]], #4\n\t"                                                                \
+    "sxtb16 %[we], %[wr]\n\t"                                                                  \
+    "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
+    "smlad %[a01], %[xa0], %[we], %[a01]\n\t"                                                  \
+    "smlad %[a01], %[xa1], %[wr], %[a01]\n\t"                                                  \
+    "smlad %[a11], %[xb0], %[we], %[a11]\n\t"                                                  \
+    "smlad %[a11], %[xb1], %[wr], %[a11]\n\t"
+    /* An odd group first, then two groups per loop iteration. */
+    if (groups & 1) {
+        __asm__(MNMCU_1X1_GROUP
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xa1] "=&r"(xa1),
+                  [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr), [we] "=&r"(we)
+                :
+                : "memory");
+    }
+    groups >>= 1;
+    if (groups > 0) {
+        __asm__ volatile("1:\n\t" MNMCU_1X1_GROUP MNMCU_1X1_GROUP
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b"
+                         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                           [x] "+r"(x), [w] "+r"(w), [n] "+r"(groups), [xa0] "=&r"(xa0),
+                           [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr),
+                           [we] "=&r"(we)
+                         :
+                         : "cc", "memory");
+    }
+#undef MNMCU_1X1_GROUP
 #else
     for (; groups > 0; --groups) {
         const int32_t wa = mnmcu_read_s8x4(w);
