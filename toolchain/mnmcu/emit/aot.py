@@ -306,10 +306,11 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     folded input offset included) stays within +-2^30 for any int8 input,
     the conditions of mnmcu_requant_fast(). With ``helium``, 1x1
     convolutions of 32 or more input channels run on Helium (natural
-    layout), the rest on the DSP kernels. Convolutions get their output
-    channels interleaved in pairs, depthwise convolutions their channels in
-    groups of four (the layouts of mnmcu_kernels_fast.h); both get the input
-    offset folded into the bias.
+    layout), the rest on the DSP kernels. The layouts are those of
+    mnmcu_kernels_fast.h: convolutions get their output channels
+    interleaved in pairs, depthwise convolutions their channels in groups of
+    four, both with the input offset folded into the bias; stride-1 3x3
+    depthwise convolutions get channel-major weights and keep their bias.
     """
     if kernels == "portable" or op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return None
