@@ -23,6 +23,8 @@
 #ifndef MNMCU_APP_H
 #define MNMCU_APP_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -39,6 +41,25 @@ int mnmcu_app_run_sample(void);
 
 /** One turn of the main loop; weak, replaced by the serial protocol. */
 void mnmcu_app_poll(void);
+
+#if defined(MNMCU_PROFILE)
+/**
+ * Per-layer timing (AOT runtime built with MNMCU_PROFILE): the generated
+ * model calls mnmcu_layer_hook() after each op, and the application keeps
+ * the ticks each op took, for the boot line and the protocol's RESULT.
+ */
+typedef struct {
+    int32_t index;      /**< the op's index in the .tflite */
+    const char *op;     /**< its op name */
+    uint64_t ticks;     /**< ticks since the previous op ended (mnmcu_hal_ticks) */
+} mnmcu_layer_time_t;
+
+/** Forget the previous inference's layers; the next op is timed from now. */
+void mnmcu_app_profile_start(void);
+
+/** The layers timed since mnmcu_app_profile_start(), *count of them. */
+const mnmcu_layer_time_t *mnmcu_app_profile(uint32_t *count);
+#endif
 
 #ifdef __cplusplus
 }

@@ -6,8 +6,8 @@
  * Input received with INPUT frames is copied straight into the model's input
  * tensor (mnmcu_runtime_input()); there is no second input buffer. RAM: one
  * decoder (MNMCU_PROTO_MAX_PAYLOAD + 8 bytes), one encoder block (254 bytes),
- * a few words of state and, with -DMNMCU_PROFILE, MNMCU_PROTO_MAX_LAYERS
- * per-layer records.
+ * a few words of state; with -DMNMCU_PROFILE the RESULT carries at most
+ * MNMCU_PROTO_MAX_LAYERS of the per-layer times main.c keeps.
  */
 #include <string.h>
 
@@ -53,26 +53,6 @@ static struct {
 } s_last;
 
 #ifdef MNMCU_PROFILE
-static struct {
-    int32_t index;
-    uint32_t ticks;
-} s_layers[MNMCU_PROTO_MAX_LAYERS];
-static uint16_t s_layer_count;
-static uint64_t s_layer_mark;
-
-void mnmcu_layer_hook(int32_t index, const char *opname);
-
-void mnmcu_layer_hook(int32_t index, const char *opname)
-{
-    const uint64_t now = mnmcu_hal_ticks();
-    (void)opname;
-    if (s_layer_count < MNMCU_PROTO_MAX_LAYERS) {
-        s_layers[s_layer_count].index = index;
-        s_layers[s_layer_count].ticks = (uint32_t)(now - s_layer_mark);
-        s_layer_count++;
-    }
-    s_layer_mark = mnmcu_hal_ticks();
-}
 #define PROFILE_FLAGS FLAG_PROFILE
 #else
 #define PROFILE_FLAGS 0u
@@ -222,7 +202,9 @@ static void send_result(uint8_t seq)
     const uint32_t hz = mnmcu_hal_tick_hz();
     uint16_t layers = 0u;
 #ifdef MNMCU_PROFILE
-    layers = s_layer_count;
+    uint32_t timed = 0u;
+    const mnmcu_layer_time_t *records = mnmcu_app_profile(&timed);
+    layers = (uint16_t)(timed < MNMCU_PROTO_MAX_LAYERS ? timed : MNMCU_PROTO_MAX_LAYERS);
 #endif
     uint32_t micros = NO_MICROS;
     if (!(s_last.flags & FLAG_VIRTUAL_TIME) && hz != 0u) {
@@ -244,8 +226,8 @@ static void send_result(uint8_t seq)
     mnmcu_proto_encoder_write(&s_encoder, mnmcu_runtime_output(), info->output_size);
 #ifdef MNMCU_PROFILE
     for (uint16_t i = 0u; i < layers; i++) {
-        put_u32((uint32_t)s_layers[i].index);
-        put_u32(s_layers[i].ticks);
+        put_u32((uint32_t)records[i].index);
+        put_u32((uint32_t)records[i].ticks);
     }
 #endif
     (void)mnmcu_proto_encoder_end(&s_encoder);
@@ -277,8 +259,7 @@ static void handle_infer(const mnmcu_proto_frame_t *frame)
     (void)mnmcu_hal_cycles(&cycles_start);
     const uint64_t start = mnmcu_hal_ticks();
 #ifdef MNMCU_PROFILE
-    s_layer_count = 0u;
-    s_layer_mark = start;
+    mnmcu_app_profile_start();
 #endif
     const int status = mnmcu_runtime_invoke();
     const uint64_t ticks = mnmcu_hal_ticks() - start;

@@ -511,12 +511,32 @@ def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
 
 @cli.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def bench(as_json: bool) -> None:
-    """Compare the AOT memory plan with TFLite Micro's arena on reference models."""
+@click.option(
+    "--board",
+    default=None,
+    help="QEMU board (qemu-m4, qemu-m55): time the AOT kernels, portable vs fast, in instructions.",
+)
+def bench(as_json: bool, board: str | None) -> None:
+    """Compare the AOT memory plan with TFLite Micro's arena on reference models.
+
+    With --board, build the VWW-shape model with the portable and with the
+    fast kernels and count their instructions in QEMU instead.
+    """
     from rich.table import Table
 
     from mnmcu.bench import memory_bench
     from mnmcu.console import out
+
+    if board is not None:
+        from mnmcu.bench_sim import kernel_bench, report_lines
+        from mnmcu.boards import get_board
+
+        result = kernel_bench(get_board(board), progress=_progress())
+        text = (
+            json.dumps(result.to_dict(), indent=2) if as_json else "\n".join(report_lines(result))
+        )
+        click.echo(text)
+        return
 
     rows = memory_bench(progress=_progress())
     if as_json:

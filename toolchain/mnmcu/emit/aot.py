@@ -50,6 +50,21 @@ _KERNEL_SOURCES = {
 }
 _KERNEL_HEADERS = ("include/mnmcu_kernels.h", "src/mnmcu_fixedpoint.h")
 
+KERNEL_SETS = ("portable", "dsp", "helium")
+"""Kernel sets: the portable C kernels, Arm DSP-extension kernels, Helium (MVE) kernels."""
+# Files the fast kernels add, per kernel set.
+_FAST_FILES = {
+    "dsp": ("include/mnmcu_kernels_fast.h", "src/mnmcu_dsp.h", "src/mnmcu_conv_dsp.c"),
+    "helium": (
+        "include/mnmcu_kernels_fast.h",
+        "src/mnmcu_dsp.h",
+        "src/mnmcu_conv_dsp.c",
+        "src/mnmcu_conv_mve.c",
+    ),
+}
+# Accumulators of the fast kernels stay below this (see mnmcu_kernels_fast.h).
+_FAST_ACC_LIMIT = 1 << 30
+
 
 # --------------------------------------------------------------------------
 # TFLite's requantisation arithmetic, done at generation time
@@ -228,14 +243,146 @@ def inplace_ops(graph: Graph) -> set[int]:
     return ops
 
 
-def scratch_bytes(graph: Graph) -> dict[int, int]:
+def default_kernels(arch: str, dsp: bool, helium: bool) -> str:
+    """The kernel set for a core: ``helium`` with MVE, ``dsp`` on Arm with the DSP extension."""
+    if arch != "arm":
+        return "portable"
+    if helium:
+        return "helium"
+    return "dsp" if dsp else "portable"
+
+
+def _check_kernels(kernels: str) -> None:
+    if kernels not in KERNEL_SETS:
+        raise InvalidValue(
+            f"unknown kernel set {kernels!r}", f"use one of {', '.join(KERNEL_SETS)}"
+        )
+
+
+def scratch_bytes(graph: Graph, kernels: str = "portable") -> dict[int, int]:
     """Scratch bytes per op, as the kernels' ``_get_buffer_size()`` report.
 
-    The portable kernels need none, so this is empty; optimised kernels that
-    need scratch (im2col) add their sizes here.
+    The portable kernels need none; the fast convolutions of ``kernels``
+    need an int16 copy of one or two pixels or windows.
     """
-    del graph
-    return {}
+    _check_kernels(kernels)
+    sizes = {}
+    for op in graph.ops:
+        fast = fast_conv(graph, op, kernels)
+        if fast is not None and fast.scratch:
+            sizes[op.index] = fast.scratch
+    return sizes
+
+
+@dataclass(frozen=True)
+class FastConv:
+    """A convolution lowered to a fast kernel: its function and rearranged constants."""
+
+    function: str
+    filter: np.ndarray
+    bias: np.ndarray
+    scratch: int
+    filter_type: str = "int8_t"
+    takes_scratch: bool = True
+
+
+def _requant_shifts(graph: Graph, op: Op, channels: int) -> list[int] | None:
+    inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    q, qi, qo = filt.quantization, inp.quantization, out.quantization
+    if q is None or qi is None or qo is None or not q.scale or len(q.scale) not in (1, channels):
+        return None
+    if len(qi.scale) != 1 or len(qo.scale) != 1 or any(z != 0 for z in q.zero_point):
+        return None
+    scales = q.scale if len(q.scale) == channels else q.scale * channels
+    ratio = float(qi.scale[0]) / float(qo.scale[0])
+    return [quantize_multiplier(ratio * float(sc))[1] for sc in scales]
+
+
+def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
+    """The fast kernel ``op`` runs on with ``kernels``, or ``None`` for the portable one.
+
+    A fast kernel is chosen only where it is bit-exact with the portable one:
+    every channel's shift is a right shift and every accumulator (bias and
+    folded input offset included) stays within +-2^30 for any int8 input,
+    the conditions of mnmcu_requant_fast(). With ``helium``, 1x1
+    convolutions of 32 or more input channels run on Helium (natural
+    layout), the rest on the DSP kernels. The layouts are those of
+    mnmcu_kernels_fast.h: convolutions get their output channels
+    interleaved in pairs, depthwise convolutions their channels in groups of
+    four, both with the input offset folded into the bias; stride-1 3x3
+    depthwise convolutions get channel-major weights and keep their bias.
+    """
+    if kernels == "portable" or op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return None
+    inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if filt.data is None or inp.dtype != "int8" or filt.dtype != "int8" or len(filt.shape) != 4:
+        return None
+    if len(inp.shape) != 4 or len(out.shape) != 4 or inp.quantization is None:
+        return None
+    weights = np.asarray(filt.data, dtype=np.int64)
+    offset = -int(inp.quantization.zero_point[0])
+    channels = int(out.shape[3])
+    bias = np.zeros(channels, dtype=np.int64)
+    if len(op.inputs) > 2 and op.inputs[2] >= 0:
+        bias_t = graph.tensor(op.inputs[2])
+        if bias_t.data is None or bias_t.dtype != "int32":
+            return None
+        bias = np.asarray(bias_t.data, dtype=np.int64).reshape(-1)
+    shifts = _requant_shifts(graph, op, channels)
+    if shifts is None or max(shifts) > -1:
+        return None
+    dil = (int(op.options.get("dilation_h_factor", 1)), int(op.options.get("dilation_w_factor", 1)))
+    if op.opcode == "DEPTHWISE_CONV_2D":
+        if int(inp.shape[3]) != channels or weights.shape[0] != 1:
+            return None
+        rows = weights.reshape(-1, channels).T  # [C, KH*KW]
+        kind = "depthwise"
+    else:
+        if int(inp.shape[3]) != weights.shape[3]:
+            return None  # grouped
+        rows = weights.reshape(channels, -1)  # [C_out, KH*KW*C_in]
+        one = weights.shape[1] == 1 and weights.shape[2] == 1
+        strided = int(op.options["stride_h"]) != 1 or int(op.options["stride_w"]) != 1
+        kind = "conv2d_1x1" if one and not strided else "conv2d"
+    magnitude = np.abs(rows).sum(axis=1)
+    worst_input = max(abs(-128 + offset), abs(127 + offset))
+    folded = bias + offset * rows.sum(axis=1)
+    bound = np.maximum(np.abs(bias) + magnitude * worst_input, np.abs(folded) + magnitude * 128)
+    if int(bound.max(initial=0)) >= _FAST_ACC_LIMIT:
+        return None
+    depth = rows.shape[1]
+    depth4 = -(-depth // 4) * 4
+    if kind == "depthwise" and weights.shape[1:3] == (3, 3) and dil == (1, 1):
+        out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
+        pad_w = padding(int(inp.shape[2]), 3, stride_w, 1, out_w)
+        width = (out_w - 1) * stride_w + 4
+        # Rows of int16 pay off where neighbouring outputs share taps: stride 1,
+        # rows of a few outputs; elsewhere groups of four channels do better.
+        if stride_w == 1 and out_w >= 4 and pad_w < width:
+            return FastConv(
+                "mnmcu_depthwise_conv2d_3x3_s8_dsp_run",
+                rows.reshape(-1),  # [C][9], channel-major
+                bias,
+                -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w,
+            )
+    if kind == "depthwise":
+        taps = rows.shape[1]
+        whole = channels // 4 * 4
+        groups = rows[:whole].reshape(-1, 4, taps).transpose(0, 2, 1)  # [C/4, taps, 4]
+        rest = rows[whole:].T  # [taps, C % 4]
+        layout = np.concatenate([groups.reshape(-1), rest.reshape(-1)])
+        scratch = -(-taps * channels // 4) * 4
+        return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", layout, folded, scratch)
+    # Helium's 16-lane products pay off from 32 input channels; below, the DSP kernel is faster.
+    if kind == "conv2d_1x1" and kernels == "helium" and depth >= 32:
+        return FastConv("mnmcu_conv2d_1x1_s8_mve_run", rows.reshape(-1), folded, 0, "int8_t", False)
+    padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
+    padded[:channels, :depth] = rows
+    # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
+    pairs = padded.reshape(-1, 2, depth4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    if kind == "conv2d_1x1":
+        return FastConv("mnmcu_conv2d_1x1_s8_dsp_run", pairs, folded, 4 * depth4)
+    return FastConv("mnmcu_conv2d_s8_dsp_run", pairs, folded, 6 * depth4)
 
 
 # --------------------------------------------------------------------------
@@ -331,9 +478,10 @@ class Call:
 class _Lowering:
     """State of one generation: const arrays emitted so far and the plan."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan) -> None:
+    def __init__(self, graph: Graph, plan: MemoryPlan, kernels: str = "portable") -> None:
         self.graph = graph
         self.plan = plan
+        self.kernels = kernels
         self.arrays: list[str] = []
         self.const_names: dict[int, str] = {}
         self.used_names: set[str] = set()
@@ -523,6 +671,32 @@ def _lower_conv(low: _Lowering, op: Op) -> Call:
         ("shift", shift),
     ]
     kind = "depthwise_conv2d" if depthwise else "conv2d"
+    fast = fast_conv(low.graph, op, low.kernels)
+    if fast is not None:
+        args = [
+            low.pointer(inp, op, "input"),
+            low.array(
+                f"op{op.index:03d}_filter_{low.kernels}",
+                fast.filter,
+                fast.filter_type,
+                f"filter of op {op.index}, {fast.function}'s layout (mnmcu_kernels_fast.h)",
+            ),
+            low.array(
+                f"op{op.index:03d}_bias_{low.kernels}",
+                fast.bias,
+                "int32_t",
+                f"bias of op {op.index} for {fast.function}",
+            ),
+            low.pointer(out, op, "output"),
+        ]
+        if fast.scratch and op.index not in low.plan.scratch:
+            raise InvalidValue(
+                f"the memory plan has no scratch for op {op.index} ({fast.function})",
+                f"plan with mnmcu.emit.aot.scratch_bytes(graph, {low.kernels!r})",
+            )
+        if fast.takes_scratch:
+            args.append(low.scratch(op))
+        return low.call(op, fast.function, f"mnmcu_{kind}_params_t", fields, args)
     args = [
         low.pointer(inp, op, "input"),
         low.constant(filt, op, "filter", "int8_t"),
@@ -819,8 +993,11 @@ _LOWER: dict[str, Callable[[_Lowering, Op], Call]] = {
 SUPPORTED_OPS = frozenset(_LOWER) | DYNAMIC_SHAPE_OPS
 
 
-def lower(graph: Graph, plan: MemoryPlan) -> tuple[list[Call], list[str]]:
+def lower(
+    graph: Graph, plan: MemoryPlan, kernels: str = "portable"
+) -> tuple[list[Call], list[str]]:
     """Every op as a :class:`Call`, and the C const arrays they use, in graph order."""
+    _check_kernels(kernels)
     unsupported = sorted({op.opcode for op in graph.ops} - SUPPORTED_OPS)
     if unsupported:
         raise UnsupportedModel(
@@ -828,7 +1005,7 @@ def lower(graph: Graph, plan: MemoryPlan) -> tuple[list[Call], list[str]]:
             "use the tflm runtime for this model",
         )
     fold_shape_ops(graph)
-    low = _Lowering(graph, plan)
+    low = _Lowering(graph, plan, kernels)
     calls = [_LOWER[op.opcode](low, op) for op in graph.ops if op.opcode not in DYNAMIC_SHAPE_OPS]
     return calls, low.arrays
 
@@ -859,13 +1036,21 @@ def _io_info(t: Tensor, offset: int) -> dict[str, object]:
     }
 
 
-def kernel_files(graph: Graph) -> list[str]:
+def uses_fast_kernels(graph: Graph, kernels: str) -> bool:
+    """True when some op of ``graph`` runs on a fast kernel of ``kernels``."""
+    return any(fast_conv(graph, op, kernels) is not None for op in graph.ops)
+
+
+def kernel_files(graph: Graph, kernels: str = "portable") -> list[str]:
     """Paths (relative to ``firmware/aot``) of the kernel files ``graph`` needs."""
     sources = {"src/mnmcu_common.c"}
     sources.update(
         f"src/{_KERNEL_SOURCES[op.opcode]}" for op in graph.ops if op.opcode in _KERNEL_SOURCES
     )
-    return [*_KERNEL_HEADERS, *sorted(sources)]
+    fast = list(_FAST_FILES.get(kernels, ())) if uses_fast_kernels(graph, kernels) else []
+    headers = [f for f in fast if not f.endswith(".c")]
+    sources.update(f for f in fast if f.endswith(".c"))
+    return [*_KERNEL_HEADERS, *headers, *sorted(sources)]
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -875,7 +1060,14 @@ def _write(path: Path, text: str | bytes) -> Path:
     return path
 
 
-def emit_aot(graph: Graph, plan: MemoryPlan, out_dir: Path, name: str, source: str) -> list[Path]:
+def emit_aot(
+    graph: Graph,
+    plan: MemoryPlan,
+    out_dir: Path,
+    name: str,
+    source: str,
+    kernels: str = "portable",
+) -> list[Path]:
     """Write the AOT C sources of ``graph`` into ``out_dir``; return the files written.
 
     Writes ``mnmcu_model_<name>.h/.c`` (the model: constants, arena, invoke),
@@ -884,7 +1076,9 @@ def emit_aot(graph: Graph, plan: MemoryPlan, out_dir: Path, name: str, source: s
     firmware templates) and copies of the kernel sources the model needs, so
     that ``out_dir`` compiles on its own. ``source`` is the path of the
     .tflite file; its name and SHA-256 go in each file's banner. The same
-    inputs give byte-identical files.
+    inputs give byte-identical files. ``kernels`` (one of
+    :data:`KERNEL_SETS`) picks fast kernels where :func:`fast_conv` allows;
+    ``plan`` must then come from ``scratch_bytes(graph, kernels)``.
     """
     ident = cgen.c_identifier(name).lower()
     if not ident:
@@ -902,7 +1096,7 @@ def emit_aot(graph: Graph, plan: MemoryPlan, out_dir: Path, name: str, source: s
     for t in (in_t, out_t):
         if t.index not in plan.offsets:
             raise InvalidValue(f"the memory plan has no offset for model tensor {t.index}")
-    calls, arrays = lower(graph, plan)
+    calls, arrays = lower(graph, plan, kernels)
     prefix = f"mnmcu_model_{ident}"
     header = f"{prefix}.h"
     context = {
@@ -919,6 +1113,7 @@ def emit_aot(graph: Graph, plan: MemoryPlan, out_dir: Path, name: str, source: s
         "has_calls": any(c.function for c in calls),
         "c_string": cgen.c_string,
         "model_file": src_path.name,
+        "fast_kernels": uses_fast_kernels(graph, kernels),
     }
     env = cgen.template_env("aot")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -936,9 +1131,9 @@ def emit_aot(graph: Graph, plan: MemoryPlan, out_dir: Path, name: str, source: s
             **context
         )
         written.append(_write(out_dir / filename, text))
-    kernels = data_dir("firmware") / "aot"
-    for rel in kernel_files(graph):
-        written.append(_write(out_dir / Path(rel).name, (kernels / rel).read_bytes()))
+    kernel_dir = data_dir("firmware") / "aot"
+    for rel in kernel_files(graph, kernels):
+        written.append(_write(out_dir / Path(rel).name, (kernel_dir / rel).read_bytes()))
     logger.debug(
         "AOT: %d ops, %d const arrays, arena %d B -> %s",
         len(calls),

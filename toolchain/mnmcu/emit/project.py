@@ -99,6 +99,8 @@ class ProjectInfo:
     model_sources: tuple[str, ...]
     arena_symbols: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    kernels: str = "portable"
+    profile: bool = False
 
     @property
     def build_dir(self) -> Path:
@@ -132,6 +134,8 @@ class ProjectInfo:
             "model_sources": list(self.model_sources),
             "arena_symbols": list(self.arena_symbols),
             "notes": list(self.notes),
+            "kernels": self.kernels,
+            "profile": self.profile,
         }
 
 
@@ -165,6 +169,8 @@ def load_project(project_dir: Path) -> ProjectInfo:
             model_sources=tuple(str(f) for f in data["model_sources"]),
             arena_symbols=tuple(str(s) for s in data["arena_symbols"]),
             notes=tuple(str(n) for n in data.get("notes", ())),
+            kernels=str(data.get("kernels", "portable")),
+            profile=bool(data.get("profile", False)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidValue(
@@ -382,6 +388,8 @@ _FILE_ROLES = {
     "src/mnmcu_proto.h": "serial protocol frames: COBS, CRC-32 (firmware/protocol/PROTOCOL.md)",
     "src/mnmcu_proto.c": "serial protocol frames: COBS, CRC-32 (firmware/protocol/PROTOCOL.md)",
     "src/mnmcu_proto_device.c": "serial protocol commands: info, ping, input, infer",
+    "src/mnmcu_kernels_fast.h": "the fast AOT kernels' interface",
+    "src/mnmcu_dsp.h": "the Arm DSP operations of the fast kernels",
 }
 
 
@@ -409,6 +417,8 @@ def emit_project(
     class_names: Sequence[str] = (),
     force: bool = False,
     bare_metal: bool = False,
+    kernels: str | None = None,
+    profile: bool = False,
 ) -> ProjectInfo:
     """Write a standalone PlatformIO project running ``tflite`` on ``board`` into ``out_dir``.
 
@@ -424,6 +434,9 @@ def emit_project(
     files and ``sdkconfig.defaults`` unless that runtime wrote its own.
     ``bare_metal`` builds the board's bare-metal variant (:meth:`Board.bare_metal`:
     the AOT runtime on the local platform, no vendor framework).
+    ``kernels`` picks the AOT kernel set (default: the fastest the board's
+    core has, see :func:`mnmcu.emit.aot.default_kernels`); ``profile``
+    builds the AOT firmware with per-layer timing lines (``MNMCU_PROFILE``).
     """
     tflite = Path(tflite)
     if bare_metal:
@@ -472,8 +485,14 @@ def emit_project(
     env = cgen.template_env(TEMPLATE_DIR)
     model_ident = cgen.c_identifier(tflite.stem).lower() or "model"
     if runtime == "aot":
-        extras = _emit_aot_runtime(graph, tflite, src, model_ident, banner, env, written)
+        from mnmcu.emit.aot import default_kernels
+
+        kernel_set = kernels or default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)
+        extras = _emit_aot_runtime(
+            graph, tflite, src, model_ident, banner, env, written, kernel_set, profile
+        )
     else:
+        kernel_set = "portable"
         extras = _tflm_sources(graph, tflite, board, src, project_dir)
         written.extend(project_dir / f for f in extras["files"])
 
@@ -553,6 +572,8 @@ def emit_project(
         model_sources=tuple(_relative(Path(p), project_dir) for p in extras["model_sources"]),
         arena_symbols=tuple(extras["arena_symbols"]),
         notes=tuple(extras["notes"]),
+        kernels=kernel_set,
+        profile=profile and runtime == "aot",
     )
     rels = sorted({_relative(p, project_dir) for p in written} | {"README.md", PROJECT_FILE})
     info = dataclasses.replace(info, files=tuple(rels))
@@ -572,20 +593,22 @@ def _emit_aot_runtime(
     banner: Any,
     env: Any,
     written: list[Path],
+    kernels: str = "portable",
+    profile: bool = False,
 ) -> dict[str, Any]:
     """The AOT model, its kernels and the runtime adapter; the extras for the project."""
     from mnmcu.emit.aot import emit_aot, inplace_ops, scratch_bytes
     from mnmcu.plan import plan_memory
 
-    plan = plan_memory(graph, scratch_bytes(graph), inplace_ops(graph))
-    written.extend(emit_aot(graph, plan, src, ident, str(tflite)))
+    plan = plan_memory(graph, scratch_bytes(graph, kernels), inplace_ops(graph))
+    written.extend(emit_aot(graph, plan, src, ident, str(tflite), kernels=kernels))
     adapter = "mnmcu_runtime_aot.c"
     text = env.get_template("aot/mnmcu_runtime_aot.c.j2").render()
     _write(src / adapter, banner(adapter, "The runtime interface over the AOT model.") + text)
     written.append(src / adapter)
     return {
         "ini_options": [],
-        "build_flags": [],
+        "build_flags": ["-DMNMCU_PROFILE"] if profile else [],
         "lib_deps": [],
         "notes": [],
         "model_sources": [f"{SRC_DIR}/mnmcu_model_{ident}.c"],

@@ -1,0 +1,121 @@
+/*
+ * mnmcu_kernels_fast.h - fast variants of the hot AOT kernels.
+ *
+ * The DSP kernels (mnmcu_conv_dsp.c) use the Arm DSP extension's dual
+ * 16-bit multiply-accumulate (SMLAD and friends) on Cortex-M4, M7, M33 and
+ * M55; compiled for another target they fall back to C with the same
+ * results. The Helium kernels (mnmcu_conv_mve.c) use the M-profile Vector
+ * Extension of the Cortex-M55. mnmcu.emit.aot picks them at generation time
+ * from the board's core, reorders their weights and folds the input offset
+ * into their biases there; everything else is as in mnmcu_kernels.h, and the
+ * outputs are bit-exact with the portable kernels.
+ *
+ * Preconditions the generator checks (the kernels do not): every channel's
+ * shift is in [-31, -1] and every accumulator, bias included, stays within
+ * (-2^30, 2^30) for any int8 input.
+ */
+#ifndef MNMCU_KERNELS_FAST_H
+#define MNMCU_KERNELS_FAST_H
+
+#include "mnmcu_kernels.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * CONV_2D with a 1x1 filter, stride 1, no padding, groups 1.
+ *
+ * @param[in]  params   as for mnmcu_conv2d_s8_run(); input_offset is unused
+ * @param[in]  input    int8 NHWC
+ * @param[in]  filter   int8, C_out rounded up to even and C_in to a multiple
+ *                      of 4 with zeros; each pair of output channels
+ *                      (2j, 2j+1) interleaved: four C_in values of 2j, the
+ *                      same four of 2j+1, and so on
+ * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
+ *                      channel's weights (never NULL)
+ * @param[out] output   int8 NHWC; must not overlap input
+ * @param[in]  scratch  mnmcu_conv2d_1x1_s8_dsp_get_buffer_size() bytes, 4-byte aligned
+ */
+mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
+                                           const int8_t *input, const int8_t *filter,
+                                           const int32_t *bias, int8_t *output,
+                                           const mnmcu_buffer_t *scratch);
+
+/** Scratch bytes of mnmcu_conv2d_1x1_s8_dsp_run(): two pixels as int16. */
+int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
+
+/**
+ * CONV_2D, any window, groups 1: each output pixel's window is copied (the
+ * input zero point where it leaves the image) and multiplied as in
+ * mnmcu_conv2d_1x1_s8_dsp_run(), with C_in read as KH * KW * C_in.
+ *
+ * @param[in]  filter   int8 in the layout of mnmcu_conv2d_1x1_s8_dsp_run()
+ *                      over KH * KW * C_in values per output channel
+ * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
+ *                      channel's weights (never NULL)
+ * @param[in]  scratch  mnmcu_conv2d_s8_dsp_get_buffer_size() bytes, 4-byte aligned
+ */
+mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                                       const int8_t *filter, const int32_t *bias, int8_t *output,
+                                       const mnmcu_buffer_t *scratch);
+
+/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): two windows, as int8 and as int16. */
+int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
+
+/**
+ * DEPTHWISE_CONV_2D with depth multiplier 1, any window.
+ *
+ * @param[in]  filter   int8: for each group of four channels (C / 4 of them),
+ *                      KH * KW taps of the group's four weights; then the
+ *                      last C % 4 channels as 1HWC [KH][KW][C % 4]
+ * @param[in]  bias     int32 [C]: bias + input_offset * sum of the channel's
+ *                      weights (never NULL)
+ * @param[in]  scratch  mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size() bytes
+ *                      (one window, for pixels at the border)
+ */
+mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
+                                                 const int8_t *input, const int8_t *filter,
+                                                 const int32_t *bias, int8_t *output,
+                                                 const mnmcu_buffer_t *scratch);
+
+/** Scratch bytes of mnmcu_depthwise_conv2d_s8_dsp_run(): one KH x KW x C window. */
+int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
+    const mnmcu_depthwise_conv2d_params_t *params);
+
+/**
+ * DEPTHWISE_CONV_2D with a 3x3 filter, depth multiplier 1, dilation 1: each
+ * input row is expanded once into int16 (input + offset, 0 in the padding),
+ * channel-major, and each output row computed channel by channel with the
+ * dual 16-bit multiply over pairs of horizontally adjacent taps.
+ *
+ * @param[in]  filter   int8 [C][9], channel-major: w[c][ky * 3 + kx]
+ * @param[in]  bias     int32 [C] as in mnmcu_depthwise_conv2d_s8_run() (never NULL)
+ * @param[in]  scratch  mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size() bytes,
+ *                      4-byte aligned (three expanded rows)
+ */
+mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
+    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int8_t *filter,
+    const int32_t *bias, int8_t *output, const mnmcu_buffer_t *scratch);
+
+/** Scratch bytes of mnmcu_depthwise_conv2d_3x3_s8_dsp_run(). */
+int32_t mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(
+    const mnmcu_depthwise_conv2d_params_t *params);
+
+/**
+ * CONV_2D with a 1x1 filter, stride 1, no padding, groups 1, with Helium
+ * (mnmcu_conv_mve.c): sixteen channels per vector multiply-accumulate.
+ *
+ * @param[in]  filter   int8 [C_out][C_in] as in mnmcu_conv2d_s8_run()
+ * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
+ *                      channel's weights (never NULL)
+ */
+mnmcu_status_t mnmcu_conv2d_1x1_s8_mve_run(const mnmcu_conv2d_params_t *params,
+                                           const int8_t *input, const int8_t *filter,
+                                           const int32_t *bias, int8_t *output);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MNMCU_KERNELS_FAST_H */

@@ -1,0 +1,761 @@
+/*
+ * mnmcu_conv_dsp.c - fast CONV_2D and DEPTHWISE_CONV_2D for cores with the
+ * Arm DSP extension (see mnmcu_kernels_fast.h for the layouts they take).
+ *
+ * Bit-exact with mnmcu_conv.c: int32 sums are exact in any order, so only
+ * the way the accumulators are summed differs; requantisation is
+ * mnmcu_requant_fast(), equal to the portable one under the conditions
+ * mnmcu.emit.aot checks before choosing these kernels.
+ */
+/* The hot loops of the runtime: compiled for speed also in -Os builds. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O2")
+#endif
+#include "mnmcu_dsp.h"
+#include "mnmcu_kernels_fast.h"
+
+static int conv_args_valid(const mnmcu_conv2d_params_t *params, const void *input,
+                           const void *filter, const void *bias, const void *output)
+{
+    return params != NULL && input != NULL && filter != NULL && bias != NULL &&
+           output != NULL && params->multiplier != NULL && params->shift != NULL &&
+           mnmcu_dims_valid(&params->input) && mnmcu_dims_valid(&params->filter) &&
+           mnmcu_dims_valid(&params->output) &&
+           mnmcu_act_valid(params->act_min, params->act_max);
+}
+
+/* ---- CONV_2D 1x1, stride 1 ---------------------------------------------- */
+
+int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
+{
+    return 2 * ((params->input.c + 3) & ~3) * (int32_t)sizeof(int16_t);
+}
+
+/*
+ * Two pixels' channels as int16, four channels per 16 bytes: pixel 0's
+ * channels (0, 2) and (1, 3), then pixel 1's; channels past depth are 0.
+ */
+static void expand_pair(const int8_t *x0, const int8_t *x1, int32_t depth, int32_t *dst)
+{
+    int32_t k;
+    for (k = 0; k + 3 < depth; k += 4) {
+        const int32_t a = mnmcu_read_s8x4(x0 + k);
+        const int32_t b = mnmcu_read_s8x4(x1 + k);
+        dst[0] = mnmcu_sxtb16(a);
+        dst[1] = mnmcu_sxtb16_ror8(a);
+        dst[2] = mnmcu_sxtb16(b);
+        dst[3] = mnmcu_sxtb16_ror8(b);
+        dst += 4;
+    }
+    if (k < depth) {
+        int8_t a[4] = {0, 0, 0, 0};
+        int8_t b[4] = {0, 0, 0, 0};
+        int32_t i;
+        for (i = 0; k + i < depth; ++i) {
+            a[i] = x0[k + i];
+            b[i] = x1[k + i];
+        }
+        dst[0] = mnmcu_sxtb16(mnmcu_read_s8x4(a));
+        dst[1] = mnmcu_sxtb16_ror8(mnmcu_read_s8x4(a));
+        dst[2] = mnmcu_sxtb16(mnmcu_read_s8x4(b));
+        dst[3] = mnmcu_sxtb16_ror8(mnmcu_read_s8x4(b));
+    }
+}
+
+/*
+ * acc[0..3] += dot products of the expanded pixel pair x with the filter pair
+ * w (channel 0 of the pair: acc[0] pixel 0, acc[2] pixel 1; channel 1:
+ * acc[1], acc[3]); groups of four input channels.
+ */
+MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int32_t acc[4])
+{
+    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
+#if MNMCU_HAVE_DSP
+    int32_t xa0, xa1, xb0, xb1, wr, we;
+#define MNMCU_1X1_GROUP                                                                        \
+    "ldrd %[xa0], %[xa1], [%[x]], #8\n\t"                                                      \
+    "ldrd %[xb0], %[xb1], [%[x]], #8\n\t"                                                      \
+    "ldr %[wr], [%[w]], #4\n\t"                                                                \
+    "sxtb16 %[we], %[wr]\n\t"                                                                  \
+    "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
+    "smlad %[a00], %[xa0], %[we], %[a00]\n\t"                                                  \
+    "smlad %[a00], %[xa1], %[wr], %[a00]\n\t"                                                  \
+    "smlad %[a10], %[xb0], %[we], %[a10]\n\t"                                                  \
+    "smlad %[a10], %[xb1], %[wr], %[a10]\n\t"                                                  \
+    "ldr %[wr], [%[w]], #4\n\t"                                                                \
+    "sxtb16 %[we], %[wr]\n\t"                                                                  \
+    "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
+    "smlad %[a01], %[xa0], %[we], %[a01]\n\t"                                                  \
+    "smlad %[a01], %[xa1], %[wr], %[a01]\n\t"                                                  \
+    "smlad %[a11], %[xb0], %[we], %[a11]\n\t"                                                  \
+    "smlad %[a11], %[xb1], %[wr], %[a11]\n\t"
+    /* An odd group first, then two groups per loop iteration. */
+    if (groups & 1) {
+        __asm__(MNMCU_1X1_GROUP
+                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                  [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xa1] "=&r"(xa1),
+                  [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr), [we] "=&r"(we)
+                :
+                : "memory");
+    }
+    groups >>= 1;
+    if (groups > 0) {
+        __asm__ volatile("1:\n\t" MNMCU_1X1_GROUP MNMCU_1X1_GROUP
+                         "subs %[n], %[n], #1\n\t"
+                         "bne 1b"
+                         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
+                           [x] "+r"(x), [w] "+r"(w), [n] "+r"(groups), [xa0] "=&r"(xa0),
+                           [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr),
+                           [we] "=&r"(we)
+                         :
+                         : "cc", "memory");
+    }
+#undef MNMCU_1X1_GROUP
+#else
+    for (; groups > 0; --groups) {
+        const int32_t wa = mnmcu_read_s8x4(w);
+        const int32_t wb = mnmcu_read_s8x4(w + 4);
+        a00 = mnmcu_smlad(x[0], mnmcu_sxtb16(wa), a00);
+        a00 = mnmcu_smlad(x[1], mnmcu_sxtb16_ror8(wa), a00);
+        a10 = mnmcu_smlad(x[2], mnmcu_sxtb16(wa), a10);
+        a10 = mnmcu_smlad(x[3], mnmcu_sxtb16_ror8(wa), a10);
+        a01 = mnmcu_smlad(x[0], mnmcu_sxtb16(wb), a01);
+        a01 = mnmcu_smlad(x[1], mnmcu_sxtb16_ror8(wb), a01);
+        a11 = mnmcu_smlad(x[2], mnmcu_sxtb16(wb), a11);
+        a11 = mnmcu_smlad(x[3], mnmcu_sxtb16_ror8(wb), a11);
+        x += 4;
+        w += 8;
+    }
+#endif
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+}
+
+/*
+ * Every output channel of two pixels (or one, when o1 is NULL) from their
+ * expanded inputs, in pairs of channels, the filter in the pair-interleaved
+ * layout; requantised into o0 and o1.
+ */
+static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expanded,
+                        int32_t groups, const int8_t *filter, const int32_t *bias, int8_t *o0,
+                        int8_t *o1)
+{
+    const int32_t channels = params->output.c;
+    const int32_t *mult = params->multiplier;
+    const int32_t *shift = params->shift;
+    const int32_t out_offset = params->output_offset;
+    const int32_t act_min = params->act_min, act_max = params->act_max;
+    const int8_t *w = filter;
+    int32_t oc;
+    for (oc = 0; oc < channels; oc += 2) {
+        const int pair = oc + 1 < channels;
+        int32_t acc[4];
+        const int32_t m0 = mult[oc], s0 = shift[oc];
+        acc[0] = bias[oc];
+        acc[1] = pair ? bias[oc + 1] : 0;
+        acc[2] = acc[0];
+        acc[3] = acc[1];
+        dot_2x2(expanded, w, groups, acc);
+        w += 8 * groups;
+        o0[oc] = mnmcu_output_fast(acc[0], m0, s0, out_offset, act_min, act_max);
+        if (o1 != NULL) {
+            o1[oc] = mnmcu_output_fast(acc[2], m0, s0, out_offset, act_min, act_max);
+        }
+        if (pair) {
+            const int32_t m1 = mult[oc + 1], s1 = shift[oc + 1];
+            o0[oc + 1] = mnmcu_output_fast(acc[1], m1, s1, out_offset, act_min, act_max);
+            if (o1 != NULL) {
+                o1[oc + 1] = mnmcu_output_fast(acc[3], m1, s1, out_offset, act_min, act_max);
+            }
+        }
+    }
+}
+
+static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
+{
+    const mnmcu_dims_t *in = &params->input;
+    const mnmcu_dims_t *od = &params->output;
+    return params->filter.c == in->c && od->c == params->filter.n && od->n == in->n &&
+           params->stride_h >= 1 && params->stride_w >= 1 && params->dilation_h >= 1 &&
+           params->dilation_w >= 1 && params->pad_h >= 0 && params->pad_w >= 0;
+}
+
+mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
+                                           const int8_t *input, const int8_t *filter,
+                                           const int32_t *bias, int8_t *output,
+                                           const mnmcu_buffer_t *scratch)
+{
+    int32_t pixels, depth, groups, channels, p;
+    int32_t *expanded;
+
+    if (!conv_args_valid(params, input, filter, bias, output)) {
+        return MNMCU_ERR_ARG;
+    }
+    if (!conv_shapes_valid(params) || params->filter.h != 1 || params->filter.w != 1 ||
+        params->stride_h != 1 || params->stride_w != 1 || params->pad_h != 0 ||
+        params->pad_w != 0 || params->output.h != params->input.h ||
+        params->output.w != params->input.w) {
+        return MNMCU_ERR_SHAPE;
+    }
+    if (scratch == NULL || scratch->buf == NULL ||
+        scratch->size < mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(params)) {
+        return MNMCU_ERR_BUFFER;
+    }
+    expanded = (int32_t *)scratch->buf;
+    pixels = params->input.n * params->input.h * params->input.w;
+    depth = params->input.c;
+    groups = (depth + 3) >> 2;
+    channels = params->output.c;
+    for (p = 0; p < pixels; p += 2) {
+        const int two = p + 1 < pixels;
+        const int8_t *x0 = input + (int64_t)p * depth;
+        int8_t *o0 = output + (int64_t)p * channels;
+        expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
+        conv_pixels(params, expanded, groups, filter, bias, o0, two ? o0 + channels : NULL);
+    }
+    return MNMCU_OK;
+}
+
+/* ---- CONV_2D, any window, through copies of two windows ----------------- */
+
+int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
+{
+    const int32_t patch4 = (params->filter.h * params->filter.w * params->filter.c + 3) & ~3;
+    return 2 * patch4 + 2 * patch4 * (int32_t)sizeof(int16_t);
+}
+
+/* n bytes from src to dst, four at a time then one at a time (any alignment). */
+static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+{
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        memcpy(dst + i, src + i, 4);
+    }
+    for (; i < n; ++i) {
+        dst[i] = src[i];
+    }
+}
+
+/* The window of output pixel (out_y, out_x), the input zero point outside the image. */
+static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *in_batch,
+                          int32_t out_y, int32_t out_x, int8_t zero_point, int8_t *dst)
+{
+    const mnmcu_dims_t *in = &params->input;
+    const mnmcu_dims_t *fd = &params->filter;
+    const int32_t y0 = out_y * params->stride_h - params->pad_h;
+    const int32_t x0 = out_x * params->stride_w - params->pad_w;
+    int32_t ky, kx, ic;
+    if (params->dilation_w == 1 && y0 >= 0 && y0 + (fd->h - 1) * params->dilation_h < in->h &&
+        x0 >= 0 && x0 + fd->w <= in->w) {
+        /* Inside the image: KH rows of KW * C contiguous bytes. */
+        const int32_t row = fd->w * in->c;
+        const int8_t *src = in_batch + ((int64_t)y0 * in->w + x0) * in->c;
+        for (ky = 0; ky < fd->h; ++ky) {
+            copy_bytes(dst, src, row);
+            dst += row;
+            src += params->dilation_h * in->w * in->c;
+        }
+        return;
+    }
+    for (ky = 0; ky < fd->h; ++ky) {
+        const int32_t in_y = y0 + params->dilation_h * ky;
+        for (kx = 0; kx < fd->w; ++kx) {
+            const int32_t in_x = x0 + params->dilation_w * kx;
+            if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
+                for (ic = 0; ic < fd->c; ++ic) {
+                    *dst++ = zero_point;
+                }
+            } else {
+                const int8_t *src = in_batch + ((int64_t)in_y * in->w + in_x) * in->c;
+                for (ic = 0; ic < fd->c; ++ic) {
+                    *dst++ = src[ic];
+                }
+            }
+        }
+    }
+}
+
+mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                                       const int8_t *filter, const int32_t *bias, int8_t *output,
+                                       const mnmcu_buffer_t *scratch)
+{
+    const mnmcu_dims_t *in;
+    const mnmcu_dims_t *od;
+    int32_t patch, patch4, batch, out_y, out_x;
+    int8_t *window0;
+    int8_t *window1;
+    int32_t *expanded;
+    int8_t zero_point;
+
+    if (!conv_args_valid(params, input, filter, bias, output)) {
+        return MNMCU_ERR_ARG;
+    }
+    if (!conv_shapes_valid(params)) {
+        return MNMCU_ERR_SHAPE;
+    }
+    if (scratch == NULL || scratch->buf == NULL ||
+        scratch->size < mnmcu_conv2d_s8_dsp_get_buffer_size(params)) {
+        return MNMCU_ERR_BUFFER;
+    }
+    in = &params->input;
+    od = &params->output;
+    patch = params->filter.h * params->filter.w * params->filter.c;
+    patch4 = (patch + 3) & ~3;
+    expanded = (int32_t *)scratch->buf;
+    window0 = (int8_t *)(expanded + patch4);
+    window1 = window0 + patch4;
+    zero_point = (int8_t)(-params->input_offset);
+    /* Bytes past the window meet zero weights; they are zeroed once. */
+    memset(window0 + patch, 0, (size_t)(patch4 - patch));
+    memset(window1 + patch, 0, (size_t)(patch4 - patch));
+
+    for (batch = 0; batch < in->n; ++batch) {
+        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
+        for (out_y = 0; out_y < od->h; ++out_y) {
+            int8_t *out_row = output + ((int64_t)batch * od->h + out_y) * od->w * od->c;
+            for (out_x = 0; out_x < od->w; out_x += 2) {
+                const int two = out_x + 1 < od->w;
+                int8_t *o0 = out_row + (int64_t)out_x * od->c;
+                gather_window(params, in_batch, out_y, out_x, zero_point, window0);
+                if (two) {
+                    gather_window(params, in_batch, out_y, out_x + 1, zero_point, window1);
+                }
+                expand_pair(window0, two ? window1 : window0, patch4, expanded);
+                conv_pixels(params, expanded, patch4 >> 2, filter, bias, o0,
+                            two ? o0 + od->c : NULL);
+            }
+        }
+    }
+    return MNMCU_OK;
+}
+
+/* ---- DEPTHWISE_CONV_2D, depth multiplier 1 ------------------------------ */
+
+int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
+    const mnmcu_depthwise_conv2d_params_t *params)
+{
+    return ((params->filter.h * params->filter.w * params->input.c + 3) & ~3);
+}
+
+/*
+ * Four channels of a 3x3 window: acc[0..3] += taps * weights. window points
+ * at channel c of the top-left tap; taps lie row_step apart vertically and
+ * col_step apart horizontally; w holds the 9 taps' four weights, 4 bytes
+ * each (the group-major layout of mnmcu_kernels_fast.h).
+ */
+MNMCU_INLINE void dw3x3_group(const int8_t *window, int32_t row_step, int32_t col_step,
+                              const int8_t *w, int32_t acc[4])
+{
+    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+#if MNMCU_HAVE_DSP
+    int32_t x, xe, wv, we;
+    const int8_t *col;
+#define MNMCU_DW_TAP(xaddr, woff)                                                              \
+    "ldr %[x], " xaddr "\n\t"                                                                  \
+    "ldr %[wv], [%[w], #" woff "]\n\t"                                                         \
+    "sxtb16 %[xe], %[x]\n\t"                                                                   \
+    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
+    "sxtb16 %[we], %[wv]\n\t"                                                                  \
+    "sxtb16 %[wv], %[wv], ror #8\n\t"                                                          \
+    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                    \
+    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                    \
+    "smlabb %[a1], %[x], %[wv], %[a1]\n\t"                                                     \
+    "smlatt %[a3], %[x], %[wv], %[a3]\n\t"
+#define MNMCU_DW_ROW(o0, o1, o2)                                                               \
+    "add %[col], %[win], %[cs]\n\t" MNMCU_DW_TAP("[%[win]]", o0)                               \
+        MNMCU_DW_TAP("[%[col]]", o1) MNMCU_DW_TAP("[%[col], %[cs]]", o2)                      \
+            "add %[win], %[win], %[rs]\n\t"
+    __asm__(MNMCU_DW_ROW("0", "4", "8") MNMCU_DW_ROW("12", "16", "20")
+                MNMCU_DW_ROW("24", "28", "32")
+            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [win] "+r"(window),
+              [x] "=&r"(x), [xe] "=&r"(xe), [wv] "=&r"(wv), [we] "=&r"(we), [col] "=&r"(col)
+            : [w] "r"(w), [rs] "r"(row_step), [cs] "r"(col_step)
+            : "memory");
+#undef MNMCU_DW_ROW
+#undef MNMCU_DW_TAP
+#else
+    int32_t t;
+    for (t = 0; t < 9; ++t) {
+        const int32_t xv = mnmcu_read_s8x4(window + (t / 3) * row_step + (t % 3) * col_step);
+        const int32_t wv = mnmcu_read_s8x4(w + 4 * t);
+        const int32_t x0 = mnmcu_sxtb16(xv), x1 = mnmcu_sxtb16_ror8(xv);
+        const int32_t w0 = mnmcu_sxtb16(wv), w1 = mnmcu_sxtb16_ror8(wv);
+        a0 = mnmcu_smlabb(x0, w0, a0);
+        a2 = mnmcu_smlatt(x0, w0, a2);
+        a1 = mnmcu_smlabb(x1, w1, a1);
+        a3 = mnmcu_smlatt(x1, w1, a3);
+    }
+#endif
+    acc[0] = a0;
+    acc[1] = a1;
+    acc[2] = a2;
+    acc[3] = a3;
+}
+
+/* Requantise four accumulators of channels c..c+3 into out[c..c+3]. */
+MNMCU_INLINE void dw_store4(const mnmcu_depthwise_conv2d_params_t *params, const int32_t acc[4],
+                            int32_t c, int8_t *out)
+{
+    const int32_t *mult = params->multiplier + c;
+    const int32_t *shift = params->shift + c;
+    const int32_t out_offset = params->output_offset;
+    const int32_t act_min = params->act_min, act_max = params->act_max;
+    out[c] = mnmcu_output_fast(acc[0], mult[0], shift[0], out_offset, act_min, act_max);
+    out[c + 1] = mnmcu_output_fast(acc[1], mult[1], shift[1], out_offset, act_min, act_max);
+    out[c + 2] = mnmcu_output_fast(acc[2], mult[2], shift[2], out_offset, act_min, act_max);
+    out[c + 3] = mnmcu_output_fast(acc[3], mult[3], shift[3], out_offset, act_min, act_max);
+}
+
+/*
+ * The last C % 4 channels of one output pixel (filter: their 1HWC block).
+ */
+static void dw_tail(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
+                    int32_t row_step, int32_t col_step, const int8_t *w, const int32_t *bias,
+                    int8_t *out)
+{
+    const int32_t channels = params->input.c;
+    const int32_t rest = channels & 3;
+    const int32_t kh = params->filter.h, kw = params->filter.w;
+    int32_t c, ky, kx;
+    for (c = channels - rest; c < channels; ++c) {
+        int32_t acc = bias[c];
+        for (ky = 0; ky < kh; ++ky) {
+            for (kx = 0; kx < kw; ++kx) {
+                acc += (int32_t)window[ky * row_step + kx * col_step + c] *
+                       (int32_t)w[(ky * kw + kx) * rest + (c & 3)];
+            }
+        }
+        out[c] = mnmcu_output_fast(acc, params->multiplier[c], params->shift[c],
+                                   params->output_offset, params->act_min, params->act_max);
+    }
+}
+
+/*
+ * One output pixel from its window: taps row_step apart vertically,
+ * col_step apart horizontally, channel c of a tap at +c. Filter layout of
+ * mnmcu_kernels_fast.h: for each group of four channels, KH * KW words of
+ * four weights; then the last C % 4 channels as 1HWC.
+ */
+static void dw_pixel3x3(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
+                        int32_t row_step, int32_t col_step, const int8_t *filter,
+                        const int32_t *bias, int8_t *out)
+{
+    const int32_t whole = params->input.c & ~3;
+    const int8_t *w = filter;
+    int32_t c;
+    for (c = 0; c < whole; c += 4) {
+        int32_t acc[4];
+        acc[0] = bias[c];
+        acc[1] = bias[c + 1];
+        acc[2] = bias[c + 2];
+        acc[3] = bias[c + 3];
+        dw3x3_group(window + c, row_step, col_step, w, acc);
+        w += 36;
+        dw_store4(params, acc, c, out);
+    }
+    if (whole < params->input.c) {
+        dw_tail(params, window, row_step, col_step, w, bias, out);
+    }
+}
+
+static void dw_pixel(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
+                     int32_t row_step, int32_t col_step, const int8_t *filter,
+                     const int32_t *bias, int8_t *out)
+{
+    const int32_t whole = params->input.c & ~3;
+    const int32_t kh = params->filter.h, kw = params->filter.w;
+    const int8_t *w = filter;
+    int32_t c, ky, kx, i;
+    if (kh == 3 && kw == 3) {
+        dw_pixel3x3(params, window, row_step, col_step, filter, bias, out);
+        return;
+    }
+    for (c = 0; c < whole; c += 4) {
+        int32_t acc[4];
+        for (i = 0; i < 4; ++i) {
+            acc[i] = bias[c + i];
+        }
+        for (ky = 0; ky < kh; ++ky) {
+            for (kx = 0; kx < kw; ++kx) {
+                const int8_t *x = window + ky * row_step + kx * col_step + c;
+                for (i = 0; i < 4; ++i) {
+                    acc[i] += (int32_t)x[i] * (int32_t)w[i];
+                }
+                w += 4;
+            }
+        }
+        dw_store4(params, acc, c, out);
+    }
+    if (whole < params->input.c) {
+        dw_tail(params, window, row_step, col_step, w, bias, out);
+    }
+}
+
+mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
+                                                 const int8_t *input, const int8_t *filter,
+                                                 const int32_t *bias, int8_t *output,
+                                                 const mnmcu_buffer_t *scratch)
+{
+    const mnmcu_dims_t *in;
+    const mnmcu_dims_t *od;
+    int32_t batch, out_y, out_x, span_h, span_w, row_step, col_step, window_row;
+    int8_t *window;
+    int8_t zero_point;
+
+    if (params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
+        params->multiplier == NULL || params->shift == NULL ||
+        !mnmcu_dims_valid(&params->input) || !mnmcu_dims_valid(&params->filter) ||
+        !mnmcu_dims_valid(&params->output) || !mnmcu_act_valid(params->act_min, params->act_max)) {
+        return MNMCU_ERR_ARG;
+    }
+    in = &params->input;
+    od = &params->output;
+    if (params->depth_multiplier != 1 || params->filter.n != 1 || params->filter.c != in->c ||
+        od->c != in->c || od->n != in->n || params->stride_h < 1 || params->stride_w < 1 ||
+        params->dilation_h < 1 || params->dilation_w < 1 || params->pad_h < 0 ||
+        params->pad_w < 0) {
+        return MNMCU_ERR_SHAPE;
+    }
+    if (scratch == NULL || scratch->buf == NULL ||
+        scratch->size < mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(params)) {
+        return MNMCU_ERR_BUFFER;
+    }
+    window = (int8_t *)scratch->buf;
+    zero_point = (int8_t)(-params->input_offset);
+    span_h = (params->filter.h - 1) * params->dilation_h;
+    span_w = (params->filter.w - 1) * params->dilation_w;
+    row_step = params->dilation_h * in->w * in->c;
+    col_step = params->dilation_w * in->c;
+    window_row = params->filter.w * in->c;
+
+    for (batch = 0; batch < in->n; ++batch) {
+        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
+        for (out_y = 0; out_y < od->h; ++out_y) {
+            const int32_t in_y0 = out_y * params->stride_h - params->pad_h;
+            const int row_inside = in_y0 >= 0 && in_y0 + span_h < in->h;
+            for (out_x = 0; out_x < od->w; ++out_x) {
+                const int32_t in_x0 = out_x * params->stride_w - params->pad_w;
+                int8_t *out = output + (((int64_t)batch * od->h + out_y) * od->w + out_x) * od->c;
+                if (row_inside && in_x0 >= 0 && in_x0 + span_w < in->w) {
+                    dw_pixel(params, in_batch + ((int64_t)in_y0 * in->w + in_x0) * in->c,
+                             row_step, col_step, filter, bias, out);
+                } else {
+                    /* Copy the window, the input zero point where it leaves the
+                     * image: with the folded bias such taps add nothing. */
+                    int32_t ky, kx;
+                    for (ky = 0; ky < params->filter.h; ++ky) {
+                        const int32_t in_y = in_y0 + params->dilation_h * ky;
+                        for (kx = 0; kx < params->filter.w; ++kx) {
+                            const int32_t in_x = in_x0 + params->dilation_w * kx;
+                            int8_t *dst = window + ky * window_row + kx * in->c;
+                            if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
+                                int32_t i;
+                                for (i = 0; i < in->c; ++i) {
+                                    dst[i] = zero_point;
+                                }
+                            } else {
+                                copy_bytes(dst,
+                                           in_batch + ((int64_t)in_y * in->w + in_x) * in->c,
+                                           in->c);
+                            }
+                        }
+                    }
+                    dw_pixel(params, window, window_row, in->c, filter, bias, out);
+                }
+            }
+        }
+    }
+    return MNMCU_OK;
+}
+
+/* ---- DEPTHWISE_CONV_2D 3x3 over int16 rows ------------------------------- */
+
+/* Columns of one expanded row: every tap of every output, plus one. */
+static int32_t dw_row_width(const mnmcu_depthwise_conv2d_params_t *params)
+{
+    return (params->output.w - 1) * params->stride_w + 4;
+}
+
+int32_t mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(
+    const mnmcu_depthwise_conv2d_params_t *params)
+{
+    const int32_t rows = 3 * params->input.c * dw_row_width(params) * (int32_t)sizeof(int16_t);
+    return ((rows + 3) & ~3) + params->output.w * (int32_t)sizeof(int32_t);
+}
+
+/*
+ * Input row y as int16 (input + offset), channel-major: dst[c * width + pad_w
+ * + x]; the padding columns stay 0 (written once by the caller).
+ */
+static void dw_expand_row(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *row,
+                          int16_t *dst, int32_t width)
+{
+    const int32_t channels = params->input.c;
+    const int32_t in_w = params->input.w;
+    const int32_t offset = params->input_offset;
+    const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) | ((uint32_t)offset << 16));
+    int16_t *col = dst + params->pad_w;
+    const int32_t columns = MNMCU_MIN(in_w, width - params->pad_w);
+    int32_t x, c;
+    for (x = 0; x < columns; ++x) {
+        int16_t *d = col + x;
+        for (c = 0; c + 3 < channels; c += 4) {
+            const int32_t v = mnmcu_read_s8x4(row + c);
+            const int32_t even = mnmcu_sadd16(mnmcu_sxtb16(v), offset2);
+            const int32_t odd = mnmcu_sadd16(mnmcu_sxtb16_ror8(v), offset2);
+            d[0] = (int16_t)even;
+            d[width] = (int16_t)odd;
+            d[2 * width] = (int16_t)(even >> 16);
+            d[3 * width] = (int16_t)(odd >> 16);
+            d += 4 * width;
+        }
+        for (; c < channels; ++c) {
+            *d = (int16_t)(row[c] + offset);
+            d += width;
+        }
+        row += channels;
+    }
+}
+
+/* Two int16 values as one word, a in the low half. */
+MNMCU_INLINE int32_t pack16(int32_t a, int32_t b)
+{
+    return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
+}
+
+/*
+ * One output row of one channel into acc[0..OW): taps from three int16 rows
+ * (t0, t1, t2 at column 0), weights w[ky * 3 + kx].
+ */
+static void dw_channel_row(const int16_t *t0, const int16_t *t1, const int16_t *t2,
+                           const int8_t *w, int32_t bias, int32_t out_w, int32_t stride,
+                           int32_t *acc)
+{
+    const int32_t w01 = pack16(w[0], w[1]), w34 = pack16(w[3], w[4]);
+    const int32_t w67 = pack16(w[6], w[7]), w25 = pack16(w[2], w[5]), w8 = w[8];
+    int32_t ox = 0;
+    if (stride == 1) {
+        for (; ox + 1 < out_w; ox += 2) {
+            int32_t a = bias, b = bias, v;
+            a = mnmcu_smlad(mnmcu_read_s16x2(t0), w01, a);
+            b = mnmcu_smlad(mnmcu_read_s16x2(t0 + 1), w01, b);
+            v = mnmcu_read_s16x2(t0 + 2);
+            a = mnmcu_smlabb(v, w25, a);
+            b = mnmcu_smlatb(v, w25, b);
+            a = mnmcu_smlad(mnmcu_read_s16x2(t1), w34, a);
+            b = mnmcu_smlad(mnmcu_read_s16x2(t1 + 1), w34, b);
+            v = mnmcu_read_s16x2(t1 + 2);
+            a = mnmcu_smlabt(v, w25, a);
+            b = mnmcu_smlatt(v, w25, b);
+            a = mnmcu_smlad(mnmcu_read_s16x2(t2), w67, a);
+            b = mnmcu_smlad(mnmcu_read_s16x2(t2 + 1), w67, b);
+            v = mnmcu_read_s16x2(t2 + 2);
+            a = mnmcu_smlabb(v, w8, a);
+            b = mnmcu_smlatb(v, w8, b);
+            acc[0] = a;
+            acc[1] = b;
+            acc += 2;
+            t0 += 2;
+            t1 += 2;
+            t2 += 2;
+        }
+    }
+    for (; ox < out_w; ++ox) {
+        int32_t a = bias;
+        a = mnmcu_smlad(mnmcu_read_s16x2(t0), w01, a);
+        a = mnmcu_smlabb(mnmcu_read_s16x2(t0 + 2), w25, a);
+        a = mnmcu_smlad(mnmcu_read_s16x2(t1), w34, a);
+        a = mnmcu_smlabt(mnmcu_read_s16x2(t1 + 2), w25, a);
+        a = mnmcu_smlad(mnmcu_read_s16x2(t2), w67, a);
+        a = mnmcu_smlabb(mnmcu_read_s16x2(t2 + 2), w8, a);
+        *acc++ = a;
+        t0 += stride;
+        t1 += stride;
+        t2 += stride;
+    }
+}
+
+/* Requantise n accumulators of channel c into out[0], out[step], ... */
+static void dw_store_row(const mnmcu_depthwise_conv2d_params_t *params, const int32_t *acc,
+                         int32_t n, int32_t c, int8_t *out, int32_t step)
+{
+    const int32_t mult = params->multiplier[c], shift = params->shift[c];
+    const int32_t out_offset = params->output_offset;
+    const int32_t act_min = params->act_min, act_max = params->act_max;
+    int32_t i;
+    for (i = 0; i < n; ++i) {
+        *out = mnmcu_output_fast(acc[i], mult, shift, out_offset, act_min, act_max);
+        out += step;
+    }
+}
+
+mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
+    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int8_t *filter,
+    const int32_t *bias, int8_t *output, const mnmcu_buffer_t *scratch)
+{
+    const mnmcu_dims_t *in;
+    const mnmcu_dims_t *od;
+    int32_t batch, out_y, c, k, width, plane;
+    int32_t held[3];
+    int16_t *ring;
+    int32_t *acc;
+
+    if (params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
+        params->multiplier == NULL || params->shift == NULL ||
+        !mnmcu_dims_valid(&params->input) || !mnmcu_dims_valid(&params->filter) ||
+        !mnmcu_dims_valid(&params->output) || !mnmcu_act_valid(params->act_min, params->act_max)) {
+        return MNMCU_ERR_ARG;
+    }
+    in = &params->input;
+    od = &params->output;
+    if (params->depth_multiplier != 1 || params->filter.n != 1 || params->filter.h != 3 ||
+        params->filter.w != 3 || params->filter.c != in->c || od->c != in->c ||
+        od->n != in->n || params->stride_h < 1 || params->stride_w < 1 ||
+        params->dilation_h != 1 || params->dilation_w != 1 || params->pad_h < 0 ||
+        params->pad_w < 0 || params->pad_w >= dw_row_width(params)) {
+        return MNMCU_ERR_SHAPE;
+    }
+    if (scratch == NULL || scratch->buf == NULL ||
+        scratch->size < mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(params)) {
+        return MNMCU_ERR_BUFFER;
+    }
+    ring = (int16_t *)scratch->buf;
+    width = dw_row_width(params);
+    plane = in->c * width;
+    acc = (int32_t *)(void *)((uint8_t *)scratch->buf +
+                              ((3 * plane * (int32_t)sizeof(int16_t) + 3) & ~3));
+    for (batch = 0; batch < in->n; ++batch) {
+        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
+        memset(ring, 0, (size_t)(3 * plane) * sizeof(int16_t));
+        for (k = 0; k < 3; ++k) {
+            held[k] = INT32_MIN;
+        }
+        for (out_y = 0; out_y < od->h; ++out_y) {
+            const int32_t y0 = out_y * params->stride_h - params->pad_h;
+            const int16_t *rows[3];
+            int8_t *out_row = output + ((int64_t)batch * od->h + out_y) * od->w * od->c;
+            for (k = 0; k < 3; ++k) {
+                const int32_t y = y0 + k;
+                const int32_t slot = ((y % 3) + 3) % 3;
+                int16_t *dst = ring + slot * plane;
+                if (held[slot] != y) {
+                    if (y >= 0 && y < in->h) {
+                        dw_expand_row(params, in_batch + (int64_t)y * in->w * in->c, dst, width);
+                    } else if (held[slot] >= 0) {
+                        memset(dst, 0, (size_t)plane * sizeof(int16_t));
+                    }
+                    held[slot] = y >= 0 && y < in->h ? y : -1;
+                }
+                rows[k] = dst;
+            }
+            for (c = 0; c < in->c; ++c) {
+                dw_channel_row(rows[0] + c * width, rows[1] + c * width, rows[2] + c * width,
+                               filter + 9 * c, bias[c], od->w, params->stride_w, acc);
+                dw_store_row(params, acc, od->w, c, out_row + c, od->c);
+            }
+        }
+    }
+    return MNMCU_OK;
+}

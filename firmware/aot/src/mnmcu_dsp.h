@@ -1,0 +1,203 @@
+/*
+ * mnmcu_dsp.h - the Arm DSP-extension operations the fast kernels use
+ * (internal).
+ *
+ * On a core with the DSP extension (__ARM_FEATURE_DSP: Cortex-M4, M7, M33
+ * with DSP, M55) they are the ACLE intrinsics of arm_acle.h and single
+ * instructions; elsewhere they are C with the same results, so that the
+ * fast kernels can be compiled and checked on any host.
+ *
+ * The fast requantisation mnmcu_requant_fast() equals mnmcu_mbqm() of
+ * mnmcu_fixedpoint.h when |acc| < 2^30, multiplier in [0, 2^31) and
+ * shift <= -1; mnmcu.emit.aot checks this for every channel before it picks
+ * a fast kernel.
+ */
+#ifndef MNMCU_DSP_H
+#define MNMCU_DSP_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "mnmcu_fixedpoint.h"
+
+/* The kernels' inner loops rely on these being inlined, also at -Os. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MNMCU_INLINE static inline __attribute__((always_inline))
+#else
+#define MNMCU_INLINE static inline
+#endif
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define MNMCU_HAVE_DSP 1
+#else
+#define MNMCU_HAVE_DSP 0
+#endif
+
+/* Four int8 at p (any alignment) as one word, byte 0 lowest. */
+MNMCU_INLINE int32_t mnmcu_read_s8x4(const int8_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+/* Two int16 at p (any alignment) as one word, element 0 in the low half. */
+MNMCU_INLINE int32_t mnmcu_read_s16x2(const int16_t *p)
+{
+    int32_t v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+
+#if MNMCU_HAVE_DSP
+
+/* Bytes 0 and 2 of x, sign-extended into the low and high halves. */
+MNMCU_INLINE int32_t mnmcu_sxtb16(int32_t x)
+{
+    return __sxtb16(x);
+}
+
+/* Bytes 1 and 3 of x, sign-extended into the low and high halves. */
+MNMCU_INLINE int32_t mnmcu_sxtb16_ror8(int32_t x)
+{
+    return __sxtb16((int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24)));
+}
+
+/* acc + lo(a) * lo(b) + hi(a) * hi(b). */
+MNMCU_INLINE int32_t mnmcu_smlad(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlad(a, b, acc);
+}
+
+/* acc + lo(a) * lo(b). */
+MNMCU_INLINE int32_t mnmcu_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlabb(a, b, acc);
+}
+
+/* acc + hi(a) * hi(b). */
+MNMCU_INLINE int32_t mnmcu_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlatt(a, b, acc);
+}
+
+/* acc + lo(a) * hi(b). */
+MNMCU_INLINE int32_t mnmcu_smlabt(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlabt(a, b, acc);
+}
+
+/* acc + hi(a) * lo(b). */
+MNMCU_INLINE int32_t mnmcu_smlatb(int32_t a, int32_t b, int32_t acc)
+{
+    return __smlatb(a, b, acc);
+}
+
+/* Lane-wise int16 sum (wrapping). */
+MNMCU_INLINE int32_t mnmcu_sadd16(int32_t a, int32_t b)
+{
+    return __sadd16(a, b);
+}
+
+/* (a * b + 2^31) >> 32, the rounded high word (SMMULR). */
+MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+#else
+
+MNMCU_INLINE int32_t mnmcu_lo16(int32_t x)
+{
+    return (int32_t)(int16_t)(uint16_t)((uint32_t)x & 0xFFFFu);
+}
+
+MNMCU_INLINE int32_t mnmcu_hi16(int32_t x)
+{
+    return (int32_t)(int16_t)(uint16_t)((uint32_t)x >> 16);
+}
+
+MNMCU_INLINE int32_t mnmcu_sxtb16(int32_t x)
+{
+    const uint32_t u = (uint32_t)x;
+    const uint32_t lo = (uint32_t)(int32_t)(int8_t)(uint8_t)(u & 0xFFu) & 0xFFFFu;
+    const uint32_t hi = (uint32_t)(int32_t)(int8_t)(uint8_t)((u >> 16) & 0xFFu) & 0xFFFFu;
+    return (int32_t)(lo | (hi << 16));
+}
+
+MNMCU_INLINE int32_t mnmcu_sxtb16_ror8(int32_t x)
+{
+    return mnmcu_sxtb16((int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24)));
+}
+
+MNMCU_INLINE int32_t mnmcu_smlad(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + mnmcu_lo16(a) * mnmcu_lo16(b) + mnmcu_hi16(a) * mnmcu_hi16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + mnmcu_lo16(a) * mnmcu_lo16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + mnmcu_hi16(a) * mnmcu_hi16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_smlabt(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + mnmcu_lo16(a) * mnmcu_hi16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_smlatb(int32_t a, int32_t b, int32_t acc)
+{
+    return acc + mnmcu_hi16(a) * mnmcu_lo16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_sadd16(int32_t a, int32_t b)
+{
+    const uint32_t lo = (uint32_t)(mnmcu_lo16(a) + mnmcu_lo16(b)) & 0xFFFFu;
+    const uint32_t hi = (uint32_t)(mnmcu_hi16(a) + mnmcu_hi16(b)) & 0xFFFFu;
+    return (int32_t)(lo | (hi << 16));
+}
+
+MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)
+{
+    return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
+}
+
+#endif
+
+/*
+ * mnmcu_mbqm(acc, multiplier, shift) for |acc| < 2^30 and shift <= -1.
+ *
+ * The doubling high multiply is SMMULR of 2 * acc: gemmlowp rounds
+ * (ab + (ab >= 0 ? 2^30 : 1 - 2^30)) / 2^31 towards zero, which is
+ * floor((ab + 2^30) / 2^31) for both signs, i.e. floor((2ab + 2^31) / 2^32).
+ * The rounding divide by 2^e (e = -shift, ties away from zero) is
+ * floor((h' + 2^(e-1)) / 2^e) with h' = h - (h < 0), computed as
+ * ((h' >> (e - 1)) + 1) >> 1; e - 1 is ~shift. No step can overflow.
+ */
+MNMCU_INLINE int32_t mnmcu_requant_fast(int32_t acc, int32_t multiplier, int32_t shift)
+{
+    int32_t high = mnmcu_smmulr(acc * 2, multiplier);
+    high -= (int32_t)((uint32_t)high >> 31);
+    high >>= ~shift;
+    return (high + 1) >> 1;
+}
+
+/* Requantise, offset and clamp one accumulator of output channel c. */
+MNMCU_INLINE int8_t mnmcu_output_fast(int32_t acc, int32_t multiplier, int32_t shift,
+                                       int32_t output_offset, int32_t act_min, int32_t act_max)
+{
+    int32_t v = mnmcu_requant_fast(acc, multiplier, shift) + output_offset;
+    v = v < act_min ? act_min : v;
+    v = v > act_max ? act_max : v;
+    return (int8_t)v;
+}
+
+#endif /* MNMCU_DSP_H */

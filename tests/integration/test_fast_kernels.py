@@ -1,0 +1,252 @@
+"""The fast AOT kernels (Arm DSP extension, mnmcu_conv_dsp.c) are bit-exact.
+
+* On the host, where the DSP operations are plain C, the fast requantisation
+  equals the portable one over random and extreme values, and models
+  generated with ``kernels="dsp"`` give TFLite's reference outputs (op zoo
+  with odd shapes, and the AOT verify configurations).
+* In QEMU (qemu-m4: Cortex-M4, qemu-m55: Cortex-M55), the firmware built with
+  the board's fast kernels runs the Arm instructions themselves; each model
+  embeds a random int8 input and its reference output and reports ``ok=1``
+  only when every output byte matches.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnmcu.analyze import analyze
+from mnmcu.bench import convert_untrained
+from mnmcu.bench_sim import kernel_code_bytes, parse_layer_lines
+from mnmcu.boards import get_board
+from mnmcu.emit.aot import default_kernels, emit_aot, fast_conv, inplace_ops, scratch_bytes
+from mnmcu.emit.host import compile_host, run_host
+from mnmcu.graph import DYNAMIC_SHAPE_OPS, load_graph
+from mnmcu.paths import data_dir
+from mnmcu.plan import check_plan, plan_memory
+from mnmcu.proc import run_command
+
+from .test_aot import MOBILENETS, RUN_TIMEOUT_S, conv_zoo, litert_outputs, make_inputs
+
+QEMU_INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+
+REQUANT_CHECK = r"""
+#include <stdio.h>
+#include "mnmcu_dsp.h"
+
+static uint64_t state = 0x9E3779B97F4A7C15ull;
+static uint32_t next(void)
+{
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return (uint32_t)state;
+}
+
+int main(void)
+{
+    static const int32_t edges[] = {0, 1, -1, 2, -2, (1 << 30) - 1, -(1 << 30) + 1, 12345, -12345};
+    long bad = 0, n = 0;
+    for (long i = 0; i < 4000000; ++i) {
+        int32_t acc = (int32_t)(next() % ((1u << 31) - 1u)) - ((1 << 30) - 1);
+        int32_t mult = (int32_t)((1u << 30) + next() % (1u << 30));
+        const int32_t shift = -1 - (int32_t)(next() % 31u);
+        if (i % 3 == 1) {
+            acc = (int32_t)(next() % 400001u) - 200000;
+        } else if (i % 3 == 2) {
+            acc = edges[next() % (sizeof(edges) / sizeof(edges[0]))];
+        }
+        if (i % 11 == 0) {
+            mult = i % 22 == 0 ? 0 : (int32_t)((1u << 31) - 1u);
+        }
+        const int32_t offset = (int32_t)(next() % 256u) - 128;
+        const int32_t lo = -128 + (int32_t)(next() % 4u) * 40;
+        const int32_t hi = 127 - (int32_t)(next() % 4u) * 40;
+        const int32_t want = mnmcu_mbqm(acc, mult, shift);
+        ++n;
+        if (mnmcu_requant_fast(acc, mult, shift) != want ||
+            mnmcu_output_fast(acc, mult, shift, offset, lo, hi) !=
+                (int8_t)mnmcu_clamp(want + offset, lo, hi)) {
+            if (bad++ < 3) {
+                printf("acc=%d mult=%d shift=%d\n", (int)acc, (int)mult, (int)shift);
+            }
+        }
+    }
+    printf("checked=%ld mismatches=%ld\n", n, bad);
+    return bad != 0;
+}
+"""
+
+
+@pytest.fixture(autouse=True)
+def _gcc() -> None:
+    if shutil.which("gcc") is None:
+        if os.environ.get("MNMCU_REQUIRE_GCC") == "1":
+            pytest.fail("gcc is required (MNMCU_REQUIRE_GCC=1): apt-get install gcc")
+        pytest.skip("gcc is not installed: apt-get install gcc")
+
+
+def test_fast_requantisation_equals_portable(tmp_path: Path) -> None:
+    aot = data_dir("firmware") / "aot"
+    source = tmp_path / "requant.c"
+    source.write_text(REQUANT_CHECK)
+    exe = tmp_path / "requant"
+    flags = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-fsanitize=undefined"]
+    run_command(
+        ["gcc", *flags, "-fno-sanitize-recover", f"-I{aot / 'include'}", f"-I{aot / 'src'}"]
+        + [str(source), "-o", str(exe)],
+        timeout=120,
+    )
+    result = run_command([str(exe)], timeout=120)
+    text = result.stdout.decode()
+    assert "mismatches=0" in text and "checked=4000000" in text, text
+
+
+def _host_build(src: Path, work: Path, kernels: str) -> tuple[Path, str]:
+    graph = load_graph(src)
+    plan = plan_memory(graph, scratch_bytes(graph, kernels), inplace_ops(graph))
+    assert check_plan(graph, plan) == []
+    c_dir = work / "c"
+    emit_aot(graph, plan, c_dir, "fast", str(src), kernels=kernels)
+    model_c = (c_dir / "mnmcu_model_fast.c").read_text()
+    return compile_host(c_dir, work / "fast", sanitize=True), model_c
+
+
+def test_op_zoo_fast_kernels_bit_exact(tmp_path: Path) -> None:
+    src = tmp_path / "conv.tflite"
+    src.write_bytes(conv_zoo())
+    exe, model_c = _host_build(src, tmp_path, "dsp")
+    graph = load_graph(src)
+    expected_fast = [op.index for op in graph.ops if fast_conv(graph, op, "dsp") is not None]
+    # 1x1, window and depthwise convolutions (tails of C % 4 included) take fast kernels;
+    # grouped ones and depth multipliers above 1 stay portable.
+    for function in ("conv2d_1x1_s8_dsp_run", "conv2d_s8_dsp_run", "depthwise_conv2d_s8_dsp_run"):
+        assert f"mnmcu_{function}(" in model_c
+    assert "mnmcu_conv2d_s8_run(" in model_c and "mnmcu_depthwise_conv2d_s8_run(" in model_c
+    assert model_c.count("_dsp_run(") == len(expected_fast) >= 6
+    xs = make_inputs(graph.input.shape, 10, seed=5)
+    got = run_host(exe, xs, timeout=RUN_TIMEOUT_S)
+    np.testing.assert_array_equal(got, litert_outputs(src.read_bytes(), xs))
+
+
+def test_portable_kernel_set_is_unchanged(tmp_path: Path) -> None:
+    src = tmp_path / "conv.tflite"
+    src.write_bytes(conv_zoo())
+    graph = load_graph(src)
+    assert scratch_bytes(graph) == {}
+    _, model_c = _host_build(src, tmp_path, "portable")
+    assert "_dsp_run(" not in model_c and "mnmcu_kernels_fast.h" not in model_c
+    assert not (tmp_path / "c" / "mnmcu_conv_dsp.c").exists()
+
+
+def test_kernel_set_follows_the_core() -> None:
+    expected = {
+        "qemu-m4": "dsp",
+        "qemu-m55": "helium",
+        "disco_f407vg": "dsp",
+        "esp32s3": "portable",  # Xtensa: its DSP is not Arm's
+        "esp32": "portable",
+        "host": "portable",
+    }
+    for board_id, kernels in expected.items():
+        cpu = get_board(board_id).cpu
+        assert default_kernels(cpu.arch, cpu.dsp, cpu.helium) == kernels, board_id
+
+
+@pytest.fixture(scope="session")
+def verify_models(
+    int8_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """name of test_aot.MOBILENETS -> its .tflite, converted once per session."""
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            entry = MOBILENETS[name]
+            if isinstance(entry, str):
+                cache[name] = int8_models[entry]
+            else:
+                path = tmp_path_factory.mktemp("fast_models") / f"{name}.tflite"
+                path.write_bytes(convert_untrained(entry))
+                cache[name] = path
+        return cache[name]
+
+    return get
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MOBILENETS))
+def test_mobilenet_fast_kernels_bit_exact_on_host(
+    name: str, verify_models: Callable[[str], Path], tmp_path: Path
+) -> None:
+    src = verify_models(name)
+    exe, model_c = _host_build(src, tmp_path, "dsp")
+    assert "mnmcu_conv2d_1x1_s8_dsp_run(" in model_c
+    assert "mnmcu_depthwise_conv2d_s8_dsp_run(" in model_c
+    graph = load_graph(src)
+    xs = make_inputs(graph.input.shape, 6, seed=21)
+    got = run_host(exe, xs, timeout=RUN_TIMEOUT_S)
+    np.testing.assert_array_equal(got, litert_outputs(src.read_bytes(), xs))
+
+
+# --------------------------------------------------------------------------
+# QEMU: the Arm instructions themselves
+# --------------------------------------------------------------------------
+
+
+def _require_qemu() -> None:
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
+    if missing:
+        message = f"{', '.join(missing)} not installed: {QEMU_INSTALL}"
+        if os.environ.get("MNMCU_REQUIRE_QEMU") == "1":
+            pytest.fail(f"MNMCU_REQUIRE_QEMU=1 but {message}")
+        pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pio_core(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fast-pio-core")
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+@pytest.mark.parametrize("board_id", ["qemu-m4", "qemu-m55"])
+@pytest.mark.parametrize("name", list(MOBILENETS))
+def test_mobilenet_fast_kernels_bit_exact_in_qemu(
+    name: str,
+    board_id: str,
+    verify_models: Callable[[str], Path],
+    pio_core: Path,
+    tmp_path: Path,
+) -> None:
+    from mnmcu.build import pio_run
+    from mnmcu.emit.project import emit_project
+    from mnmcu.sim import run_qemu
+
+    _require_qemu()
+    board = get_board(board_id)
+    src = verify_models(name)
+    graph = load_graph(src)
+    weights = analyze(graph).weight_bytes
+    if weights > (board.memory.flash_bytes or 0) * 0.9:
+        pytest.skip(f"{name}: {weights:,} B of constants do not fit {board_id}'s code memory")
+    sample = make_inputs(graph.input.shape, 4, seed=31)[3]
+    info = emit_project(src, board, tmp_path / "p", sample=sample, profile=True)
+    assert info.kernels == default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)
+    elf = pio_run(info.project_dir, core_dir=pio_core)
+    run = run_qemu(board, elf)
+    expected = litert_outputs(src.read_bytes(), sample[None])[0].reshape(-1)
+    assert run.output == tuple(int(v) for v in expected), run.boot_line
+    assert run.ok, run.boot_line
+    layers = parse_layer_lines(run.lines)
+    assert [layer.index for layer in layers] == [
+        op.index for op in graph.ops if op.opcode not in DYNAMIC_SHAPE_OPS
+    ]
+    assert run.instructions is not None
+    assert sum(layer.instructions for layer in layers) <= run.instructions
+    assert kernel_code_bytes(elf) > 0

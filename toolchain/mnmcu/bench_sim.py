@@ -1,0 +1,258 @@
+"""Speed benchmark in QEMU: the AOT runtime with portable and with fast kernels.
+
+:func:`kernel_bench` converts the VWW-shape model (MobileNetV1 alpha 0.25,
+96x96x3, 2 classes, untrained: speed does not depend on the weights'
+values), builds it for one QEMU board twice, with the portable kernels and
+with the fastest kernel set the board's core has, each with per-layer timing
+(``MNMCU_PROFILE``), and runs both in QEMU with ``-icount shift=0`` in the
+same call. Figures are guest instruction counts, not cycles: QEMU is not
+cycle accurate, and one instruction may take several cycles on the chip.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mnmcu.boards import Board
+from mnmcu.errors import InvalidValue, MnmcuError
+from mnmcu.log import NullProgress, Progress
+from mnmcu.model.spec import ModelSpec
+
+VWW_SPEC = ModelSpec(arch="v1", alpha=0.25, resolution=96, classes=2)
+"""MLPerf Tiny Visual Wake Words shape: MobileNetV1 alpha 0.25, 96x96x3, 2 classes."""
+
+_LAYER_LINE = re.compile(
+    r"^mnmcu: layer=(?P<index>\d+) op=(?P<op>\S+) ticks=\d+ icount_insns=(?P<insns>\d+)"
+)
+# Global kernel entry points, and the files whose local functions are kernels.
+_KERNEL_SYMBOL = re.compile(r"^mnmcu_\w+_s8(_dsp|_mve)?_(run|get_buffer_size)$")
+_KERNEL_FILE = re.compile(
+    r"^mnmcu_(conv|conv_dsp|conv_mve|pool|pad|softmax|elementwise|fully_connected|common)\.c$"
+)
+
+
+class KernelMismatch(MnmcuError):
+    """A firmware's output differs from TFLite's reference kernels."""
+
+
+@dataclass(frozen=True)
+class LayerCount:
+    """Guest instructions of one op, from the firmware's per-layer lines."""
+
+    index: int
+    op: str
+    instructions: int
+
+
+@dataclass(frozen=True)
+class KernelRun:
+    """One firmware build (one kernel set) run once in QEMU."""
+
+    kernels: str
+    instructions: int
+    layers: tuple[LayerCount, ...]
+    runtime_code_bytes: int
+    kernel_code_bytes: int
+    model_weights_bytes: int
+    output: tuple[int, ...]
+    ok: bool
+
+
+@dataclass(frozen=True)
+class KernelBench:
+    """Portable and fast kernels on one board, measured in one call."""
+
+    board: str
+    model: str
+    macs: int
+    runs: tuple[KernelRun, ...] = field(default=())
+
+    @property
+    def portable(self) -> KernelRun:
+        return self.runs[0]
+
+    @property
+    def fast(self) -> KernelRun:
+        return self.runs[-1]
+
+    @property
+    def ratio(self) -> float:
+        """Instructions of the fast kernels over the portable ones."""
+        return self.fast.instructions / self.portable.instructions
+
+    def per_mac(self, run: KernelRun) -> float:
+        """Instructions per multiply-accumulate of ``run``."""
+        return run.instructions / self.macs
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data."""
+        return {
+            "board": self.board,
+            "model": self.model,
+            "macs": self.macs,
+            "units": "guest instructions (QEMU -icount shift=0), not cycles",
+            "ratio_fast_over_portable": round(self.ratio, 4),
+            "runs": [
+                {**asdict(r), "instructions_per_mac": round(self.per_mac(r), 4)} for r in self.runs
+            ],
+        }
+
+
+def parse_layer_lines(lines: Sequence[str]) -> tuple[LayerCount, ...]:
+    """The ``mnmcu: layer=... icount_insns=...`` lines of a profiled firmware."""
+    layers = []
+    for line in lines:
+        match = _LAYER_LINE.match(line)
+        if match:
+            layers.append(LayerCount(int(match["index"]), match["op"], int(match["insns"])))
+    return tuple(layers)
+
+
+def kernel_code_bytes(elf_path: Path) -> int:
+    """Bytes of the AOT kernels' functions in ``elf_path`` (from its symbol table)."""
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    total = 0
+    with open(elf_path, "rb") as handle:
+        symtab = ELFFile(handle).get_section_by_name(".symtab")
+        if not isinstance(symtab, SymbolTableSection):
+            return 0
+        current = ""
+        for sym in symtab.iter_symbols():
+            kind = sym["st_info"]["type"]
+            if kind == "STT_FILE":
+                current = Path(sym.name).name
+                continue
+            if kind != "STT_FUNC" or not sym["st_size"]:
+                continue
+            local = sym["st_info"]["bind"] == "STB_LOCAL"
+            if (local and _KERNEL_FILE.match(current)) or (
+                not local and _KERNEL_SYMBOL.match(sym.name)
+            ):
+                total += int(sym["st_size"])
+    return total
+
+
+def _run(tflite: Path, board: Board, kernels: str, work: Path, core_dir: Path) -> KernelRun:
+    from mnmcu.build import footprint, pio_run
+    from mnmcu.emit.project import emit_project
+    from mnmcu.sim import run_qemu
+
+    info = emit_project(tflite, board, work / kernels, kernels=kernels, profile=True)
+    elf = pio_run(info.project_dir, core_dir=core_dir)
+    run = run_qemu(board, elf, icount=True)
+    if run.instructions is None:
+        raise InvalidValue(f"the {kernels} firmware reported no instruction count: {run.boot_line}")
+    if not run.ok:
+        raise KernelMismatch(
+            f"the {kernels} kernels' output {list(run.output)} differs from TFLite's reference "
+            f"{list(info.expected_output)} on {board.id}",
+            f"see {run.log_path}",
+        )
+    fp = footprint(elf, info)
+    return KernelRun(
+        kernels=kernels,
+        instructions=run.instructions,
+        layers=parse_layer_lines(run.lines),
+        runtime_code_bytes=fp.runtime_code_bytes,
+        kernel_code_bytes=kernel_code_bytes(elf),
+        model_weights_bytes=fp.model_weights_bytes,
+        output=run.output,
+        ok=run.ok,
+    )
+
+
+def kernel_bench(
+    board: Board,
+    tflite: Path | None = None,
+    work_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> KernelBench:
+    """Build and run the VWW-shape model (or ``tflite``) with portable and fast kernels.
+
+    The fast kernel set is the board's default (:func:`mnmcu.emit.aot.default_kernels`).
+    Raises :class:`InvalidValue` for a board without a QEMU machine or
+    without fast kernels, :class:`KernelMismatch` when a firmware's output
+    differs from TFLite's reference.
+    """
+    from mnmcu.analyze import analyze
+    from mnmcu.bench import convert_untrained
+    from mnmcu.emit.aot import default_kernels
+    from mnmcu.graph import load_graph
+
+    if board.simulator.qemu_machine is None:
+        raise InvalidValue(
+            f"board {board.id} has no QEMU machine", "use qemu-m4, qemu-m7 or qemu-m55"
+        )
+    fast = default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)
+    if fast == "portable":
+        raise InvalidValue(
+            f"board {board.id} has no fast kernels (no DSP extension or Helium)",
+            "use qemu-m4 or qemu-m55",
+        )
+    progress = progress or NullProgress()
+    with tempfile.TemporaryDirectory(prefix="mnmcu-bench-") as tmp:
+        work = Path(work_dir) if work_dir is not None else Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        progress.start(f"Benchmarking kernels on {board.id}", 3)
+        model_name = VWW_SPEC.name
+        if tflite is None:
+            tflite = work / "vww.tflite"
+            tflite.write_bytes(convert_untrained(VWW_SPEC))
+        else:
+            model_name = Path(tflite).name
+        progress.advance(1, status="model")
+        macs = analyze(load_graph(tflite)).macs
+        core_dir = work / "pio-core"
+        runs = []
+        for kernels in ("portable", fast):
+            runs.append(_run(Path(tflite), board, kernels, work, core_dir))
+            progress.advance(1, status=kernels)
+        progress.finish()
+    return KernelBench(board=board.id, model=model_name, macs=macs, runs=tuple(runs))
+
+
+def report_lines(bench: KernelBench) -> list[str]:
+    """The benchmark as text: totals, per-MAC figures, ratio, per-layer counts, code sizes."""
+    kinds = [r.kernels for r in bench.runs]
+    kernel_delta = bench.fast.kernel_code_bytes - bench.portable.kernel_code_bytes
+    runtime_delta = bench.fast.runtime_code_bytes - bench.portable.runtime_code_bytes
+    lines = [
+        f"AOT kernels on {bench.board}, model {bench.model} ({bench.macs:,} MACs), "
+        "one inference each, measured in this run.",
+        "Figures are guest instruction counts (QEMU -icount shift=0), not cycles.",
+        "",
+        f"{'':28}" + "".join(f"{k:>14}" for k in kinds),
+        f"{'instructions per inference':28}"
+        + "".join(f"{r.instructions:>14,}" for r in bench.runs),
+        f"{'instructions per MAC':28}" + "".join(f"{bench.per_mac(r):>14.2f}" for r in bench.runs),
+        f"{'kernel code (bytes)':28}" + "".join(f"{r.kernel_code_bytes:>14,}" for r in bench.runs),
+        f"{'runtime code (bytes)':28}"
+        + "".join(f"{r.runtime_code_bytes:>14,}" for r in bench.runs),
+        f"{'model constants (bytes)':28}"
+        + "".join(f"{r.model_weights_bytes:>14,}" for r in bench.runs),
+        f"{'output equals reference':28}"
+        + "".join(f"{('yes' if r.ok else 'NO'):>14}" for r in bench.runs),
+        "",
+        f"ratio {bench.fast.kernels}/{bench.portable.kernels} (instructions): {bench.ratio:.3f}",
+        f"kernel code {bench.fast.kernels} - {bench.portable.kernels}: {kernel_delta:+,} bytes; "
+        f"runtime code: {runtime_delta:+,} bytes",
+        "",
+        "Per layer (instructions, including a few dozen for the timing hook):",
+        f"{'op':>4} {'':18}" + "".join(f"{k:>14}" for k in kinds) + f"{'ratio':>8}",
+    ]
+    for layers in zip(*(r.layers for r in bench.runs), strict=True):
+        first, last = layers[0], layers[-1]
+        ratio = last.instructions / first.instructions if first.instructions else 0.0
+        lines.append(
+            f"{first.index:>4} {first.op:18}"
+            + "".join(f"{c.instructions:>14,}" for c in layers)
+            + f"{ratio:>8.2f}"
+        )
+    return lines
