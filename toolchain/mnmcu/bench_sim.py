@@ -176,21 +176,21 @@ def kernel_bench(
 ) -> KernelBench:
     """Build and run the VWW-shape model (or ``tflite``) with portable and fast kernels.
 
-    The fast kernel set is the board's default (:func:`mnmcu.emit.aot.default_kernels`).
+    The fast kernel set is the board's default (:func:`mnmcu.emit.aot.board_kernels`).
     Raises :class:`InvalidValue` for a board without a QEMU machine or
     without fast kernels, :class:`KernelMismatch` when a firmware's output
     differs from TFLite's reference.
     """
     from mnmcu.analyze import analyze
     from mnmcu.bench import convert_untrained
-    from mnmcu.emit.aot import default_kernels
+    from mnmcu.emit.aot import board_kernels
     from mnmcu.graph import load_graph
 
     if board.simulator.qemu_machine is None:
         raise InvalidValue(
             f"board {board.id} has no QEMU machine", "use qemu-m4, qemu-m7 or qemu-m55"
         )
-    fast = default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)
+    fast = board_kernels(board)
     if fast == "portable":
         raise InvalidValue(
             f"board {board.id} has no fast kernels (no DSP extension or Helium)",

@@ -36,7 +36,6 @@ from mnmcu.analyze import MAC_OPS, RUNTIME_CODE_BYTES, Analysis, analyze
 from mnmcu.boards import Board
 from mnmcu.errors import DoesNotFit, InvalidValue
 from mnmcu.graph import Graph
-from mnmcu.plan import plan_memory
 from mnmcu.synth import SYNTH_ARCHS, synth_graph
 
 ALPHAS = tuple(round(0.1 + 0.05 * i, 2) for i in range(19))
@@ -230,14 +229,14 @@ def predict(
     ``arch`` (a MobileNet of :data:`mnmcu.synth.SYNTH_ARCHS`) picks the
     calibration constants of its kernels.
     """
-    from mnmcu.emit.aot import inplace_ops, scratch_bytes
+    from mnmcu.emit.aot import board_kernels, firmware_plan
 
     cal = AOT_QEMU_CALIBRATION
     code_extra, ram_extra, _ = FRAMEWORK_OVERHEAD[_family(board)]
     a = analysis or analyze(graph)
     sample = _sample_bytes(graph, classes)
     if runtime == "aot":
-        arena = plan_memory(graph, scratch_bytes(graph), inplace_ops(graph)).arena_bytes
+        arena = firmware_plan(graph, board_kernels(board)).arena_bytes
         flash_parts = {
             "weights": a.weight_bytes,
             "biases": a.bias_bytes,

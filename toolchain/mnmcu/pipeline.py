@@ -266,7 +266,6 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
     """
     from mnmcu.errors import MnmcuError
     from mnmcu.graph import check_int8_mobilenet
-    from mnmcu.plan import plan_memory
     from mnmcu.quantize import check_softmax_scale
 
     graph = load_graph(tflite)
@@ -280,7 +279,11 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
             tflm_arena = tflm_run(tflite).arena_total or None
         except MnmcuError as exc:
             logger.warning("TFLite Micro arena not measured (%s); estimating it", exc)
-    return analyze(graph, board, tflm_arena=tflm_arena, aot_arena=plan_memory(graph).arena_bytes)
+    from mnmcu.emit.aot import board_kernels, firmware_plan
+
+    kernels = board_kernels(board) if board is not None else "portable"
+    aot_arena = firmware_plan(graph, kernels).arena_bytes
+    return analyze(graph, board, tflm_arena=tflm_arena, aot_arena=aot_arena)
 
 
 FIRMWARE_DIR = "firmware"
@@ -416,7 +419,7 @@ def build(
             "flash_bytes": board.memory.flash_bytes,
             "ram_bytes": board.memory.ram_bytes,
         },
-        "memory_plan": _aot_plan(out / TFLITE_FILE),
+        "memory_plan": _aot_plan(out / TFLITE_FILE, board),
     }
     if board.platformio is not None:
         report["firmware"] = firmware = {}
@@ -442,10 +445,8 @@ def build(
     return BuildResult(report, analysis)
 
 
-def _aot_plan(tflite: Path) -> dict[str, object]:
-    """The AOT runtime's memory plan of the model, as the generated C uses it."""
-    from mnmcu.emit.aot import inplace_ops, scratch_bytes
-    from mnmcu.plan import plan_memory
+def _aot_plan(tflite: Path, board: Board) -> dict[str, object]:
+    """The AOT runtime's memory plan of the model, as the board's generated C uses it."""
+    from mnmcu.emit.aot import board_kernels, firmware_plan
 
-    graph = load_graph(tflite)
-    return plan_memory(graph, scratch_bytes(graph), inplace_ops(graph)).to_dict()
+    return firmware_plan(load_graph(tflite), board_kernels(board)).to_dict()

@@ -132,9 +132,9 @@ def verify(
     ``samples`` are extra int8 inputs (e.g. quantized dataset images).
     Generated sources and binaries go to ``workdir`` (a temporary folder if None).
     """
-    from mnmcu.emit.aot import emit_aot, inplace_ops, scratch_bytes
+    from mnmcu.emit.aot import emit_aot, firmware_plan
     from mnmcu.emit.host import compile_host, run_host
-    from mnmcu.plan import check_plan, plan_memory
+    from mnmcu.plan import check_plan
     from mnmcu.reference import litert_outputs, tflm_run
 
     progress = progress or NullProgress()
@@ -149,7 +149,7 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="mnmcu-verify-") as tmp:
         root = Path(workdir) if workdir else Path(tmp)
         c_dir = root / "aot"
-        plan = plan_memory(graph, scratch_bytes(graph), inplace_ops(graph))
+        plan = firmware_plan(graph)
         problems = check_plan(graph, plan)
         if problems:  # a planner bug: never run code over a broken plan
             raise RuntimeError("memory plan overlaps: " + "; ".join(problems[:3]))

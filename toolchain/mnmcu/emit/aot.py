@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnmcu.boards import Board
 from mnmcu.emit import cgen
 from mnmcu.errors import InvalidValue, UnsupportedModel
 from mnmcu.graph import DYNAMIC_SHAPE_OPS, Graph, Op, Tensor
@@ -1142,3 +1143,15 @@ def emit_aot(
         out_dir,
     )
     return written
+
+
+def board_kernels(board: Board) -> str:
+    """The kernel set the generated firmware uses on ``board`` by default."""
+    return default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)
+
+
+def firmware_plan(graph: Graph, kernels: str = "portable") -> MemoryPlan:
+    """The memory plan of the generated C with ``kernels``: scratch buffers and in-place ops."""
+    from mnmcu.plan import plan_memory
+
+    return plan_memory(graph, scratch_bytes(graph, kernels), inplace_ops(graph))

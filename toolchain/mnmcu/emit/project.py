@@ -485,9 +485,9 @@ def emit_project(
     env = cgen.template_env(TEMPLATE_DIR)
     model_ident = cgen.c_identifier(tflite.stem).lower() or "model"
     if runtime == "aot":
-        from mnmcu.emit.aot import default_kernels
+        from mnmcu.emit.aot import board_kernels
 
-        kernel_set = kernels or default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)
+        kernel_set = kernels or board_kernels(board)
         extras = _emit_aot_runtime(
             graph, tflite, src, model_ident, banner, env, written, kernel_set, profile
         )
@@ -597,10 +597,9 @@ def _emit_aot_runtime(
     profile: bool = False,
 ) -> dict[str, Any]:
     """The AOT model, its kernels and the runtime adapter; the extras for the project."""
-    from mnmcu.emit.aot import emit_aot, inplace_ops, scratch_bytes
-    from mnmcu.plan import plan_memory
+    from mnmcu.emit.aot import emit_aot, firmware_plan
 
-    plan = plan_memory(graph, scratch_bytes(graph, kernels), inplace_ops(graph))
+    plan = firmware_plan(graph, kernels)
     written.extend(emit_aot(graph, plan, src, ident, str(tflite), kernels=kernels))
     adapter = "mnmcu_runtime_aot.c"
     text = env.get_template("aot/mnmcu_runtime_aot.c.j2").render()
