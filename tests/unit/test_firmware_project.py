@@ -223,7 +223,7 @@ def test_qemu_command() -> None:
     cmd = qemu_command(get_board("qemu-m55"), Path("fw.elf"), 4321)
     assert cmd[:3] == ["qemu-system-arm", "-M", "mps3-an547"]
     assert ["-icount", "shift=0"] == cmd[cmd.index("-icount") : cmd.index("-icount") + 2]
-    assert "tcp:127.0.0.1:4321,server=on,wait=on" in cmd
+    assert "tcp:127.0.0.1:4321,server=on,wait=on,nodelay=on" in cmd
     assert cmd[-2:] == ["-kernel", "fw.elf"]
     assert "-icount" not in qemu_command(get_board("qemu-m4"), Path("f"), 1, icount=False)
     # USART2 of netduinoplus2 is QEMU's second serial port.

@@ -1,7 +1,7 @@
 """Run firmware in QEMU with the board's UART on a local TCP socket.
 
 :func:`qemu_session` starts ``qemu-system-arm`` for a board's machine with
-the console UART on ``tcp:127.0.0.1:<free port>,server=on,wait=on`` (the
+the console UART on ``tcp:127.0.0.1:<free port>,server=on,wait=on,nodelay=on`` (the
 guest starts when a client connects) and yields the pyserial URL
 ``socket://127.0.0.1:<port>``; QEMU is always stopped on exit, by its
 process handle. :func:`run_qemu` connects to it, reads lines until the boot
