@@ -284,7 +284,9 @@ def test_pytest_plugin_gives_a_device_fixture(
 ) -> None:
     info, _, _ = vww
     (tmp_path / "test_user_hil.py").write_text(USER_TEST)
-    env = {**os.environ, "PYTHONPATH": str(TOOLCHAIN)}
+    # Only the plugin named here: the same module may also be installed as the
+    # package's pytest11 entry point, and pytest refuses to register it twice.
+    env = {**os.environ, "PYTHONPATH": str(TOOLCHAIN), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     base = [
         sys.executable,
         "-m",

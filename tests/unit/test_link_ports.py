@@ -131,3 +131,14 @@ def test_commands_without_a_device_list_ports_and_exit_nonzero(args: tuple[str, 
     assert proc.returncode == 2, proc.stderr
     assert "ports seen:" in proc.stderr and "--port" in proc.stderr
     assert "Traceback" not in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_pytest_plugin_is_the_packages_pytest11_entry_point() -> None:
+    import tomllib
+
+    from mnmcu import pytest_plugin
+
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
+    entry = tomllib.loads(pyproject.read_text())["project"]["entry-points"]["pytest11"]
+    assert entry == {"mnmcu": pytest_plugin.__name__}
+    assert callable(getattr(pytest_plugin, "pytest_addoption", None))
