@@ -34,6 +34,21 @@ def mnmcu_cli():
     return run_mnmcu
 
 
+QEMU_TOOLS_INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
+
+
+def require_qemu_tools() -> None:
+    """Skip without arm-none-eabi-gcc or qemu-system-arm; fail instead with MNMCU_REQUIRE_QEMU=1."""
+    import shutil
+
+    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
+    if missing:
+        message = f"{', '.join(missing)} not installed: {QEMU_TOOLS_INSTALL}"
+        if os.environ.get("MNMCU_REQUIRE_QEMU") == "1":
+            pytest.fail(f"MNMCU_REQUIRE_QEMU=1 but {message}")
+        pytest.skip(message)
+
+
 def require_tool(program: str, install: str, env_var: str) -> None:
     """Skip when ``program`` is missing, or fail when ``env_var`` is set to 1."""
     import shutil

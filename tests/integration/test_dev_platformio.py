@@ -9,8 +9,6 @@ Needs ``arm-none-eabi-gcc`` and ``qemu-system-arm`` for the build and run;
 from __future__ import annotations
 
 import configparser
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -27,9 +25,10 @@ from mnmcu.reference import litert_outputs
 from mnmcu.sim import run_qemu
 from mnmcu.sim.qemu import parse_boot_line, parse_output
 
+from ..conftest import require_qemu_tools
+
 REPO = Path(__file__).resolve().parents[2]
 INI = REPO / "platformio.ini"
-INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 QEMU_BOARDS = ("qemu-m4", "qemu-m7", "qemu-m55")
 
 
@@ -79,12 +78,7 @@ def test_pio_lint_is_clean(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def dev_builds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """QEMU board -> ELF built by the repository's platformio.ini, outside the checkout."""
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
-    if missing:
-        message = f"{', '.join(missing)} not installed: {INSTALL}"
-        if os.environ.get("MNMCU_REQUIRE_QEMU") == "1":
-            pytest.fail(f"MNMCU_REQUIRE_QEMU=1 but {message}")
-        pytest.skip(message)
+    require_qemu_tools()
     root = tmp_path_factory.mktemp("dev")
     mp = pytest.MonkeyPatch()
     mp.setenv("PLATFORMIO_BUILD_DIR", str(root / "build"))

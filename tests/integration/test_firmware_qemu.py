@@ -9,7 +9,6 @@ a failure (CI).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -23,9 +22,10 @@ from mnmcu.emit.project import ProjectInfo, emit_project
 from mnmcu.proc import run_command
 from mnmcu.sim import SimulatorTimeout, run_qemu
 
+from ..conftest import require_qemu_tools
+
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
-INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 KIB = 1024
 # The acceptance budget of issue 4 for the VWW-shape model on qemu-m4 (AOT).
 RUNTIME_CODE_BUDGET = 24 * KIB
@@ -37,12 +37,7 @@ BOARD_MODELS = {"qemu-m4": "v1", "qemu-m7": "v3-small", "qemu-m55": "v2"}
 
 @pytest.fixture(autouse=True)
 def _toolchain() -> None:
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
-    if missing:
-        message = f"{', '.join(missing)} not installed: {INSTALL}"
-        if os.environ.get("MNMCU_REQUIRE_QEMU") == "1":
-            pytest.fail(f"MNMCU_REQUIRE_QEMU=1 but {message}")
-        pytest.skip(message)
+    require_qemu_tools()
 
 
 @pytest.fixture(scope="session")

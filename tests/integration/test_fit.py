@@ -13,7 +13,16 @@ from mnmcu.analyze import analyze
 from mnmcu.bench import convert_untrained
 from mnmcu.boards import get_board
 from mnmcu.emit.aot import inplace_ops, scratch_bytes
-from mnmcu.fit import ALPHAS, SAFETY_MARGIN, SIZES, auto_config, candidate, fit, predict
+from mnmcu.fit import (
+    ALPHAS,
+    SAFETY_MARGIN,
+    SIZES,
+    auto_config,
+    candidate,
+    fit,
+    predict,
+    scratch_bound,
+)
 from mnmcu.graph import Graph, load_graph
 from mnmcu.model.spec import ModelSpec
 from mnmcu.plan import plan_memory
@@ -70,6 +79,14 @@ def test_shape_model_equals_the_converted_graph(
     assert (
         plan_memory(synth, scratch_bytes(synth), inplace_ops(synth)).arena_bytes == plan.arena_bytes
     )
+    for kernels in ("dsp", "helium"):
+        # The derived graph's scratch bound covers what the real weights ask for.
+        bound, real_scratch = scratch_bound(synth, kernels), scratch_bytes(real, kernels)
+        assert all(bound.get(i, 0) >= size for i, size in real_scratch.items())
+        assert (
+            plan_memory(synth, bound, inplace_ops(synth)).arena_bytes
+            >= plan_memory(real, real_scratch, inplace_ops(real)).arena_bytes
+        )
     a, b = analyze(real), analyze(synth)
     assert (a.macs, a.params, a.weight_bytes, a.bias_bytes) == (
         b.macs,

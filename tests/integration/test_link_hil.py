@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -35,11 +34,11 @@ from mnmcu.reference import litert_outputs
 from mnmcu.sim.qemu import qemu_session
 from mnmcu.verify import make_inputs
 
+from ..conftest import require_qemu_tools
 from .faultproxy import FaultProxy, Faults
 
 pytestmark = [pytest.mark.sim]
 
-INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 VWW = ModelSpec(arch="v1", alpha=0.25, resolution=96, classes=2)
 TOOLCHAIN = Path(__file__).resolve().parents[2] / "toolchain"
 HIL_TIMEOUT_S = 400
@@ -47,12 +46,7 @@ HIL_TIMEOUT_S = 400
 
 @pytest.fixture(autouse=True)
 def _toolchain() -> None:
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
-    if missing:
-        message = f"{', '.join(missing)} not installed: {INSTALL}"
-        if os.environ.get("MNMCU_REQUIRE_QEMU") == "1":
-            pytest.fail(f"MNMCU_REQUIRE_QEMU=1 but {message}")
-        pytest.skip(message)
+    require_qemu_tools()
 
 
 @pytest.fixture(scope="module")

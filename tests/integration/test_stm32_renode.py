@@ -29,26 +29,16 @@ from mnmcu.sim import run_qemu
 from mnmcu.sim.qemu import parse_boot_line
 from mnmcu.sim.renode import INSTALL_HINT
 
-from ..conftest import REPO, require_tool, run_mnmcu
+from ..conftest import REPO, require_qemu_tools, require_tool, run_mnmcu
 
 RENODE_BOARDS = ("disco_f407vg", "disco_f746ng", "nucleo_h743zi", "nano33ble")
-QEMU_INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 RENODE_DATA = tomllib.loads((REPO / "boards" / "renode" / "renode.toml").read_text())
-
-
-def _require_qemu() -> None:
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
-    if missing:
-        message = f"{', '.join(missing)} not installed: {QEMU_INSTALL}"
-        if os.environ.get("MNMCU_REQUIRE_QEMU") == "1":
-            pytest.fail(f"MNMCU_REQUIRE_QEMU=1 but {message}")
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def f407(int8_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> ProjectInfo:
     """The VWW-shape model's bare-metal STM32F407 project, built offline."""
-    _require_qemu()
+    require_qemu_tools()
     root = tmp_path_factory.mktemp("f407")
     info = emit_project(int8_models["v1"], get_board("disco_f407vg"), root / "fw", bare_metal=True)
     pio_run(info.project_dir, core_dir=root / "core")

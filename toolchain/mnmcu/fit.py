@@ -36,6 +36,7 @@ from mnmcu.analyze import MAC_OPS, RUNTIME_CODE_BYTES, Analysis, analyze
 from mnmcu.boards import Board
 from mnmcu.errors import DoesNotFit, InvalidValue
 from mnmcu.graph import Graph
+from mnmcu.plan import plan_memory
 from mnmcu.synth import SYNTH_ARCHS, synth_graph
 
 ALPHAS = tuple(round(0.1 + 0.05 * i, 2) for i in range(19))
@@ -78,15 +79,32 @@ class Calibration:
 # arena + 8 KiB stack (the linker script's reserve) + 20 B. This model's
 # predictions were within max_error_percent of those builds' flash (the
 # largest error on the smallest model) and equal to their RAM.
+# The serial protocol's device side, in every firmware since, adds 2,118 B of
+# code and 582 B of RAM (mnmcu.build.footprint's protocol figures on
+# qemu-m4, -Os), included below.
 AOT_QEMU_CALIBRATION = Calibration(
-    runtime_code_bytes={"v1": 10_240, "v2": 10_752, "v3-small": 12_544},
+    runtime_code_bytes={"v1": 10_240 + 2_118, "v2": 10_752 + 2_118, "v3-small": 12_544 + 2_118},
     model_bytes_per_op={"v1": 92, "v2": 95, "v3-small": 74},
     model_bytes_per_channel=8,
     stack_bytes=8192,
-    other_ram_bytes=20,
+    other_ram_bytes=20 + 582,
     source="pio builds of qemu-m4 AOT firmware (mnmcu.build.footprint), 7 models",
     max_error_percent=1.6,
 )
+
+# Code the fast kernels add over the portable ones (besides the protocol), by
+# kernel set and architecture. DSP: measured as the flash of qemu-m4 builds
+# with the board's DSP kernels minus this size model's portable prediction,
+# on the six points of tests/integration/test_fit_qemu.py (V1 6,546 to
+# 8,121 B, V2 8,636 B, V3-Small 9,212 B), rounded up. Helium (qemu-m55) adds
+# its 1x1 kernel to those: about 1,350 B more kernel code on the VWW-shape
+# model (mnmcu bench --board qemu-m55), 1,536 B here; an estimate, not
+# calibrated on qemu-m55 builds.
+FAST_KERNEL_CODE_BYTES: dict[str, dict[str, int]] = {
+    "portable": {"v1": 0, "v2": 0, "v3-small": 0},
+    "dsp": {"v1": 8_192, "v2": 8_704, "v3-small": 9_216},
+    "helium": {"v1": 9_728, "v2": 10_240, "v3-small": 10_752},
+}
 
 # TFLite Micro's arena over mnmcu.analyze's estimate of it (activation peak +
 # 8 B per channel + 64 B per tensor), as the tflite-micro runtime measured it
@@ -229,20 +247,22 @@ def predict(
     ``arch`` (a MobileNet of :data:`mnmcu.synth.SYNTH_ARCHS`) picks the
     calibration constants of its kernels.
     """
-    from mnmcu.emit.aot import board_kernels, firmware_plan
+    from mnmcu.emit.aot import board_kernels, inplace_ops
 
     cal = AOT_QEMU_CALIBRATION
     code_extra, ram_extra, _ = FRAMEWORK_OVERHEAD[_family(board)]
     a = analysis or analyze(graph)
     sample = _sample_bytes(graph, classes)
     if runtime == "aot":
-        arena = firmware_plan(graph, board_kernels(board)).arena_bytes
+        kernels = board_kernels(board)
+        arena = plan_memory(graph, scratch_bound(graph, kernels), inplace_ops(graph)).arena_bytes
         flash_parts = {
             "weights": a.weight_bytes,
             "biases": a.bias_bytes,
             "requantization": cal.model_bytes_per_channel * _channels(graph),
             "op_data": cal.model_bytes_per_op[arch] * len(graph.ops),
             "runtime_code": cal.runtime_code_bytes[arch],
+            "fast_kernels": FAST_KERNEL_CODE_BYTES[kernels][arch],
             "sample": sample,
             "framework": code_extra,
         }
@@ -539,3 +559,36 @@ def auto_config(
     alphas = ALPHAS if alpha is None else (alpha,)
     sizes = SIZES if size is None else (size,)
     return fit(board, arch, runtime, classes=classes, alphas=alphas, sizes=sizes).recommended
+
+
+def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
+    """Scratch bytes per op if every convolution took its fast path.
+
+    :func:`mnmcu.emit.aot.scratch_bytes` decides from the weights, which a
+    derived graph has not; this mirrors its sizes from shapes alone (int16
+    copies: a 3x3 depthwise row kernel's three input rows and output row, a
+    depthwise group kernel's taps, a 1x1 or window convolution's one or
+    two pixels), an upper bound a test checks against real models.
+    """
+    if kernels == "portable":
+        return {}
+    sizes: dict[int, int] = {}
+    for op in graph.ops:
+        if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        kh, kw = int(filt.shape[1]), int(filt.shape[2])
+        channels = int(out.shape[3])
+        if op.opcode == "DEPTHWISE_CONV_2D":
+            candidates = [-(-kh * kw * channels // 4) * 4]
+            if (kh, kw) == (3, 3):
+                out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
+                width = (out_w - 1) * stride_w + 4
+                candidates.append(-(-3 * channels * width * 2 // 4) * 4 + 4 * out_w)
+            sizes[op.index] = max(candidates)
+            continue
+        depth4 = -(-(kh * kw * int(inp.shape[3])) // 4) * 4
+        one = (kh, kw) == (1, 1)
+        strided = int(op.options["stride_h"]) != 1 or int(op.options["stride_w"]) != 1
+        sizes[op.index] = 4 * depth4 if one and not strided else 6 * depth4
+    return sizes
