@@ -81,13 +81,14 @@ class Calibration:
 # largest error on the smallest model) and equal to their RAM.
 # The serial protocol's device side, in every firmware since, adds 2,118 B of
 # code and 582 B of RAM (mnmcu.build.footprint's protocol figures on
-# qemu-m4, -Os), included below.
+# qemu-m4, -Os), included below; with it the data and bss besides the arena
+# measure 604 B.
 AOT_QEMU_CALIBRATION = Calibration(
     runtime_code_bytes={"v1": 10_240 + 2_118, "v2": 10_752 + 2_118, "v3-small": 12_544 + 2_118},
     model_bytes_per_op={"v1": 92, "v2": 95, "v3-small": 74},
     model_bytes_per_channel=8,
     stack_bytes=8192,
-    other_ram_bytes=20 + 582,
+    other_ram_bytes=604,
     source="pio builds of qemu-m4 AOT firmware (mnmcu.build.footprint), 7 models",
     max_error_percent=1.6,
 )
@@ -564,12 +565,15 @@ def auto_config(
 def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
     """Scratch bytes per op if every convolution took its fast path.
 
-    :func:`mnmcu.emit.aot.scratch_bytes` decides from the weights, which a
-    derived graph has not; this mirrors its sizes from shapes alone (int16
-    copies: a 3x3 depthwise row kernel's three input rows and output row, a
-    depthwise group kernel's taps, a 1x1 or window convolution's one or
-    two pixels), an upper bound a test checks against real models.
+    :func:`mnmcu.emit.aot.fast_conv` decides from shapes which fast kernel a
+    convolution gets, and from the weights whether it may (a range check
+    that can only send it back to the portable kernel, which needs no
+    scratch). A derived graph has no weights, so this applies the shape
+    rules alone: an upper bound of :func:`mnmcu.emit.aot.scratch_bytes`,
+    which a test checks against real models.
     """
+    from mnmcu.emit.aot import padding
+
     if kernels == "portable":
         return {}
     sizes: dict[int, int] = {}
@@ -579,16 +583,20 @@ def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
         inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
         kh, kw = int(filt.shape[1]), int(filt.shape[2])
         channels = int(out.shape[3])
+        out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
         if op.opcode == "DEPTHWISE_CONV_2D":
-            candidates = [-(-kh * kw * channels // 4) * 4]
-            if (kh, kw) == (3, 3):
-                out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
-                width = (out_w - 1) * stride_w + 4
-                candidates.append(-(-3 * channels * width * 2 // 4) * 4 + 4 * out_w)
-            sizes[op.index] = max(candidates)
+            width = (out_w - 1) * stride_w + 4
+            dilated = int(op.options.get("dilation_w_factor", 1)) != 1
+            rows = (kh, kw) == (3, 3) and not dilated and stride_w == 1 and out_w >= 4
+            if rows and padding(int(inp.shape[2]), 3, stride_w, 1, out_w) < width:
+                sizes[op.index] = -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w
+            else:
+                sizes[op.index] = -(-kh * kw * channels // 4) * 4
             continue
-        depth4 = -(-(kh * kw * int(inp.shape[3])) // 4) * 4
-        one = (kh, kw) == (1, 1)
-        strided = int(op.options["stride_h"]) != 1 or int(op.options["stride_w"]) != 1
-        sizes[op.index] = 4 * depth4 if one and not strided else 6 * depth4
+        depth = kh * kw * int(inp.shape[3])
+        depth4 = -(-depth // 4) * 4
+        one = (kh, kw) == (1, 1) and stride_w == 1 and int(op.options["stride_h"]) == 1
+        if one and kernels == "helium" and depth >= 32:
+            continue  # the Helium 1x1 kernel reads the input in place
+        sizes[op.index] = 4 * depth4 if one else 6 * depth4
     return sizes
