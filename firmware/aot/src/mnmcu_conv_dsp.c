@@ -5,14 +5,16 @@
  * Bit-exact with mnmcu_conv.c: int32 sums are exact in any order, so only
  * the way the accumulators are summed differs; requantisation is
  * mnmcu_requant_fast(), equal to the portable one under the conditions
- * mnmcu.emit.aot checks before choosing these kernels.
+ * mnmcu.emit.aot checks before choosing these kernels. Compiled for a core
+ * with Helium (Cortex-M55), they requantise four outputs per vector sequence
+ * (mnmcu_mve.h); for the whole int8 activation range the clamp is one SSAT.
  */
 /* The hot loops of the runtime: compiled for speed also in -Os builds. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O2")
 #endif
-#include "mnmcu_dsp.h"
 #include "mnmcu_kernels_fast.h"
+#include "mnmcu_mve.h"
 
 static int conv_args_valid(const mnmcu_conv2d_params_t *params, const void *input,
                            const void *filter, const void *bias, const void *output)
@@ -147,9 +149,30 @@ static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expa
     const int32_t *shift = params->shift;
     const int32_t out_offset = params->output_offset;
     const int32_t act_min = params->act_min, act_max = params->act_max;
+    const int full = mnmcu_act_full(act_min, act_max);
     const int8_t *w = filter;
-    int32_t oc;
-    for (oc = 0; oc < channels; oc += 2) {
+    int32_t oc = 0;
+#if MNMCU_HAVE_MVE
+    /* Two pairs of channels, each pixel's four outputs requantised as one vector. */
+    for (; oc + 3 < channels; oc += 4) {
+        int32_t a[4], b[4];
+        const int32x4_t m = vldrwq_s32(mult + oc), s = vldrwq_s32(shift + oc);
+        a[0] = a[2] = bias[oc];
+        a[1] = a[3] = bias[oc + 1];
+        b[0] = b[2] = bias[oc + 2];
+        b[1] = b[3] = bias[oc + 3];
+        dot_2x2(expanded, w, groups, a);
+        dot_2x2(expanded, w + 8 * groups, groups, b);
+        w += 16 * groups;
+        vstrbq_s32(o0 + oc, mnmcu_output_mve(mnmcu_vec4(a[0], a[1], b[0], b[1]), m, s,
+                                             out_offset, act_min, act_max));
+        if (o1 != NULL) {
+            vstrbq_s32(o1 + oc, mnmcu_output_mve(mnmcu_vec4(a[2], a[3], b[2], b[3]), m, s,
+                                                 out_offset, act_min, act_max));
+        }
+    }
+#endif
+    for (; oc < channels; oc += 2) {
         const int pair = oc + 1 < channels;
         int32_t acc[4];
         const int32_t m0 = mult[oc], s0 = shift[oc];
@@ -159,15 +182,15 @@ static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expa
         acc[3] = acc[1];
         dot_2x2(expanded, w, groups, acc);
         w += 8 * groups;
-        o0[oc] = mnmcu_output_fast(acc[0], m0, s0, out_offset, act_min, act_max);
+        o0[oc] = mnmcu_output_act(acc[0], m0, s0, out_offset, act_min, act_max, full);
         if (o1 != NULL) {
-            o1[oc] = mnmcu_output_fast(acc[2], m0, s0, out_offset, act_min, act_max);
+            o1[oc] = mnmcu_output_act(acc[2], m0, s0, out_offset, act_min, act_max, full);
         }
         if (pair) {
             const int32_t m1 = mult[oc + 1], s1 = shift[oc + 1];
-            o0[oc + 1] = mnmcu_output_fast(acc[1], m1, s1, out_offset, act_min, act_max);
+            o0[oc + 1] = mnmcu_output_act(acc[1], m1, s1, out_offset, act_min, act_max, full);
             if (o1 != NULL) {
-                o1[oc + 1] = mnmcu_output_fast(acc[3], m1, s1, out_offset, act_min, act_max);
+                o1[oc + 1] = mnmcu_output_act(acc[3], m1, s1, out_offset, act_min, act_max, full);
             }
         }
     }
@@ -402,10 +425,26 @@ MNMCU_INLINE void dw_store4(const mnmcu_depthwise_conv2d_params_t *params, const
     const int32_t *shift = params->shift + c;
     const int32_t out_offset = params->output_offset;
     const int32_t act_min = params->act_min, act_max = params->act_max;
+#if MNMCU_HAVE_MVE
+    vstrbq_s32(out + c, mnmcu_output_mve(mnmcu_vec4(acc[0], acc[1], acc[2], acc[3]),
+                                         vldrwq_s32(mult), vldrwq_s32(shift), out_offset,
+                                         act_min, act_max));
+#else
+    if (mnmcu_act_full(act_min, act_max)) {
+        out[c] = (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[0], mult[0], shift[0]) + out_offset);
+        out[c + 1] =
+            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[1], mult[1], shift[1]) + out_offset);
+        out[c + 2] =
+            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[2], mult[2], shift[2]) + out_offset);
+        out[c + 3] =
+            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[3], mult[3], shift[3]) + out_offset);
+        return;
+    }
     out[c] = mnmcu_output_fast(acc[0], mult[0], shift[0], out_offset, act_min, act_max);
     out[c + 1] = mnmcu_output_fast(acc[1], mult[1], shift[1], out_offset, act_min, act_max);
     out[c + 2] = mnmcu_output_fast(acc[2], mult[2], shift[2], out_offset, act_min, act_max);
     out[c + 3] = mnmcu_output_fast(acc[3], mult[3], shift[3], out_offset, act_min, act_max);
+#endif
 }
 
 /*
@@ -685,10 +724,29 @@ static void dw_store_row(const mnmcu_depthwise_conv2d_params_t *params, const in
     const int32_t out_offset = params->output_offset;
     const int32_t act_min = params->act_min, act_max = params->act_max;
     int32_t i;
+#if MNMCU_HAVE_MVE
+    /* Four pixels per vector, stored step bytes apart; the last ones predicated. */
+    const uint32x4_t lanes = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)step);
+    for (i = 0; i < n; i += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - i));
+        const int32x4_t v = mnmcu_output1_mve(vldrwq_z_s32(acc + i, p), mult, shift, out_offset,
+                                              act_min, act_max);
+        vstrbq_scatter_offset_p_s32(out, lanes, v, p);
+        out += 4 * step;
+    }
+#else
+    if (mnmcu_act_full(act_min, act_max)) {
+        for (i = 0; i < n; ++i) {
+            *out = (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[i], mult, shift) + out_offset);
+            out += step;
+        }
+        return;
+    }
     for (i = 0; i < n; ++i) {
         *out = mnmcu_output_fast(acc[i], mult, shift, out_offset, act_min, act_max);
         out += step;
     }
+#endif
 }
 
 mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(

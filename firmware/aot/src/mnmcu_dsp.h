@@ -100,6 +100,12 @@ MNMCU_INLINE int32_t mnmcu_sadd16(int32_t a, int32_t b)
     return __sadd16(a, b);
 }
 
+/* x saturated to [-128, 127] (SSAT #8). */
+MNMCU_INLINE int32_t mnmcu_ssat8(int32_t x)
+{
+    return __ssat(x, 8);
+}
+
 /* (a * b + 2^31) >> 32, the rounded high word (SMMULR). */
 MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)
 {
@@ -170,6 +176,11 @@ MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)
     return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
 }
 
+MNMCU_INLINE int32_t mnmcu_ssat8(int32_t x)
+{
+    return x < -128 ? -128 : (x > 127 ? 127 : x);
+}
+
 #endif
 
 /*
@@ -198,6 +209,24 @@ MNMCU_INLINE int8_t mnmcu_output_fast(int32_t acc, int32_t multiplier, int32_t s
     v = v < act_min ? act_min : v;
     v = v > act_max ? act_max : v;
     return (int8_t)v;
+}
+
+/* True when [act_min, act_max] is all of int8 (no activation, or a ReLU6 whose
+ * output range is quantised onto the whole int8 range): one SSAT clamps. */
+MNMCU_INLINE int mnmcu_act_full(int32_t act_min, int32_t act_max)
+{
+    return act_min == -128 && act_max == 127;
+}
+
+/* mnmcu_output_fast(), with the clamp of a full range (full != 0) one SSAT. */
+MNMCU_INLINE int8_t mnmcu_output_act(int32_t acc, int32_t multiplier, int32_t shift,
+                                      int32_t output_offset, int32_t act_min, int32_t act_max,
+                                      int full)
+{
+    if (full) {
+        return (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc, multiplier, shift) + output_offset);
+    }
+    return mnmcu_output_fast(acc, multiplier, shift, output_offset, act_min, act_max);
 }
 
 #endif /* MNMCU_DSP_H */

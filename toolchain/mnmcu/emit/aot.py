@@ -54,10 +54,16 @@ KERNEL_SETS = ("portable", "dsp", "helium")
 """Kernel sets: the portable C kernels, Arm DSP-extension kernels, Helium (MVE) kernels."""
 # Files the fast kernels add, per kernel set.
 _FAST_FILES = {
-    "dsp": ("include/mnmcu_kernels_fast.h", "src/mnmcu_dsp.h", "src/mnmcu_conv_dsp.c"),
+    "dsp": (
+        "include/mnmcu_kernels_fast.h",
+        "src/mnmcu_dsp.h",
+        "src/mnmcu_mve.h",
+        "src/mnmcu_conv_dsp.c",
+    ),
     "helium": (
         "include/mnmcu_kernels_fast.h",
         "src/mnmcu_dsp.h",
+        "src/mnmcu_mve.h",
         "src/mnmcu_conv_dsp.c",
         "src/mnmcu_conv_mve.c",
     ),
