@@ -50,7 +50,7 @@ static uint32_t next(void)
 int main(void)
 {
     static const int32_t edges[] = {0, 1, -1, 2, -2, (1 << 30) - 1, -(1 << 30) + 1, 12345, -12345};
-    long bad = 0, n = 0;
+    long bad = 0, n = 0, n_pre = 0;
     for (long i = 0; i < 4000000; ++i) {
         int32_t acc = (int32_t)(next() % ((1u << 31) - 1u)) - ((1 << 30) - 1);
         int32_t mult = (int32_t)((1u << 30) + next() % (1u << 30));
@@ -66,17 +66,29 @@ int main(void)
         const int32_t offset = (int32_t)(next() % 256u) - 128;
         const int32_t lo = -128 + (int32_t)(next() % 4u) * 40;
         const int32_t hi = 127 - (int32_t)(next() % 4u) * 40;
+        if (i % 5 == 0) {
+            /* Accumulators near the extremes, with the largest output offsets. */
+            acc = (i % 10 == 0 ? 1 : -1) * ((1 << 30) - 1 - (int32_t)(next() % 1000u));
+        }
         const int32_t want = mnmcu_mbqm(acc, mult, shift);
+        const int8_t out = (int8_t)mnmcu_clamp(want + offset, lo, hi);
+        int ok = mnmcu_requant_fast(acc, mult, shift) == want &&
+                 mnmcu_output_fast(acc, mult, shift, offset, lo, hi) == out &&
+                 mnmcu_output_act(acc, mult, shift, offset, lo, hi, mnmcu_act_full(lo, hi)) == out;
         ++n;
-        if (mnmcu_requant_fast(acc, mult, shift) != want ||
-            mnmcu_output_fast(acc, mult, shift, offset, lo, hi) !=
-                (int8_t)mnmcu_clamp(want + offset, lo, hi)) {
-            if (bad++ < 3) {
-                printf("acc=%d mult=%d shift=%d\n", (int)acc, (int)mult, (int)shift);
-            }
+        if (shift >= -22) {
+            const mnmcu_requant_t rq = mnmcu_requant_prepare(mult, shift, offset);
+            ++n_pre;
+            ok = ok && mnmcu_requant_pre(acc, &rq) == want + offset &&
+                 mnmcu_output_pre(acc, &rq, lo, hi, 0) == out &&
+                 mnmcu_output_pre(acc, &rq, lo, hi, mnmcu_act_full(lo, hi)) == out;
+        }
+        if (!ok && bad++ < 3) {
+            printf("acc=%d mult=%d shift=%d offset=%d\n", (int)acc, (int)mult, (int)shift,
+                   (int)offset);
         }
     }
-    printf("checked=%ld mismatches=%ld\n", n, bad);
+    printf("checked=%ld prepared=%ld mismatches=%ld\n", n, n_pre, bad);
     return bad != 0;
 }
 """
@@ -104,6 +116,7 @@ def test_fast_requantisation_equals_portable(tmp_path: Path) -> None:
     result = run_command([str(exe)], timeout=120)
     text = result.stdout.decode()
     assert "mismatches=0" in text and "checked=4000000" in text, text
+    assert int(text.split("prepared=")[1].split()[0]) > 2_000_000, text
 
 
 def _host_build(src: Path, work: Path, kernels: str) -> tuple[Path, str]:

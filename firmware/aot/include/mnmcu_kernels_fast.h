@@ -11,7 +11,7 @@
  * outputs are bit-exact with the portable kernels.
  *
  * Preconditions the generator checks (the kernels do not): every channel's
- * shift is in [-31, -1] and every accumulator, bias included, stays within
+ * shift is in [-22, -1] and every accumulator, bias included, stays within
  * (-2^30, 2^30) for any int8 input.
  */
 #ifndef MNMCU_KERNELS_FAST_H
@@ -42,7 +42,8 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
                                            const int32_t *bias, int8_t *output,
                                            const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_conv2d_1x1_s8_dsp_run(): two pixels as int16. */
+/** Scratch bytes of mnmcu_conv2d_1x1_s8_dsp_run(): two pixels as int16, and per
+ * output channel its prepared requantisation and two accumulators. */
 int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
@@ -60,7 +61,8 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
                                        const int8_t *filter, const int32_t *bias, int8_t *output,
                                        const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): two windows, as int8 and as int16. */
+/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): two windows, as int8 and as int16,
+ * and per output channel its prepared requantisation and two accumulators. */
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**

@@ -28,9 +28,18 @@ static int conv_args_valid(const mnmcu_conv2d_params_t *params, const void *inpu
 
 /* ---- CONV_2D 1x1, stride 1 ---------------------------------------------- */
 
+/* Scratch of the convolutions per output channel: its prepared requantisation
+ * and two accumulators (C rounded up to even). */
+static int32_t per_channel_bytes(const mnmcu_conv2d_params_t *params)
+{
+    return params->output.c * (int32_t)sizeof(mnmcu_requant_t) +
+           2 * ((params->output.c + 1) & ~1) * (int32_t)sizeof(int32_t);
+}
+
 int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    return 2 * ((params->input.c + 3) & ~3) * (int32_t)sizeof(int16_t);
+    return 2 * ((params->input.c + 3) & ~3) * (int32_t)sizeof(int16_t) +
+           per_channel_bytes(params);
 }
 
 /*
@@ -136,64 +145,79 @@ MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int
 }
 
 /*
- * Every output channel of two pixels (or one, when o1 is NULL) from their
- * expanded inputs, in pairs of channels, the filter in the pair-interleaved
- * layout; requantised into o0 and o1.
+ * One pixel's n accumulators (channels 0..n-1) requantised into out: four
+ * channels per vector with Helium, else with the prepared constants rq.
  */
-static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expanded,
-                        int32_t groups, const int8_t *filter, const int32_t *bias, int8_t *o0,
-                        int8_t *o1)
+static void requant_pixel(const mnmcu_conv2d_params_t *params, const mnmcu_requant_t *rq,
+                          const int32_t *acc, int32_t n, int8_t *out)
 {
-    const int32_t channels = params->output.c;
-    const int32_t *mult = params->multiplier;
-    const int32_t *shift = params->shift;
-    const int32_t out_offset = params->output_offset;
     const int32_t act_min = params->act_min, act_max = params->act_max;
-    const int full = mnmcu_act_full(act_min, act_max);
-    const int8_t *w = filter;
-    int32_t oc = 0;
+    int32_t c;
 #if MNMCU_HAVE_MVE
-    /* Two pairs of channels, each pixel's four outputs requantised as one vector. */
-    for (; oc + 3 < channels; oc += 4) {
-        int32_t a[4], b[4];
-        const int32x4_t m = vldrwq_s32(mult + oc), s = vldrwq_s32(shift + oc);
-        a[0] = a[2] = bias[oc];
-        a[1] = a[3] = bias[oc + 1];
-        b[0] = b[2] = bias[oc + 2];
-        b[1] = b[3] = bias[oc + 3];
-        dot_2x2(expanded, w, groups, a);
-        dot_2x2(expanded, w + 8 * groups, groups, b);
-        w += 16 * groups;
-        vstrbq_s32(o0 + oc, mnmcu_output_mve(mnmcu_vec4(a[0], a[1], b[0], b[1]), m, s,
-                                             out_offset, act_min, act_max));
-        if (o1 != NULL) {
-            vstrbq_s32(o1 + oc, mnmcu_output_mve(mnmcu_vec4(a[2], a[3], b[2], b[3]), m, s,
-                                                 out_offset, act_min, act_max));
+    for (c = 0; c < n; c += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - c));
+        const int32x4_t v = mnmcu_output_mve(
+            vldrwq_z_s32(acc + c, p), vldrwq_z_s32(params->multiplier + c, p),
+            vldrwq_z_s32(params->shift + c, p), params->output_offset, act_min, act_max);
+        vstrbq_p_s32(out + c, v, p);
+    }
+    (void)rq;
+#else
+    if (mnmcu_act_full(act_min, act_max)) {
+        for (c = 0; c < n; ++c) {
+            out[c] = (int8_t)mnmcu_ssat8(mnmcu_requant_pre(acc[c], rq + c));
         }
+        return;
+    }
+    for (c = 0; c < n; ++c) {
+        out[c] = mnmcu_output_pre(acc[c], rq + c, act_min, act_max, 0);
     }
 #endif
-    for (; oc < channels; oc += 2) {
-        const int pair = oc + 1 < channels;
-        int32_t acc[4];
-        const int32_t m0 = mult[oc], s0 = shift[oc];
-        acc[0] = bias[oc];
-        acc[1] = pair ? bias[oc + 1] : 0;
-        acc[2] = acc[0];
-        acc[3] = acc[1];
-        dot_2x2(expanded, w, groups, acc);
+}
+
+/*
+ * Every output channel of two pixels (or one, when o1 is NULL) from their
+ * expanded inputs, in pairs of channels, the filter in the pair-interleaved
+ * layout, into acc (pixel 0's channels, then pixel 1's from acc + C rounded
+ * up to even); then each pixel's channels requantised into o0 and o1.
+ */
+static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expanded,
+                        int32_t groups, const int8_t *filter, const int32_t *bias,
+                        const mnmcu_requant_t *rq, int32_t *acc, int8_t *o0, int8_t *o1)
+{
+    const int32_t channels = params->output.c;
+    int32_t *acc1 = acc + ((channels + 1) & ~1);
+    const int8_t *w = filter;
+    int32_t oc;
+    for (oc = 0; oc < channels; oc += 2) {
+        int32_t a[4];
+        a[0] = bias[oc];
+        a[1] = oc + 1 < channels ? bias[oc + 1] : 0;
+        a[2] = a[0];
+        a[3] = a[1];
+        dot_2x2(expanded, w, groups, a);
         w += 8 * groups;
-        o0[oc] = mnmcu_output_act(acc[0], m0, s0, out_offset, act_min, act_max, full);
-        if (o1 != NULL) {
-            o1[oc] = mnmcu_output_act(acc[2], m0, s0, out_offset, act_min, act_max, full);
-        }
-        if (pair) {
-            const int32_t m1 = mult[oc + 1], s1 = shift[oc + 1];
-            o0[oc + 1] = mnmcu_output_act(acc[1], m1, s1, out_offset, act_min, act_max, full);
-            if (o1 != NULL) {
-                o1[oc + 1] = mnmcu_output_act(acc[3], m1, s1, out_offset, act_min, act_max, full);
-            }
-        }
+        acc[oc] = a[0];
+        acc[oc + 1] = a[1];
+        acc1[oc] = a[2];
+        acc1[oc + 1] = a[3];
     }
+    requant_pixel(params, rq, acc, channels, o0);
+    if (o1 != NULL) {
+        requant_pixel(params, rq, acc1, channels, o1);
+    }
+}
+
+/* The prepared requantisation of every output channel, into rq. */
+static const mnmcu_requant_t *prepare_requant(const mnmcu_conv2d_params_t *params,
+                                              mnmcu_requant_t *rq)
+{
+    int32_t c;
+    for (c = 0; c < params->output.c; ++c) {
+        rq[c] = mnmcu_requant_prepare(params->multiplier[c], params->shift[c],
+                                      params->output_offset);
+    }
+    return rq;
 }
 
 static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
@@ -212,6 +236,8 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
 {
     int32_t pixels, depth, groups, channels, p;
     int32_t *expanded;
+    int32_t *acc;
+    const mnmcu_requant_t *rq;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
@@ -231,12 +257,15 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
     depth = params->input.c;
     groups = (depth + 3) >> 2;
     channels = params->output.c;
+    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(expanded + 4 * groups));
+    acc = (int32_t *)(void *)(rq + channels);
     for (p = 0; p < pixels; p += 2) {
         const int two = p + 1 < pixels;
         const int8_t *x0 = input + (int64_t)p * depth;
         int8_t *o0 = output + (int64_t)p * channels;
         expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
-        conv_pixels(params, expanded, groups, filter, bias, o0, two ? o0 + channels : NULL);
+        conv_pixels(params, expanded, groups, filter, bias, rq, acc, o0,
+                    two ? o0 + channels : NULL);
     }
     return MNMCU_OK;
 }
@@ -246,7 +275,7 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
     const int32_t patch4 = (params->filter.h * params->filter.w * params->filter.c + 3) & ~3;
-    return 2 * patch4 + 2 * patch4 * (int32_t)sizeof(int16_t);
+    return 2 * patch4 + 2 * patch4 * (int32_t)sizeof(int16_t) + per_channel_bytes(params);
 }
 
 /* n bytes from src to dst, four at a time then one at a time (any alignment). */
@@ -310,6 +339,8 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
     int8_t *window0;
     int8_t *window1;
     int32_t *expanded;
+    int32_t *acc;
+    const mnmcu_requant_t *rq;
     int8_t zero_point;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
@@ -329,6 +360,8 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
     expanded = (int32_t *)scratch->buf;
     window0 = (int8_t *)(expanded + patch4);
     window1 = window0 + patch4;
+    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(window1 + patch4));
+    acc = (int32_t *)(void *)(rq + od->c);
     zero_point = (int8_t)(-params->input_offset);
     /* Bytes past the window meet zero weights; they are zeroed once. */
     memset(window0 + patch, 0, (size_t)(patch4 - patch));
@@ -346,7 +379,7 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
                     gather_window(params, in_batch, out_y, out_x + 1, zero_point, window1);
                 }
                 expand_pair(window0, two ? window1 : window0, patch4, expanded);
-                conv_pixels(params, expanded, patch4 >> 2, filter, bias, o0,
+                conv_pixels(params, expanded, patch4 >> 2, filter, bias, rq, acc, o0,
                             two ? o0 + od->c : NULL);
             }
         }
@@ -735,15 +768,16 @@ static void dw_store_row(const mnmcu_depthwise_conv2d_params_t *params, const in
         out += 4 * step;
     }
 #else
+    const mnmcu_requant_t rq = mnmcu_requant_prepare(mult, shift, out_offset);
     if (mnmcu_act_full(act_min, act_max)) {
         for (i = 0; i < n; ++i) {
-            *out = (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[i], mult, shift) + out_offset);
+            *out = (int8_t)mnmcu_ssat8(mnmcu_requant_pre(acc[i], &rq));
             out += step;
         }
         return;
     }
     for (i = 0; i < n; ++i) {
-        *out = mnmcu_output_fast(acc[i], mult, shift, out_offset, act_min, act_max);
+        *out = mnmcu_output_pre(acc[i], &rq, act_min, act_max, 0);
         out += step;
     }
 #endif
