@@ -38,17 +38,23 @@ static int32_t per_channel_bytes(const mnmcu_conv2d_params_t *params)
 
 int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    return 2 * ((params->input.c + 3) & ~3) * (int32_t)sizeof(int16_t) +
+    return 2 * ((params->input.c + 7) & ~7) * (int32_t)sizeof(int16_t) +
            per_channel_bytes(params);
 }
 
 /*
  * Two pixels' channels as int16, four channels per 16 bytes: pixel 0's
- * channels (0, 2) and (1, 3), then pixel 1's; channels past depth are 0.
+ * channels (0, 2) and (1, 3), then pixel 1's; channels past depth, up to the
+ * next multiple of 8, are 0.
  */
 static void expand_pair(const int8_t *x0, const int8_t *x1, int32_t depth, int32_t *dst)
 {
     int32_t k;
+    if (((depth + 3) >> 2) & 1) {
+        /* The odd last group is followed by a group of zeros. */
+        const int32_t last = 4 * ((depth + 3) >> 2);
+        dst[last] = dst[last + 1] = dst[last + 2] = dst[last + 3] = 0;
+    }
     for (k = 0; k + 3 < depth; k += 4) {
         const int32_t a = mnmcu_read_s8x4(x0 + k);
         const int32_t b = mnmcu_read_s8x4(x1 + k);
@@ -74,18 +80,24 @@ static void expand_pair(const int8_t *x0, const int8_t *x1, int32_t depth, int32
 }
 
 /*
- * acc[0..3] += dot products of the expanded pixel pair x with the filter pair
- * w (channel 0 of the pair: acc[0] pixel 0, acc[2] pixel 1; channel 1:
- * acc[1], acc[3]); groups of four input channels.
+ * The accumulators of every pair of output channels for an expanded pixel
+ * pair x (groups of four input channels, an even number of them): for pair j,
+ * acc0[2j], acc0[2j + 1] (pixel 0) and acc1[2j], acc1[2j + 1] (pixel 1), each
+ * starting from the bias; w in the pair-interleaved layout.
  */
-MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int32_t acc[4])
+static void conv_pairs(const int32_t *x, const int8_t *w, int32_t groups, const int32_t *bias,
+                       int32_t pairs, int32_t *acc0, int32_t *acc1)
 {
-    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if MNMCU_HAVE_DSP
-    int32_t xa0, xa1, xb0, xb1, wr, we;
+    /* The loop over pairs is in the assembly too, its state in a stack frame
+     * of its own: the group loop needs 13 registers. */
+    int32_t a00, a01, a10, a11, xp, n;
+    int32_t xa0 = (int32_t)(uintptr_t)bias, xa1 = (int32_t)(uintptr_t)acc0;
+    int32_t xb0 = (int32_t)(uintptr_t)acc1, xb1 = pairs;
+    int32_t wr = (int32_t)(uintptr_t)x, we = groups >> 1;
 #define MNMCU_1X1_GROUP                                                                        \
-    "ldrd %[xa0], %[xa1], [%[x]], #8\n\t"                                                      \
-    "ldrd %[xb0], %[xb1], [%[x]], #8\n\t"                                                      \
+    "ldrd %[xa0], %[xa1], [%[xp]], #8\n\t"                                                     \
+    "ldrd %[xb0], %[xb1], [%[xp]], #8\n\t"                                                     \
     "ldr %[wr], [%[w]], #4\n\t"                                                                \
     "sxtb16 %[we], %[wr]\n\t"                                                                  \
     "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
@@ -100,48 +112,65 @@ MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int
     "smlad %[a01], %[xa1], %[wr], %[a01]\n\t"                                                  \
     "smlad %[a11], %[xb0], %[we], %[a11]\n\t"                                                  \
     "smlad %[a11], %[xb1], %[wr], %[a11]\n\t"
-    /* An odd group first, then two groups per loop iteration. */
-    if (groups & 1) {
-        __asm__(MNMCU_1X1_GROUP
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                  [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xa1] "=&r"(xa1),
-                  [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr), [we] "=&r"(we)
-                :
-                : "memory");
-    }
-    groups >>= 1;
-    if (groups > 0) {
-        __asm__ volatile("1:\n\t" MNMCU_1X1_GROUP MNMCU_1X1_GROUP
-                         "subs %[n], %[n], #1\n\t"
-                         "bne 1b"
-                         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                           [x] "+r"(x), [w] "+r"(w), [n] "+r"(groups), [xa0] "=&r"(xa0),
-                           [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr),
-                           [we] "=&r"(we)
-                         :
-                         : "cc", "memory");
-    }
+    __asm__ volatile(
+        /* Frame: 0 x, 4 groups / 2, 8 bias, 12 acc0, 16 acc1, 20 pairs left. */
+        "sub sp, sp, #24\n\t"
+        "strd %[wr], %[we], [sp, #0]\n\t"
+        "strd %[xa0], %[xa1], [sp, #8]\n\t"
+        "strd %[xb0], %[xb1], [sp, #16]\n\t"
+        "2:\n\t"
+        "ldr %[xa0], [sp, #8]\n\t"
+        "ldrd %[a00], %[a01], [%[xa0]], #8\n\t"
+        "str %[xa0], [sp, #8]\n\t"
+        "mov %[a10], %[a00]\n\t"
+        "mov %[a11], %[a01]\n\t"
+        "ldrd %[xp], %[n], [sp, #0]\n\t"
+        "1:\n\t" MNMCU_1X1_GROUP MNMCU_1X1_GROUP
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        "ldrd %[xa0], %[xa1], [sp, #12]\n\t"
+        "strd %[a00], %[a01], [%[xa0]], #8\n\t"
+        "strd %[a10], %[a11], [%[xa1]], #8\n\t"
+        "strd %[xa0], %[xa1], [sp, #12]\n\t"
+        "ldr %[xa0], [sp, #20]\n\t"
+        "subs %[xa0], %[xa0], #1\n\t"
+        "str %[xa0], [sp, #20]\n\t"
+        "bne 2b\n\t"
+        "add sp, sp, #24"
+        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+          [xp] "=&r"(xp), [n] "=&r"(n), [w] "+r"(w), [xa0] "+r"(xa0), [xa1] "+r"(xa1),
+          [xb0] "+r"(xb0), [xb1] "+r"(xb1), [wr] "+r"(wr), [we] "+r"(we)
+        :
+        : "cc", "memory");
 #undef MNMCU_1X1_GROUP
 #else
-    for (; groups > 0; --groups) {
-        const int32_t wa = mnmcu_read_s8x4(w);
-        const int32_t wb = mnmcu_read_s8x4(w + 4);
-        a00 = mnmcu_smlad(x[0], mnmcu_sxtb16(wa), a00);
-        a00 = mnmcu_smlad(x[1], mnmcu_sxtb16_ror8(wa), a00);
-        a10 = mnmcu_smlad(x[2], mnmcu_sxtb16(wa), a10);
-        a10 = mnmcu_smlad(x[3], mnmcu_sxtb16_ror8(wa), a10);
-        a01 = mnmcu_smlad(x[0], mnmcu_sxtb16(wb), a01);
-        a01 = mnmcu_smlad(x[1], mnmcu_sxtb16_ror8(wb), a01);
-        a11 = mnmcu_smlad(x[2], mnmcu_sxtb16(wb), a11);
-        a11 = mnmcu_smlad(x[3], mnmcu_sxtb16_ror8(wb), a11);
-        x += 4;
-        w += 8;
+    for (; pairs > 0; --pairs) {
+        int32_t a00 = bias[0], a01 = bias[1], a10 = bias[0], a11 = bias[1];
+        const int32_t *xp = x;
+        int32_t g;
+        for (g = 0; g < groups; ++g) {
+            const int32_t wa = mnmcu_read_s8x4(w);
+            const int32_t wb = mnmcu_read_s8x4(w + 4);
+            a00 = mnmcu_smlad(xp[0], mnmcu_sxtb16(wa), a00);
+            a00 = mnmcu_smlad(xp[1], mnmcu_sxtb16_ror8(wa), a00);
+            a10 = mnmcu_smlad(xp[2], mnmcu_sxtb16(wa), a10);
+            a10 = mnmcu_smlad(xp[3], mnmcu_sxtb16_ror8(wa), a10);
+            a01 = mnmcu_smlad(xp[0], mnmcu_sxtb16(wb), a01);
+            a01 = mnmcu_smlad(xp[1], mnmcu_sxtb16_ror8(wb), a01);
+            a11 = mnmcu_smlad(xp[2], mnmcu_sxtb16(wb), a11);
+            a11 = mnmcu_smlad(xp[3], mnmcu_sxtb16_ror8(wb), a11);
+            xp += 4;
+            w += 8;
+        }
+        acc0[0] = a00;
+        acc0[1] = a01;
+        acc1[0] = a10;
+        acc1[1] = a11;
+        acc0 += 2;
+        acc1 += 2;
+        bias += 2;
     }
 #endif
-    acc[0] = a00;
-    acc[1] = a01;
-    acc[2] = a10;
-    acc[3] = a11;
 }
 
 /*
@@ -177,9 +206,9 @@ static void requant_pixel(const mnmcu_conv2d_params_t *params, const mnmcu_requa
 
 /*
  * Every output channel of two pixels (or one, when o1 is NULL) from their
- * expanded inputs, in pairs of channels, the filter in the pair-interleaved
- * layout, into acc (pixel 0's channels, then pixel 1's from acc + C rounded
- * up to even); then each pixel's channels requantised into o0 and o1.
+ * expanded inputs (an even number of groups), into acc (pixel 0's channels,
+ * then pixel 1's from acc + C rounded up to even); then each pixel's
+ * channels requantised into o0 and o1.
  */
 static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expanded,
                         int32_t groups, const int8_t *filter, const int32_t *bias,
@@ -187,21 +216,7 @@ static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expa
 {
     const int32_t channels = params->output.c;
     int32_t *acc1 = acc + ((channels + 1) & ~1);
-    const int8_t *w = filter;
-    int32_t oc;
-    for (oc = 0; oc < channels; oc += 2) {
-        int32_t a[4];
-        a[0] = bias[oc];
-        a[1] = oc + 1 < channels ? bias[oc + 1] : 0;
-        a[2] = a[0];
-        a[3] = a[1];
-        dot_2x2(expanded, w, groups, a);
-        w += 8 * groups;
-        acc[oc] = a[0];
-        acc[oc + 1] = a[1];
-        acc1[oc] = a[2];
-        acc1[oc + 1] = a[3];
-    }
+    conv_pairs(expanded, filter, groups, bias, (channels + 1) >> 1, acc, acc1);
     requant_pixel(params, rq, acc, channels, o0);
     if (o1 != NULL) {
         requant_pixel(params, rq, acc1, channels, o1);
@@ -255,7 +270,7 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
     expanded = (int32_t *)scratch->buf;
     pixels = params->input.n * params->input.h * params->input.w;
     depth = params->input.c;
-    groups = (depth + 3) >> 2;
+    groups = ((depth + 7) >> 3) * 2;
     channels = params->output.c;
     rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(expanded + 4 * groups));
     acc = (int32_t *)(void *)(rq + channels);
@@ -274,8 +289,8 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
 
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    const int32_t patch4 = (params->filter.h * params->filter.w * params->filter.c + 3) & ~3;
-    return 2 * patch4 + 2 * patch4 * (int32_t)sizeof(int16_t) + per_channel_bytes(params);
+    const int32_t patch8 = (params->filter.h * params->filter.w * params->filter.c + 7) & ~7;
+    return 2 * patch8 + 2 * patch8 * (int32_t)sizeof(int16_t) + per_channel_bytes(params);
 }
 
 /* n bytes from src to dst, four at a time then one at a time (any alignment). */
@@ -335,7 +350,7 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
 {
     const mnmcu_dims_t *in;
     const mnmcu_dims_t *od;
-    int32_t patch, patch4, batch, out_y, out_x;
+    int32_t patch, patch8, batch, out_y, out_x;
     int8_t *window0;
     int8_t *window1;
     int32_t *expanded;
@@ -356,16 +371,16 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
     in = &params->input;
     od = &params->output;
     patch = params->filter.h * params->filter.w * params->filter.c;
-    patch4 = (patch + 3) & ~3;
+    patch8 = (patch + 7) & ~7;
     expanded = (int32_t *)scratch->buf;
-    window0 = (int8_t *)(expanded + patch4);
-    window1 = window0 + patch4;
-    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(window1 + patch4));
+    window0 = (int8_t *)(expanded + patch8);
+    window1 = window0 + patch8;
+    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(window1 + patch8));
     acc = (int32_t *)(void *)(rq + od->c);
     zero_point = (int8_t)(-params->input_offset);
     /* Bytes past the window meet zero weights; they are zeroed once. */
-    memset(window0 + patch, 0, (size_t)(patch4 - patch));
-    memset(window1 + patch, 0, (size_t)(patch4 - patch));
+    memset(window0 + patch, 0, (size_t)(patch8 - patch));
+    memset(window1 + patch, 0, (size_t)(patch8 - patch));
 
     for (batch = 0; batch < in->n; ++batch) {
         const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
@@ -378,8 +393,8 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
                 if (two) {
                     gather_window(params, in_batch, out_y, out_x + 1, zero_point, window1);
                 }
-                expand_pair(window0, two ? window1 : window0, patch4, expanded);
-                conv_pixels(params, expanded, patch4 >> 2, filter, bias, rq, acc, o0,
+                expand_pair(window0, two ? window1 : window0, patch8, expanded);
+                conv_pixels(params, expanded, patch8 >> 2, filter, bias, rq, acc, o0,
                             two ? o0 + od->c : NULL);
             }
         }

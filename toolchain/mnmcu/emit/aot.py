@@ -361,7 +361,7 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     if int(bound.max(initial=0)) >= _FAST_ACC_LIMIT:
         return None
     depth = rows.shape[1]
-    depth4 = -(-depth // 4) * 4
+    depth8 = -(-depth // 8) * 8
     if kind == "depthwise" and weights.shape[1:3] == (3, 3) and dil == (1, 1):
         out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
         pad_w = padding(int(inp.shape[2]), 3, stride_w, 1, out_w)
@@ -386,15 +386,18 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     # Helium's 16-lane products pay off from 32 input channels; below, the DSP kernel is faster.
     if kind == "conv2d_1x1" and kernels == "helium" and depth >= 32:
         return FastConv("mnmcu_conv2d_1x1_s8_mve_run", rows.reshape(-1), folded, 0, "int8_t", False)
-    padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
+    # Output channels rounded up to even, input channels (window values) to a
+    # multiple of 8, both with zeros; the bias likewise to an even length.
+    padded = np.zeros((channels + (channels & 1), depth8), dtype=np.int64)
     padded[:channels, :depth] = rows
+    even_bias = np.concatenate([folded, np.zeros(channels & 1, dtype=np.int64)])
     # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
-    pairs = padded.reshape(-1, 2, depth4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    pairs = padded.reshape(-1, 2, depth8 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
     # Per output channel: its prepared requantisation and two int32 accumulators.
     prepared = _REQUANT_BYTES * channels + 8 * (channels + (channels & 1))
     if kind == "conv2d_1x1":
-        return FastConv("mnmcu_conv2d_1x1_s8_dsp_run", pairs, folded, 4 * depth4 + prepared)
-    return FastConv("mnmcu_conv2d_s8_dsp_run", pairs, folded, 6 * depth4 + prepared)
+        return FastConv("mnmcu_conv2d_1x1_s8_dsp_run", pairs, even_bias, 4 * depth8 + prepared)
+    return FastConv("mnmcu_conv2d_s8_dsp_run", pairs, even_bias, 6 * depth8 + prepared)
 
 
 # --------------------------------------------------------------------------
