@@ -4,7 +4,9 @@
   equals the portable one over random and extreme values, and models
   generated with ``kernels="dsp"`` give TFLite's reference outputs (op zoo
   with odd shapes, and the AOT verify configurations).
-* In QEMU (qemu-m4: Cortex-M4, qemu-m55: Cortex-M55), the firmware built with
+* In QEMU (qemu-m4: Cortex-M4, qemu-m55: Cortex-M55), the same
+  requantisation check runs with the Arm instructions themselves (and on the
+  M55 Helium's four lanes), and the firmware built with
   the board's fast kernels runs the Arm instructions themselves; each model
   embeds a random int8 input and its reference output and reports ``ok=1``
   only when every output byte matches.
@@ -12,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -20,10 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnmcu.analyze import analyze
 from mnmcu.bench import convert_untrained
 from mnmcu.bench_sim import kernel_code_bytes, parse_layer_lines
-from mnmcu.boards import get_board
+from mnmcu.boards import boards_dir, get_board
 from mnmcu.emit.aot import default_kernels, emit_aot, fast_conv, inplace_ops, scratch_bytes
 from mnmcu.emit.host import compile_host, run_host
 from mnmcu.graph import DYNAMIC_SHAPE_OPS, load_graph
@@ -37,7 +39,12 @@ QEMU_INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-s
 
 REQUANT_CHECK = r"""
 #include <stdio.h>
-#include "mnmcu_dsp.h"
+#include <stdlib.h>
+#include "mnmcu_mve.h"
+
+#ifndef CHECK_COUNT
+#define CHECK_COUNT 4000000
+#endif
 
 static uint64_t state = 0x9E3779B97F4A7C15ull;
 static uint32_t next(void)
@@ -51,8 +58,9 @@ static uint32_t next(void)
 int main(void)
 {
     static const int32_t edges[] = {0, 1, -1, 2, -2, (1 << 30) - 1, -(1 << 30) + 1, 12345, -12345};
-    long bad = 0, n = 0;
-    for (long i = 0; i < 4000000; ++i) {
+    long bad = 0, n = 0, n_pre = 0, n_mve = 0;
+    int32_t ring[4][4] = {{0}}; /* the last four cases: acc, multiplier, shift, want */
+    for (long i = 0; i < CHECK_COUNT; ++i) {
         int32_t acc = (int32_t)(next() % ((1u << 31) - 1u)) - ((1 << 30) - 1);
         int32_t mult = (int32_t)((1u << 30) + next() % (1u << 30));
         const int32_t shift = -1 - (int32_t)(next() % 31u);
@@ -67,18 +75,55 @@ int main(void)
         const int32_t offset = (int32_t)(next() % 256u) - 128;
         const int32_t lo = -128 + (int32_t)(next() % 4u) * 40;
         const int32_t hi = 127 - (int32_t)(next() % 4u) * 40;
+        if (i % 5 == 0) {
+            /* Accumulators near the extremes, with the largest output offsets. */
+            acc = (i % 10 == 0 ? 1 : -1) * ((1 << 30) - 1 - (int32_t)(next() % 1000u));
+        }
         const int32_t want = mnmcu_mbqm(acc, mult, shift);
+        const int8_t out = (int8_t)mnmcu_clamp(want + offset, lo, hi);
+        int ok = mnmcu_requant_fast(acc, mult, shift) == want &&
+                 mnmcu_output_fast(acc, mult, shift, offset, lo, hi) == out &&
+                 mnmcu_output_act(acc, mult, shift, offset, lo, hi, mnmcu_act_full(lo, hi)) == out;
         ++n;
-        if (mnmcu_requant_fast(acc, mult, shift) != want ||
-            mnmcu_output_fast(acc, mult, shift, offset, lo, hi) !=
-                (int8_t)mnmcu_clamp(want + offset, lo, hi)) {
-            if (bad++ < 3) {
-                printf("acc=%d mult=%d shift=%d\n", (int)acc, (int)mult, (int)shift);
+        if (shift >= -22) {
+            const mnmcu_requant_t rq = mnmcu_requant_prepare(mult, shift, offset);
+            ++n_pre;
+            ok = ok && mnmcu_requant_pre(acc, &rq) == want + offset &&
+                 mnmcu_output_pre(acc, &rq, lo, hi, 0) == out &&
+                 mnmcu_output_pre(acc, &rq, lo, hi, mnmcu_act_full(lo, hi)) == out;
+        }
+#if MNMCU_HAVE_MVE
+        /* Four lanes of different cases (this offset and clamp), then four
+         * accumulators of one channel (this multiplier and shift). */
+        ring[i & 3][0] = acc;
+        ring[i & 3][1] = mult;
+        ring[i & 3][2] = shift;
+        ring[i & 3][3] = want;
+        if (i >= 3) {
+            int32_t lanes[4], one[4];
+            const int32x4_t a4 = mnmcu_vec4(ring[0][0], ring[1][0], ring[2][0], ring[3][0]);
+            vst1q_s32(lanes, mnmcu_output_mve(
+                                 a4, mnmcu_vec4(ring[0][1], ring[1][1], ring[2][1], ring[3][1]),
+                                 mnmcu_vec4(ring[0][2], ring[1][2], ring[2][2], ring[3][2]),
+                                 offset, lo, hi));
+            vst1q_s32(one, mnmcu_output1_mve(a4, mult, shift, offset, lo, hi));
+            for (int k = 0; k < 4; ++k) {
+                const int32_t w1 = mnmcu_mbqm(ring[k][0], mult, shift);
+                ok = ok && lanes[k] == mnmcu_clamp(ring[k][3] + offset, lo, hi) &&
+                     one[k] == mnmcu_clamp(w1 + offset, lo, hi);
             }
+            ++n_mve;
+        }
+#else
+        (void)ring;
+#endif
+        if (!ok && bad++ < 3) {
+            printf("acc=%d mult=%d shift=%d offset=%d\n", (int)acc, (int)mult, (int)shift,
+                   (int)offset);
         }
     }
-    printf("checked=%ld mismatches=%ld\n", n, bad);
-    return bad != 0;
+    printf("checked=%ld prepared=%ld vectors=%ld mismatches=%ld\n", n, n_pre, n_mve, bad);
+    exit(bad != 0);
 }
 """
 
@@ -105,6 +150,7 @@ def test_fast_requantisation_equals_portable(tmp_path: Path) -> None:
     result = run_command([str(exe)], timeout=120)
     text = result.stdout.decode()
     assert "mismatches=0" in text and "checked=4000000" in text, text
+    assert int(text.split("prepared=")[1].split()[0]) > 2_000_000, text
 
 
 def _host_build(src: Path, work: Path, kernels: str) -> tuple[Path, str]:
@@ -208,6 +254,46 @@ def _require_qemu() -> None:
         pytest.skip(message)
 
 
+@pytest.mark.sim
+@pytest.mark.parametrize("board_id", ["qemu-m4", "qemu-m55"])
+def test_fast_requantisation_with_arm_instructions_in_qemu(board_id: str, tmp_path: Path) -> None:
+    """The requantisation check of the host test, built for the board's core (SMMULR,
+    SMMLAR, SSAT; on the M55 also the Helium lanes) and run bare-metal in QEMU."""
+    _require_qemu()
+    board = get_board(board_id)
+    assert board.platformio is not None
+    platform = boards_dir() / "platforms" / "mnmcu-qemu"
+    spec = json.loads((platform / "boards" / f"{board.platformio.board}.json").read_text())
+    aot = data_dir("firmware") / "aot"
+    source = tmp_path / "requant.c"
+    source.write_text(REQUANT_CHECK)
+    elf = tmp_path / "requant.elf"
+    startup = platform / "startup"
+    run_command(
+        ["arm-none-eabi-gcc", *board.cpu.gcc_flags, "-O2", "-std=c99", "-Wall", "-Wextra"]
+        + ["-Werror", "-DCHECK_COUNT=1000000", "-DMNMCU_QEMU", "-DMNMCU_SEMIHOSTING_EXIT"]
+        + spec["build"]["extra_flags"].split()
+        + [f"-I{aot / 'include'}", f"-I{aot / 'src'}", f"-I{startup}", str(source)]
+        + [str(startup / "mnmcu_qemu_startup.c"), str(startup / "mnmcu_qemu_syscalls.c")]
+        + [f"-L{platform / 'ldscripts'}", f"-T{spec['build']['ldscript']}"]
+        + ["--specs=nano.specs", "-nostartfiles", "-Wl,--gc-sections"]
+        + ["-Wl,--no-warn-rwx-segments", "-o", str(elf)],
+        timeout=120,
+    )
+    machine = board.simulator.qemu_machine
+    assert machine is not None
+    result = run_command(
+        ["qemu-system-arm", "-M", machine, "-display", "none", "-monitor", "none"]
+        + ["-serial", "stdio", "-semihosting-config", "enable=on,target=native"]
+        + ["-kernel", str(elf)],
+        timeout=120,
+    )
+    text = result.stdout.decode()
+    assert "checked=1000000" in text and "mismatches=0" in text, text
+    vectors = int(text.split("vectors=")[1].split()[0])
+    assert vectors == (999_997 if board.cpu.helium else 0), text
+
+
 @pytest.fixture(scope="session")
 def pio_core(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("fast-pio-core")
@@ -232,9 +318,6 @@ def test_mobilenet_fast_kernels_bit_exact_in_qemu(
     board = get_board(board_id)
     src = verify_models(name)
     graph = load_graph(src)
-    weights = analyze(graph).weight_bytes
-    if weights > (board.memory.flash_bytes or 0) * 0.9:
-        pytest.skip(f"{name}: {weights:,} B of constants do not fit {board_id}'s code memory")
     sample = make_inputs(graph.input.shape, 4, seed=31)[3]
     info = emit_project(src, board, tmp_path / "p", sample=sample, profile=True)
     assert info.kernels == default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)

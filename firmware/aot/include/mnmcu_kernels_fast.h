@@ -11,7 +11,7 @@
  * outputs are bit-exact with the portable kernels.
  *
  * Preconditions the generator checks (the kernels do not): every channel's
- * shift is in [-31, -1] and every accumulator, bias included, stays within
+ * shift is in [-22, -1] and every accumulator, bias included, stays within
  * (-2^30, 2^30) for any int8 input.
  */
 #ifndef MNMCU_KERNELS_FAST_H
@@ -29,11 +29,11 @@ extern "C" {
  * @param[in]  params   as for mnmcu_conv2d_s8_run(); input_offset is unused
  * @param[in]  input    int8 NHWC
  * @param[in]  filter   int8, C_out rounded up to even and C_in to a multiple
- *                      of 4 with zeros; each pair of output channels
+ *                      of 8 with zeros; each pair of output channels
  *                      (2j, 2j+1) interleaved: four C_in values of 2j, the
  *                      same four of 2j+1, and so on
- * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
- *                      channel's weights (never NULL)
+ * @param[in]  bias     int32 [C_out rounded up to even]: bias + input_offset *
+ *                      sum of the channel's weights (never NULL)
  * @param[out] output   int8 NHWC; must not overlap input
  * @param[in]  scratch  mnmcu_conv2d_1x1_s8_dsp_get_buffer_size() bytes, 4-byte aligned
  */
@@ -42,7 +42,8 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
                                            const int32_t *bias, int8_t *output,
                                            const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_conv2d_1x1_s8_dsp_run(): two pixels as int16. */
+/** Scratch bytes of mnmcu_conv2d_1x1_s8_dsp_run(): two pixels as int16, and per
+ * output channel its prepared requantisation and two accumulators. */
 int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
@@ -52,15 +53,16 @@ int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *par
  *
  * @param[in]  filter   int8 in the layout of mnmcu_conv2d_1x1_s8_dsp_run()
  *                      over KH * KW * C_in values per output channel
- * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
- *                      channel's weights (never NULL)
+ * @param[in]  bias     int32 [C_out rounded up to even]: bias + input_offset *
+ *                      sum of the channel's weights (never NULL)
  * @param[in]  scratch  mnmcu_conv2d_s8_dsp_get_buffer_size() bytes, 4-byte aligned
  */
 mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
                                        const int8_t *filter, const int32_t *bias, int8_t *output,
                                        const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): two windows, as int8 and as int16. */
+/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): two windows, as int8 and as int16,
+ * and per output channel its prepared requantisation and two accumulators. */
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**

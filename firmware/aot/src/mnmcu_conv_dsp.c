@@ -5,14 +5,16 @@
  * Bit-exact with mnmcu_conv.c: int32 sums are exact in any order, so only
  * the way the accumulators are summed differs; requantisation is
  * mnmcu_requant_fast(), equal to the portable one under the conditions
- * mnmcu.emit.aot checks before choosing these kernels.
+ * mnmcu.emit.aot checks before choosing these kernels. Compiled for a core
+ * with Helium (Cortex-M55), they requantise four outputs per vector sequence
+ * (mnmcu_mve.h); for the whole int8 activation range the clamp is one SSAT.
  */
 /* The hot loops of the runtime: compiled for speed also in -Os builds. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O2")
 #endif
-#include "mnmcu_dsp.h"
 #include "mnmcu_kernels_fast.h"
+#include "mnmcu_mve.h"
 
 static int conv_args_valid(const mnmcu_conv2d_params_t *params, const void *input,
                            const void *filter, const void *bias, const void *output)
@@ -26,18 +28,33 @@ static int conv_args_valid(const mnmcu_conv2d_params_t *params, const void *inpu
 
 /* ---- CONV_2D 1x1, stride 1 ---------------------------------------------- */
 
+/* Scratch of the convolutions per output channel: its prepared requantisation
+ * and two accumulators (C rounded up to even). */
+static int32_t per_channel_bytes(const mnmcu_conv2d_params_t *params)
+{
+    return params->output.c * (int32_t)sizeof(mnmcu_requant_t) +
+           2 * ((params->output.c + 1) & ~1) * (int32_t)sizeof(int32_t);
+}
+
 int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    return 2 * ((params->input.c + 3) & ~3) * (int32_t)sizeof(int16_t);
+    return 2 * ((params->input.c + 7) & ~7) * (int32_t)sizeof(int16_t) +
+           per_channel_bytes(params);
 }
 
 /*
  * Two pixels' channels as int16, four channels per 16 bytes: pixel 0's
- * channels (0, 2) and (1, 3), then pixel 1's; channels past depth are 0.
+ * channels (0, 2) and (1, 3), then pixel 1's; channels past depth, up to the
+ * next multiple of 8, are 0.
  */
 static void expand_pair(const int8_t *x0, const int8_t *x1, int32_t depth, int32_t *dst)
 {
     int32_t k;
+    if (((depth + 3) >> 2) & 1) {
+        /* The odd last group is followed by a group of zeros. */
+        const int32_t last = 4 * ((depth + 3) >> 2);
+        dst[last] = dst[last + 1] = dst[last + 2] = dst[last + 3] = 0;
+    }
     for (k = 0; k + 3 < depth; k += 4) {
         const int32_t a = mnmcu_read_s8x4(x0 + k);
         const int32_t b = mnmcu_read_s8x4(x1 + k);
@@ -63,18 +80,24 @@ static void expand_pair(const int8_t *x0, const int8_t *x1, int32_t depth, int32
 }
 
 /*
- * acc[0..3] += dot products of the expanded pixel pair x with the filter pair
- * w (channel 0 of the pair: acc[0] pixel 0, acc[2] pixel 1; channel 1:
- * acc[1], acc[3]); groups of four input channels.
+ * The accumulators of every pair of output channels for an expanded pixel
+ * pair x (groups of four input channels, an even number of them): for pair j,
+ * acc0[2j], acc0[2j + 1] (pixel 0) and acc1[2j], acc1[2j + 1] (pixel 1), each
+ * starting from the bias; w in the pair-interleaved layout.
  */
-MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int32_t acc[4])
+static void conv_pairs(const int32_t *x, const int8_t *w, int32_t groups, const int32_t *bias,
+                       int32_t pairs, int32_t *acc0, int32_t *acc1)
 {
-    int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
 #if MNMCU_HAVE_DSP
-    int32_t xa0, xa1, xb0, xb1, wr, we;
+    /* The loop over pairs is in the assembly too, its state in a stack frame
+     * of its own: the group loop needs 13 registers. */
+    int32_t a00, a01, a10, a11, xp, n;
+    int32_t xa0 = (int32_t)(uintptr_t)bias, xa1 = (int32_t)(uintptr_t)acc0;
+    int32_t xb0 = (int32_t)(uintptr_t)acc1, xb1 = pairs;
+    int32_t wr = (int32_t)(uintptr_t)x, we = groups >> 1;
 #define MNMCU_1X1_GROUP                                                                        \
-    "ldrd %[xa0], %[xa1], [%[x]], #8\n\t"                                                      \
-    "ldrd %[xb0], %[xb1], [%[x]], #8\n\t"                                                      \
+    "ldrd %[xa0], %[xa1], [%[xp]], #8\n\t"                                                     \
+    "ldrd %[xb0], %[xb1], [%[xp]], #8\n\t"                                                     \
     "ldr %[wr], [%[w]], #4\n\t"                                                                \
     "sxtb16 %[we], %[wr]\n\t"                                                                  \
     "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
@@ -89,88 +112,127 @@ MNMCU_INLINE void dot_2x2(const int32_t *x, const int8_t *w, int32_t groups, int
     "smlad %[a01], %[xa1], %[wr], %[a01]\n\t"                                                  \
     "smlad %[a11], %[xb0], %[we], %[a11]\n\t"                                                  \
     "smlad %[a11], %[xb1], %[wr], %[a11]\n\t"
-    /* An odd group first, then two groups per loop iteration. */
-    if (groups & 1) {
-        __asm__(MNMCU_1X1_GROUP
-                : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                  [x] "+r"(x), [w] "+r"(w), [xa0] "=&r"(xa0), [xa1] "=&r"(xa1),
-                  [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr), [we] "=&r"(we)
-                :
-                : "memory");
-    }
-    groups >>= 1;
-    if (groups > 0) {
-        __asm__ volatile("1:\n\t" MNMCU_1X1_GROUP MNMCU_1X1_GROUP
-                         "subs %[n], %[n], #1\n\t"
-                         "bne 1b"
-                         : [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), [a11] "+r"(a11),
-                           [x] "+r"(x), [w] "+r"(w), [n] "+r"(groups), [xa0] "=&r"(xa0),
-                           [xa1] "=&r"(xa1), [xb0] "=&r"(xb0), [xb1] "=&r"(xb1), [wr] "=&r"(wr),
-                           [we] "=&r"(we)
-                         :
-                         : "cc", "memory");
-    }
+    __asm__ volatile(
+        /* Frame: 0 x, 4 groups / 2, 8 bias, 12 acc0, 16 acc1, 20 pairs left. */
+        "sub sp, sp, #24\n\t"
+        "strd %[wr], %[we], [sp, #0]\n\t"
+        "strd %[xa0], %[xa1], [sp, #8]\n\t"
+        "strd %[xb0], %[xb1], [sp, #16]\n\t"
+        "2:\n\t"
+        "ldr %[xa0], [sp, #8]\n\t"
+        "ldrd %[a00], %[a01], [%[xa0]], #8\n\t"
+        "str %[xa0], [sp, #8]\n\t"
+        "mov %[a10], %[a00]\n\t"
+        "mov %[a11], %[a01]\n\t"
+        "ldrd %[xp], %[n], [sp, #0]\n\t"
+        "1:\n\t" MNMCU_1X1_GROUP MNMCU_1X1_GROUP
+        "subs %[n], %[n], #1\n\t"
+        "bne 1b\n\t"
+        "ldrd %[xa0], %[xa1], [sp, #12]\n\t"
+        "strd %[a00], %[a01], [%[xa0]], #8\n\t"
+        "strd %[a10], %[a11], [%[xa1]], #8\n\t"
+        "strd %[xa0], %[xa1], [sp, #12]\n\t"
+        "ldr %[xa0], [sp, #20]\n\t"
+        "subs %[xa0], %[xa0], #1\n\t"
+        "str %[xa0], [sp, #20]\n\t"
+        "bne 2b\n\t"
+        "add sp, sp, #24"
+        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
+          [xp] "=&r"(xp), [n] "=&r"(n), [w] "+r"(w), [xa0] "+r"(xa0), [xa1] "+r"(xa1),
+          [xb0] "+r"(xb0), [xb1] "+r"(xb1), [wr] "+r"(wr), [we] "+r"(we)
+        :
+        : "cc", "memory");
 #undef MNMCU_1X1_GROUP
 #else
-    for (; groups > 0; --groups) {
-        const int32_t wa = mnmcu_read_s8x4(w);
-        const int32_t wb = mnmcu_read_s8x4(w + 4);
-        a00 = mnmcu_smlad(x[0], mnmcu_sxtb16(wa), a00);
-        a00 = mnmcu_smlad(x[1], mnmcu_sxtb16_ror8(wa), a00);
-        a10 = mnmcu_smlad(x[2], mnmcu_sxtb16(wa), a10);
-        a10 = mnmcu_smlad(x[3], mnmcu_sxtb16_ror8(wa), a10);
-        a01 = mnmcu_smlad(x[0], mnmcu_sxtb16(wb), a01);
-        a01 = mnmcu_smlad(x[1], mnmcu_sxtb16_ror8(wb), a01);
-        a11 = mnmcu_smlad(x[2], mnmcu_sxtb16(wb), a11);
-        a11 = mnmcu_smlad(x[3], mnmcu_sxtb16_ror8(wb), a11);
-        x += 4;
-        w += 8;
+    for (; pairs > 0; --pairs) {
+        int32_t a00 = bias[0], a01 = bias[1], a10 = bias[0], a11 = bias[1];
+        const int32_t *xp = x;
+        int32_t g;
+        for (g = 0; g < groups; ++g) {
+            const int32_t wa = mnmcu_read_s8x4(w);
+            const int32_t wb = mnmcu_read_s8x4(w + 4);
+            a00 = mnmcu_smlad(xp[0], mnmcu_sxtb16(wa), a00);
+            a00 = mnmcu_smlad(xp[1], mnmcu_sxtb16_ror8(wa), a00);
+            a10 = mnmcu_smlad(xp[2], mnmcu_sxtb16(wa), a10);
+            a10 = mnmcu_smlad(xp[3], mnmcu_sxtb16_ror8(wa), a10);
+            a01 = mnmcu_smlad(xp[0], mnmcu_sxtb16(wb), a01);
+            a01 = mnmcu_smlad(xp[1], mnmcu_sxtb16_ror8(wb), a01);
+            a11 = mnmcu_smlad(xp[2], mnmcu_sxtb16(wb), a11);
+            a11 = mnmcu_smlad(xp[3], mnmcu_sxtb16_ror8(wb), a11);
+            xp += 4;
+            w += 8;
+        }
+        acc0[0] = a00;
+        acc0[1] = a01;
+        acc1[0] = a10;
+        acc1[1] = a11;
+        acc0 += 2;
+        acc1 += 2;
+        bias += 2;
     }
 #endif
-    acc[0] = a00;
-    acc[1] = a01;
-    acc[2] = a10;
-    acc[3] = a11;
+}
+
+/*
+ * One pixel's n accumulators (channels 0..n-1) requantised into out: four
+ * channels per vector with Helium, else with the prepared constants rq.
+ */
+static void requant_pixel(const mnmcu_conv2d_params_t *params, const mnmcu_requant_t *rq,
+                          const int32_t *acc, int32_t n, int8_t *out)
+{
+    const int32_t act_min = params->act_min, act_max = params->act_max;
+    int32_t c;
+#if MNMCU_HAVE_MVE
+    for (c = 0; c < n; c += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - c));
+        const int32x4_t v = mnmcu_output_mve(
+            vldrwq_z_s32(acc + c, p), vldrwq_z_s32(params->multiplier + c, p),
+            vldrwq_z_s32(params->shift + c, p), params->output_offset, act_min, act_max);
+        vstrbq_p_s32(out + c, v, p);
+    }
+    (void)rq;
+#else
+    if (mnmcu_act_full(act_min, act_max)) {
+        for (c = 0; c < n; ++c) {
+            out[c] = (int8_t)mnmcu_ssat8(mnmcu_requant_pre(acc[c], rq + c));
+        }
+        return;
+    }
+    for (c = 0; c < n; ++c) {
+        out[c] = mnmcu_output_pre(acc[c], rq + c, act_min, act_max, 0);
+    }
+#endif
 }
 
 /*
  * Every output channel of two pixels (or one, when o1 is NULL) from their
- * expanded inputs, in pairs of channels, the filter in the pair-interleaved
- * layout; requantised into o0 and o1.
+ * expanded inputs (an even number of groups), into acc (pixel 0's channels,
+ * then pixel 1's from acc + C rounded up to even); then each pixel's
+ * channels requantised into o0 and o1.
  */
 static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expanded,
-                        int32_t groups, const int8_t *filter, const int32_t *bias, int8_t *o0,
-                        int8_t *o1)
+                        int32_t groups, const int8_t *filter, const int32_t *bias,
+                        const mnmcu_requant_t *rq, int32_t *acc, int8_t *o0, int8_t *o1)
 {
     const int32_t channels = params->output.c;
-    const int32_t *mult = params->multiplier;
-    const int32_t *shift = params->shift;
-    const int32_t out_offset = params->output_offset;
-    const int32_t act_min = params->act_min, act_max = params->act_max;
-    const int8_t *w = filter;
-    int32_t oc;
-    for (oc = 0; oc < channels; oc += 2) {
-        const int pair = oc + 1 < channels;
-        int32_t acc[4];
-        const int32_t m0 = mult[oc], s0 = shift[oc];
-        acc[0] = bias[oc];
-        acc[1] = pair ? bias[oc + 1] : 0;
-        acc[2] = acc[0];
-        acc[3] = acc[1];
-        dot_2x2(expanded, w, groups, acc);
-        w += 8 * groups;
-        o0[oc] = mnmcu_output_fast(acc[0], m0, s0, out_offset, act_min, act_max);
-        if (o1 != NULL) {
-            o1[oc] = mnmcu_output_fast(acc[2], m0, s0, out_offset, act_min, act_max);
-        }
-        if (pair) {
-            const int32_t m1 = mult[oc + 1], s1 = shift[oc + 1];
-            o0[oc + 1] = mnmcu_output_fast(acc[1], m1, s1, out_offset, act_min, act_max);
-            if (o1 != NULL) {
-                o1[oc + 1] = mnmcu_output_fast(acc[3], m1, s1, out_offset, act_min, act_max);
-            }
-        }
+    int32_t *acc1 = acc + ((channels + 1) & ~1);
+    conv_pairs(expanded, filter, groups, bias, (channels + 1) >> 1, acc, acc1);
+    requant_pixel(params, rq, acc, channels, o0);
+    if (o1 != NULL) {
+        requant_pixel(params, rq, acc1, channels, o1);
     }
+}
+
+/* The prepared requantisation of every output channel, into rq. */
+static const mnmcu_requant_t *prepare_requant(const mnmcu_conv2d_params_t *params,
+                                              mnmcu_requant_t *rq)
+{
+    int32_t c;
+    for (c = 0; c < params->output.c; ++c) {
+        rq[c] = mnmcu_requant_prepare(params->multiplier[c], params->shift[c],
+                                      params->output_offset);
+    }
+    return rq;
 }
 
 static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
@@ -189,6 +251,8 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
 {
     int32_t pixels, depth, groups, channels, p;
     int32_t *expanded;
+    int32_t *acc;
+    const mnmcu_requant_t *rq;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
@@ -206,14 +270,17 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
     expanded = (int32_t *)scratch->buf;
     pixels = params->input.n * params->input.h * params->input.w;
     depth = params->input.c;
-    groups = (depth + 3) >> 2;
+    groups = ((depth + 7) >> 3) * 2;
     channels = params->output.c;
+    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(expanded + 4 * groups));
+    acc = (int32_t *)(void *)(rq + channels);
     for (p = 0; p < pixels; p += 2) {
         const int two = p + 1 < pixels;
         const int8_t *x0 = input + (int64_t)p * depth;
         int8_t *o0 = output + (int64_t)p * channels;
         expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
-        conv_pixels(params, expanded, groups, filter, bias, o0, two ? o0 + channels : NULL);
+        conv_pixels(params, expanded, groups, filter, bias, rq, acc, o0,
+                    two ? o0 + channels : NULL);
     }
     return MNMCU_OK;
 }
@@ -222,8 +289,8 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
 
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    const int32_t patch4 = (params->filter.h * params->filter.w * params->filter.c + 3) & ~3;
-    return 2 * patch4 + 2 * patch4 * (int32_t)sizeof(int16_t);
+    const int32_t patch8 = (params->filter.h * params->filter.w * params->filter.c + 7) & ~7;
+    return 2 * patch8 + 2 * patch8 * (int32_t)sizeof(int16_t) + per_channel_bytes(params);
 }
 
 /* n bytes from src to dst, four at a time then one at a time (any alignment). */
@@ -283,10 +350,12 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
 {
     const mnmcu_dims_t *in;
     const mnmcu_dims_t *od;
-    int32_t patch, patch4, batch, out_y, out_x;
+    int32_t patch, patch8, batch, out_y, out_x;
     int8_t *window0;
     int8_t *window1;
     int32_t *expanded;
+    int32_t *acc;
+    const mnmcu_requant_t *rq;
     int8_t zero_point;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
@@ -302,14 +371,16 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
     in = &params->input;
     od = &params->output;
     patch = params->filter.h * params->filter.w * params->filter.c;
-    patch4 = (patch + 3) & ~3;
+    patch8 = (patch + 7) & ~7;
     expanded = (int32_t *)scratch->buf;
-    window0 = (int8_t *)(expanded + patch4);
-    window1 = window0 + patch4;
+    window0 = (int8_t *)(expanded + patch8);
+    window1 = window0 + patch8;
+    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(window1 + patch8));
+    acc = (int32_t *)(void *)(rq + od->c);
     zero_point = (int8_t)(-params->input_offset);
     /* Bytes past the window meet zero weights; they are zeroed once. */
-    memset(window0 + patch, 0, (size_t)(patch4 - patch));
-    memset(window1 + patch, 0, (size_t)(patch4 - patch));
+    memset(window0 + patch, 0, (size_t)(patch8 - patch));
+    memset(window1 + patch, 0, (size_t)(patch8 - patch));
 
     for (batch = 0; batch < in->n; ++batch) {
         const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
@@ -322,8 +393,8 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
                 if (two) {
                     gather_window(params, in_batch, out_y, out_x + 1, zero_point, window1);
                 }
-                expand_pair(window0, two ? window1 : window0, patch4, expanded);
-                conv_pixels(params, expanded, patch4 >> 2, filter, bias, o0,
+                expand_pair(window0, two ? window1 : window0, patch8, expanded);
+                conv_pixels(params, expanded, patch8 >> 2, filter, bias, rq, acc, o0,
                             two ? o0 + od->c : NULL);
             }
         }
@@ -402,10 +473,26 @@ MNMCU_INLINE void dw_store4(const mnmcu_depthwise_conv2d_params_t *params, const
     const int32_t *shift = params->shift + c;
     const int32_t out_offset = params->output_offset;
     const int32_t act_min = params->act_min, act_max = params->act_max;
+#if MNMCU_HAVE_MVE
+    vstrbq_s32(out + c, mnmcu_output_mve(mnmcu_vec4(acc[0], acc[1], acc[2], acc[3]),
+                                         vldrwq_s32(mult), vldrwq_s32(shift), out_offset,
+                                         act_min, act_max));
+#else
+    if (mnmcu_act_full(act_min, act_max)) {
+        out[c] = (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[0], mult[0], shift[0]) + out_offset);
+        out[c + 1] =
+            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[1], mult[1], shift[1]) + out_offset);
+        out[c + 2] =
+            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[2], mult[2], shift[2]) + out_offset);
+        out[c + 3] =
+            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[3], mult[3], shift[3]) + out_offset);
+        return;
+    }
     out[c] = mnmcu_output_fast(acc[0], mult[0], shift[0], out_offset, act_min, act_max);
     out[c + 1] = mnmcu_output_fast(acc[1], mult[1], shift[1], out_offset, act_min, act_max);
     out[c + 2] = mnmcu_output_fast(acc[2], mult[2], shift[2], out_offset, act_min, act_max);
     out[c + 3] = mnmcu_output_fast(acc[3], mult[3], shift[3], out_offset, act_min, act_max);
+#endif
 }
 
 /*
@@ -685,10 +772,30 @@ static void dw_store_row(const mnmcu_depthwise_conv2d_params_t *params, const in
     const int32_t out_offset = params->output_offset;
     const int32_t act_min = params->act_min, act_max = params->act_max;
     int32_t i;
+#if MNMCU_HAVE_MVE
+    /* Four pixels per vector, stored step bytes apart; the last ones predicated. */
+    const uint32x4_t lanes = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)step);
+    for (i = 0; i < n; i += 4) {
+        const mve_pred16_t p = vctp32q((uint32_t)(n - i));
+        const int32x4_t v = mnmcu_output1_mve(vldrwq_z_s32(acc + i, p), mult, shift, out_offset,
+                                              act_min, act_max);
+        vstrbq_scatter_offset_p_s32(out, lanes, v, p);
+        out += 4 * step;
+    }
+#else
+    const mnmcu_requant_t rq = mnmcu_requant_prepare(mult, shift, out_offset);
+    if (mnmcu_act_full(act_min, act_max)) {
+        for (i = 0; i < n; ++i) {
+            *out = (int8_t)mnmcu_ssat8(mnmcu_requant_pre(acc[i], &rq));
+            out += step;
+        }
+        return;
+    }
     for (i = 0; i < n; ++i) {
-        *out = mnmcu_output_fast(acc[i], mult, shift, out_offset, act_min, act_max);
+        *out = mnmcu_output_pre(acc[i], &rq, act_min, act_max, 0);
         out += step;
     }
+#endif
 }
 
 mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(

@@ -1,6 +1,7 @@
 /*
  * mnmcu_conv_mve.c - CONV_2D 1x1 for cores with Helium, the M-profile Vector
- * Extension (Cortex-M55): sixteen int8 products per instruction (VMLADAVA).
+ * Extension (Cortex-M55): sixteen int8 products per instruction (VMLADAVA),
+ * four output channels requantised per vector sequence (mnmcu_mve.h).
  *
  * Bit-exact with mnmcu_conv.c under the conditions mnmcu.emit.aot checks (see
  * mnmcu_kernels_fast.h); compiled for a core without MVE, the same function
@@ -10,15 +11,8 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O2")
 #endif
-#include "mnmcu_dsp.h"
 #include "mnmcu_kernels_fast.h"
-
-#if defined(__ARM_FEATURE_MVE) && (__ARM_FEATURE_MVE & 1)
-#include <arm_mve.h>
-#define MNMCU_HAVE_MVE 1
-#else
-#define MNMCU_HAVE_MVE 0
-#endif
+#include "mnmcu_mve.h"
 
 /* acc[j] += dot(x[0..depth), w_j[0..depth)), four filters w_j = w + j * depth. */
 static void dot_1x4(const int8_t *x, const int8_t *w, int32_t depth, int32_t acc[4])
@@ -119,11 +113,18 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_mve_run(const mnmcu_conv2d_params_t *params,
             }
             dot_1x4(x, w, depth, acc);
             w += 4 * depth;
+#if MNMCU_HAVE_MVE
+            vstrbq_s32(o + oc, mnmcu_output_mve(mnmcu_vec4(acc[0], acc[1], acc[2], acc[3]),
+                                                vldrwq_s32(params->multiplier + oc),
+                                                vldrwq_s32(params->shift + oc), out_offset,
+                                                act_min, act_max));
+#else
             for (j = 0; j < 4; ++j) {
                 o[oc + j] = mnmcu_output_fast(acc[j], params->multiplier[oc + j],
                                               params->shift[oc + j], out_offset, act_min,
                                               act_max);
             }
+#endif
         }
         for (; oc < channels; ++oc) {
             o[oc] = mnmcu_output_fast(dot_1x1(x, w, depth, bias[oc]), params->multiplier[oc],

@@ -9,8 +9,9 @@
  *
  * The fast requantisation mnmcu_requant_fast() equals mnmcu_mbqm() of
  * mnmcu_fixedpoint.h when |acc| < 2^30, multiplier in [0, 2^31) and
- * shift <= -1; mnmcu.emit.aot checks this for every channel before it picks
- * a fast kernel.
+ * shift <= -1, and mnmcu_requant_pre() adds the output offset in the same
+ * steps when also shift >= -22; mnmcu.emit.aot checks this for every channel
+ * before it picks a fast kernel.
  */
 #ifndef MNMCU_DSP_H
 #define MNMCU_DSP_H
@@ -100,6 +101,20 @@ MNMCU_INLINE int32_t mnmcu_sadd16(int32_t a, int32_t b)
     return __sadd16(a, b);
 }
 
+/* (acc * 2^32 + a * b + 2^31) >> 32 (SMMLAR). */
+MNMCU_INLINE int32_t mnmcu_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    int32_t r;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
+    return r;
+}
+
+/* x saturated to [-128, 127] (SSAT #8). */
+MNMCU_INLINE int32_t mnmcu_ssat8(int32_t x)
+{
+    return __ssat(x, 8);
+}
+
 /* (a * b + 2^31) >> 32, the rounded high word (SMMULR). */
 MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)
 {
@@ -170,6 +185,17 @@ MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)
     return (int32_t)(((int64_t)a * b + ((int64_t)1 << 31)) >> 32);
 }
 
+MNMCU_INLINE int32_t mnmcu_smmlar(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)(((int64_t)acc * ((int64_t)1 << 32) + (int64_t)a * b + ((int64_t)1 << 31)) >>
+                     32);
+}
+
+MNMCU_INLINE int32_t mnmcu_ssat8(int32_t x)
+{
+    return x < -128 ? -128 : (x > 127 ? 127 : x);
+}
+
 #endif
 
 /*
@@ -198,6 +224,74 @@ MNMCU_INLINE int8_t mnmcu_output_fast(int32_t acc, int32_t multiplier, int32_t s
     v = v < act_min ? act_min : v;
     v = v > act_max ? act_max : v;
     return (int8_t)v;
+}
+
+/*
+ * One output channel's requantisation, prepared once per kernel call for
+ * mnmcu_requant_pre(): the multiplier, e = -shift and
+ * round = 2^(e-1) + output_offset * 2^e.
+ */
+typedef struct {
+    int32_t multiplier;
+    int32_t round;
+    int32_t exponent;
+} mnmcu_requant_t;
+
+/* The prepared constants of a channel; shift in [-22, -1]. */
+MNMCU_INLINE mnmcu_requant_t mnmcu_requant_prepare(int32_t multiplier, int32_t shift,
+                                                   int32_t output_offset)
+{
+    mnmcu_requant_t rq;
+    rq.multiplier = multiplier;
+    rq.exponent = -shift;
+    rq.round = (int32_t)(1u << (-shift - 1)) + output_offset * (int32_t)(1u << -shift);
+    return rq;
+}
+
+/*
+ * mnmcu_requant_fast(acc, multiplier, shift) + output_offset, for |acc| < 2^30
+ * and shift in [-22, -1], in one multiply-accumulate and one shift.
+ *
+ * With h = SMMULR(2 * acc, multiplier) (see mnmcu_requant_fast()) the result
+ * is floor((h - (h < 0) + 2^(e-1)) / 2^e) + offset. h < 0 can be replaced
+ * by acc < 0: their signs differ only when h = 0 and acc < 0, where both
+ * forms give floor((2^(e-1) - {0, 1}) / 2^e) = 0. Adding the offset inside
+ * the floor as offset * 2^e, the numerator is h + K with
+ * K = round + (acc >> 31), and SMMLAR(2 * acc, multiplier, K) = h + K exactly.
+ * |h| <= 2^30 and |K| <= 2^21 + 2^29 + 1 for e <= 22, so nothing overflows.
+ */
+MNMCU_INLINE int32_t mnmcu_requant_pre(int32_t acc, const mnmcu_requant_t *rq)
+{
+    return mnmcu_smmlar(acc * 2, rq->multiplier, rq->round + (acc >> 31)) >> rq->exponent;
+}
+
+/* mnmcu_requant_pre(), clamped: one SSAT when full (see mnmcu_act_full()). */
+MNMCU_INLINE int8_t mnmcu_output_pre(int32_t acc, const mnmcu_requant_t *rq, int32_t act_min,
+                                      int32_t act_max, int full)
+{
+    const int32_t v = mnmcu_requant_pre(acc, rq);
+    if (full) {
+        return (int8_t)mnmcu_ssat8(v);
+    }
+    return (int8_t)(v < act_min ? act_min : (v > act_max ? act_max : v));
+}
+
+/* True when [act_min, act_max] is all of int8 (no activation, or a ReLU6 whose
+ * output range is quantised onto the whole int8 range): one SSAT clamps. */
+MNMCU_INLINE int mnmcu_act_full(int32_t act_min, int32_t act_max)
+{
+    return act_min == -128 && act_max == 127;
+}
+
+/* mnmcu_output_fast(), with the clamp of a full range (full != 0) one SSAT. */
+MNMCU_INLINE int8_t mnmcu_output_act(int32_t acc, int32_t multiplier, int32_t shift,
+                                      int32_t output_offset, int32_t act_min, int32_t act_max,
+                                      int full)
+{
+    if (full) {
+        return (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc, multiplier, shift) + output_offset);
+    }
+    return mnmcu_output_fast(acc, multiplier, shift, output_offset, act_min, act_max);
 }
 
 #endif /* MNMCU_DSP_H */

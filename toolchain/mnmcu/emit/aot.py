@@ -55,16 +55,26 @@ KERNEL_SETS = ("portable", "dsp", "helium")
 """Kernel sets: the portable C kernels, Arm DSP-extension kernels, Helium (MVE) kernels."""
 # Files the fast kernels add, per kernel set.
 _FAST_FILES = {
-    "dsp": ("include/mnmcu_kernels_fast.h", "src/mnmcu_dsp.h", "src/mnmcu_conv_dsp.c"),
+    "dsp": (
+        "include/mnmcu_kernels_fast.h",
+        "src/mnmcu_dsp.h",
+        "src/mnmcu_mve.h",
+        "src/mnmcu_conv_dsp.c",
+    ),
     "helium": (
         "include/mnmcu_kernels_fast.h",
         "src/mnmcu_dsp.h",
+        "src/mnmcu_mve.h",
         "src/mnmcu_conv_dsp.c",
         "src/mnmcu_conv_mve.c",
     ),
 }
-# Accumulators of the fast kernels stay below this (see mnmcu_kernels_fast.h).
+# Accumulators of the fast kernels stay below this, and their shifts within
+# [_FAST_MIN_SHIFT, -1] (see mnmcu_kernels_fast.h).
 _FAST_ACC_LIMIT = 1 << 30
+_FAST_MIN_SHIFT = -22
+# Bytes of one output channel's prepared requantisation (mnmcu_requant_t).
+_REQUANT_BYTES = 12
 
 
 # --------------------------------------------------------------------------
@@ -303,11 +313,11 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     """The fast kernel ``op`` runs on with ``kernels``, or ``None`` for the portable one.
 
     A fast kernel is chosen only where it is bit-exact with the portable one:
-    every channel's shift is a right shift and every accumulator (bias and
-    folded input offset included) stays within +-2^30 for any int8 input,
-    the conditions of mnmcu_requant_fast(). With ``helium``, 1x1
-    convolutions of 32 or more input channels run on Helium (natural
-    layout), the rest on the DSP kernels. The layouts are those of
+    every channel's shift is a right shift by 1 to 22 and every accumulator
+    (bias and folded input offset included) stays within +-2^30 for any int8
+    input, the conditions of mnmcu_requant_fast() and mnmcu_requant_pre().
+    With ``helium``, 1x1 convolutions of 32 or more input channels run on
+    Helium (natural layout), the rest on the DSP kernels. The layouts are those of
     mnmcu_kernels_fast.h: convolutions get their output channels
     interleaved in pairs, depthwise convolutions their channels in groups of
     four, both with the input offset folded into the bias; stride-1 3x3
@@ -330,7 +340,7 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
             return None
         bias = np.asarray(bias_t.data, dtype=np.int64).reshape(-1)
     shifts = _requant_shifts(graph, op, channels)
-    if shifts is None or max(shifts) > -1:
+    if shifts is None or max(shifts) > -1 or min(shifts) < _FAST_MIN_SHIFT:
         return None
     dil = (int(op.options.get("dilation_h_factor", 1)), int(op.options.get("dilation_w_factor", 1)))
     if op.opcode == "DEPTHWISE_CONV_2D":
@@ -352,7 +362,7 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     if int(bound.max(initial=0)) >= _FAST_ACC_LIMIT:
         return None
     depth = rows.shape[1]
-    depth4 = -(-depth // 4) * 4
+    depth8 = -(-depth // 8) * 8
     if kind == "depthwise" and weights.shape[1:3] == (3, 3) and dil == (1, 1):
         out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
         pad_w = padding(int(inp.shape[2]), 3, stride_w, 1, out_w)
@@ -377,13 +387,18 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     # Helium's 16-lane products pay off from 32 input channels; below, the DSP kernel is faster.
     if kind == "conv2d_1x1" and kernels == "helium" and depth >= 32:
         return FastConv("mnmcu_conv2d_1x1_s8_mve_run", rows.reshape(-1), folded, 0, "int8_t", False)
-    padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
+    # Output channels rounded up to even, input channels (window values) to a
+    # multiple of 8, both with zeros; the bias likewise to an even length.
+    padded = np.zeros((channels + (channels & 1), depth8), dtype=np.int64)
     padded[:channels, :depth] = rows
+    even_bias = np.concatenate([folded, np.zeros(channels & 1, dtype=np.int64)])
     # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
-    pairs = padded.reshape(-1, 2, depth4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    pairs = padded.reshape(-1, 2, depth8 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
+    # Per output channel: its prepared requantisation and two int32 accumulators.
+    prepared = _REQUANT_BYTES * channels + 8 * (channels + (channels & 1))
     if kind == "conv2d_1x1":
-        return FastConv("mnmcu_conv2d_1x1_s8_dsp_run", pairs, folded, 4 * depth4)
-    return FastConv("mnmcu_conv2d_s8_dsp_run", pairs, folded, 6 * depth4)
+        return FastConv("mnmcu_conv2d_1x1_s8_dsp_run", pairs, even_bias, 4 * depth8 + prepared)
+    return FastConv("mnmcu_conv2d_s8_dsp_run", pairs, even_bias, 6 * depth8 + prepared)
 
 
 # --------------------------------------------------------------------------

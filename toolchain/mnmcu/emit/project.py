@@ -390,6 +390,7 @@ _FILE_ROLES = {
     "src/mnmcu_proto_device.c": "serial protocol commands: info, ping, input, infer",
     "src/mnmcu_kernels_fast.h": "the fast AOT kernels' interface",
     "src/mnmcu_dsp.h": "the Arm DSP operations of the fast kernels",
+    "src/mnmcu_mve.h": "the Helium requantisation of the fast kernels",
 }
 
 
