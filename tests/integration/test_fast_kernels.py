@@ -33,9 +33,8 @@ from mnmcu.paths import data_dir
 from mnmcu.plan import check_plan, plan_memory
 from mnmcu.proc import run_command
 
+from ..conftest import require_qemu_tools
 from .test_aot import MOBILENETS, RUN_TIMEOUT_S, conv_zoo, litert_outputs, make_inputs
-
-QEMU_INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
 
 REQUANT_CHECK = r"""
 #include <stdio.h>
@@ -245,21 +244,12 @@ def test_mobilenet_fast_kernels_bit_exact_on_host(
 # --------------------------------------------------------------------------
 
 
-def _require_qemu() -> None:
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
-    if missing:
-        message = f"{', '.join(missing)} not installed: {QEMU_INSTALL}"
-        if os.environ.get("MNMCU_REQUIRE_QEMU") == "1":
-            pytest.fail(f"MNMCU_REQUIRE_QEMU=1 but {message}")
-        pytest.skip(message)
-
-
 @pytest.mark.sim
 @pytest.mark.parametrize("board_id", ["qemu-m4", "qemu-m55"])
 def test_fast_requantisation_with_arm_instructions_in_qemu(board_id: str, tmp_path: Path) -> None:
     """The requantisation check of the host test, built for the board's core (SMMULR,
     SMMLAR, SSAT; on the M55 also the Helium lanes) and run bare-metal in QEMU."""
-    _require_qemu()
+    require_qemu_tools()
     board = get_board(board_id)
     assert board.platformio is not None
     platform = boards_dir() / "platforms" / "mnmcu-qemu"
@@ -314,7 +304,7 @@ def test_mobilenet_fast_kernels_bit_exact_in_qemu(
     from mnmcu.emit.project import emit_project
     from mnmcu.sim import run_qemu
 
-    _require_qemu()
+    require_qemu_tools()
     board = get_board(board_id)
     src = verify_models(name)
     graph = load_graph(src)
