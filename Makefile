@@ -12,7 +12,7 @@ demo: setup
 	$(BIN)/mnmcu build --board $(BOARD) --alpha 0.25 --resolution 96 --out build/demo-$(BOARD) --force
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=30
 
 setup: system venv
 

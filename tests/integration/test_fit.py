@@ -12,7 +12,7 @@ import pytest
 from mnmcu.analyze import analyze
 from mnmcu.bench import convert_untrained
 from mnmcu.boards import get_board
-from mnmcu.emit.aot import inplace_ops, scratch_bytes
+from mnmcu.emit.aot import inplace_ops, scratch_bound, scratch_bytes
 from mnmcu.fit import (
     ALPHAS,
     SAFETY_MARGIN,
@@ -21,7 +21,6 @@ from mnmcu.fit import (
     candidate,
     fit,
     predict,
-    scratch_bound,
 )
 from mnmcu.graph import Graph, load_graph
 from mnmcu.model.spec import ModelSpec

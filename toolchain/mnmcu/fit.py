@@ -94,17 +94,19 @@ AOT_QEMU_CALIBRATION = Calibration(
 )
 
 # Code the fast kernels add over the portable ones (besides the protocol), by
-# kernel set and architecture. DSP: measured as the flash of qemu-m4 builds
-# with the board's DSP kernels minus this size model's portable prediction,
-# on the six points of tests/integration/test_fit_qemu.py (V1 6,546 to
-# 8,121 B, V2 8,636 B, V3-Small 9,212 B), rounded up. Helium (qemu-m55) adds
-# its 1x1 kernel to those: about 1,350 B more kernel code on the VWW-shape
-# model (mnmcu bench --board qemu-m55), 1,536 B here; an estimate, not
-# calibrated on qemu-m55 builds.
+# kernel set and architecture. DSP: the flash of qemu-m4 builds with the
+# board's DSP kernels minus this size model's portable prediction, on the six
+# points of tests/integration/test_fit_qemu.py: V1 4,972 to 8,435 B (the
+# narrowest models link portable and fast kernels both), V2 7,062 B,
+# V3-Small 7,734 B; the largest per architecture, rounded up (V2 takes V1's).
+# Helium (qemu-m55) adds its 1x1 kernel and vector requantisation: about
+# 700 B more kernel code on the VWW-shape model (mnmcu bench --board
+# qemu-m55 against qemu-m4), 1,536 B here; an estimate, not calibrated on
+# qemu-m55 builds.
 FAST_KERNEL_CODE_BYTES: dict[str, dict[str, int]] = {
     "portable": {"v1": 0, "v2": 0, "v3-small": 0},
-    "dsp": {"v1": 8_192, "v2": 8_704, "v3-small": 9_216},
-    "helium": {"v1": 9_728, "v2": 10_240, "v3-small": 10_752},
+    "dsp": {"v1": 8_704, "v2": 8_704, "v3-small": 8_192},
+    "helium": {"v1": 10_240, "v2": 10_240, "v3-small": 9_728},
 }
 
 # TFLite Micro's arena over mnmcu.analyze's estimate of it (activation peak +
@@ -248,7 +250,7 @@ def predict(
     ``arch`` (a MobileNet of :data:`mnmcu.synth.SYNTH_ARCHS`) picks the
     calibration constants of its kernels.
     """
-    from mnmcu.emit.aot import board_kernels, inplace_ops
+    from mnmcu.emit.aot import board_kernels, inplace_ops, scratch_bound
 
     cal = AOT_QEMU_CALIBRATION
     code_extra, ram_extra, _ = FRAMEWORK_OVERHEAD[_family(board)]
@@ -560,43 +562,3 @@ def auto_config(
     alphas = ALPHAS if alpha is None else (alpha,)
     sizes = SIZES if size is None else (size,)
     return fit(board, arch, runtime, classes=classes, alphas=alphas, sizes=sizes).recommended
-
-
-def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
-    """Scratch bytes per op if every convolution took its fast path.
-
-    :func:`mnmcu.emit.aot.fast_conv` decides from shapes which fast kernel a
-    convolution gets, and from the weights whether it may (a range check
-    that can only send it back to the portable kernel, which needs no
-    scratch). A derived graph has no weights, so this applies the shape
-    rules alone: an upper bound of :func:`mnmcu.emit.aot.scratch_bytes`,
-    which a test checks against real models.
-    """
-    from mnmcu.emit.aot import padding
-
-    if kernels == "portable":
-        return {}
-    sizes: dict[int, int] = {}
-    for op in graph.ops:
-        if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            continue
-        inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
-        kh, kw = int(filt.shape[1]), int(filt.shape[2])
-        channels = int(out.shape[3])
-        out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
-        if op.opcode == "DEPTHWISE_CONV_2D":
-            width = (out_w - 1) * stride_w + 4
-            dilated = int(op.options.get("dilation_w_factor", 1)) != 1
-            rows = (kh, kw) == (3, 3) and not dilated and stride_w == 1 and out_w >= 4
-            if rows and padding(int(inp.shape[2]), 3, stride_w, 1, out_w) < width:
-                sizes[op.index] = -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w
-            else:
-                sizes[op.index] = -(-kh * kw * channels // 4) * 4
-            continue
-        depth = kh * kw * int(inp.shape[3])
-        depth4 = -(-depth // 4) * 4
-        one = (kh, kw) == (1, 1) and stride_w == 1 and int(op.options["stride_h"]) == 1
-        if one and kernels == "helium" and depth >= 32:
-            continue  # the Helium 1x1 kernel reads the input in place
-        sizes[op.index] = 4 * depth4 if one else 6 * depth4
-    return sizes

@@ -309,6 +309,74 @@ def _requant_shifts(graph: Graph, op: Op, channels: int) -> list[int] | None:
     return [quantize_multiplier(ratio * float(sc))[1] for sc in scales]
 
 
+def _dw_rows(
+    in_w: int, out_w: int, stride_w: int, kernel: tuple[int, int], dil: tuple[int, int]
+) -> bool:
+    """Whether a depthwise convolution runs on the 3x3 row kernel (shapes alone).
+
+    Rows of int16 pay off where neighbouring outputs share taps: stride 1,
+    rows of a few outputs; elsewhere groups of four channels do better.
+    """
+    if kernel != (3, 3) or dil != (1, 1) or stride_w != 1 or out_w < 4:
+        return False
+    return padding(in_w, 3, stride_w, 1, out_w) < (out_w - 1) * stride_w + 4
+
+
+def _dw_rows_scratch(channels: int, out_w: int, stride_w: int) -> int:
+    """The 3x3 row kernel's scratch: three int16 input rows and one output row."""
+    width = (out_w - 1) * stride_w + 4
+    return -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w
+
+
+def _dw_group_scratch(taps: int, channels: int) -> int:
+    """The depthwise group kernel's scratch: the int16 taps of one pixel."""
+    return -(-taps * channels // 4) * 4
+
+
+def _conv_scratch(one: bool, depth: int, channels: int) -> int:
+    """A DSP convolution's scratch: int16 pixels or windows, prepared requantisation."""
+    depth8 = -(-depth // 8) * 8
+    prepared = _REQUANT_BYTES * channels + 8 * (channels + (channels & 1))
+    return (4 if one else 6) * depth8 + prepared
+
+
+def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
+    """Scratch bytes per op if every convolution took its fast path (shapes alone).
+
+    :func:`fast_conv` picks a convolution's fast kernel from its shapes and
+    then keeps the portable one (no scratch) where the weights fail its range
+    check; without weights (e.g. a graph derived from the architecture) this
+    is an upper bound of :func:`scratch_bytes`.
+    """
+    _check_kernels(kernels)
+    if kernels == "portable":
+        return {}
+    sizes: dict[int, int] = {}
+    for op in graph.ops:
+        if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+        kernel = (int(filt.shape[1]), int(filt.shape[2]))
+        channels, out_w = int(out.shape[3]), int(out.shape[2])
+        stride_w = int(op.options["stride_w"])
+        if op.opcode == "DEPTHWISE_CONV_2D":
+            dil = (
+                int(op.options.get("dilation_h_factor", 1)),
+                int(op.options.get("dilation_w_factor", 1)),
+            )
+            if _dw_rows(int(inp.shape[2]), out_w, stride_w, kernel, dil):
+                sizes[op.index] = _dw_rows_scratch(channels, out_w, stride_w)
+            else:
+                sizes[op.index] = _dw_group_scratch(kernel[0] * kernel[1], channels)
+            continue
+        depth = kernel[0] * kernel[1] * int(inp.shape[3])
+        one = kernel == (1, 1) and stride_w == 1 and int(op.options["stride_h"]) == 1
+        if one and kernels == "helium" and depth >= 32:
+            continue  # the Helium 1x1 kernel reads the input in place
+        sizes[op.index] = _conv_scratch(one, depth, channels)
+    return sizes
+
+
 def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     """The fast kernel ``op`` runs on with ``kernels``, or ``None`` for the portable one.
 
@@ -363,26 +431,22 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
         return None
     depth = rows.shape[1]
     depth8 = -(-depth // 8) * 8
-    if kind == "depthwise" and weights.shape[1:3] == (3, 3) and dil == (1, 1):
-        out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
-        pad_w = padding(int(inp.shape[2]), 3, stride_w, 1, out_w)
-        width = (out_w - 1) * stride_w + 4
-        # Rows of int16 pay off where neighbouring outputs share taps: stride 1,
-        # rows of a few outputs; elsewhere groups of four channels do better.
-        if stride_w == 1 and out_w >= 4 and pad_w < width:
-            return FastConv(
-                "mnmcu_depthwise_conv2d_3x3_s8_dsp_run",
-                rows.reshape(-1),  # [C][9], channel-major
-                bias,
-                -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w,
-            )
+    out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
+    kernel = (int(weights.shape[1]), int(weights.shape[2]))
+    if kind == "depthwise" and _dw_rows(int(inp.shape[2]), out_w, stride_w, kernel, dil):
+        return FastConv(
+            "mnmcu_depthwise_conv2d_3x3_s8_dsp_run",
+            rows.reshape(-1),  # [C][9], channel-major
+            bias,
+            _dw_rows_scratch(channels, out_w, stride_w),
+        )
     if kind == "depthwise":
         taps = rows.shape[1]
         whole = channels // 4 * 4
         groups = rows[:whole].reshape(-1, 4, taps).transpose(0, 2, 1)  # [C/4, taps, 4]
         rest = rows[whole:].T  # [taps, C % 4]
         layout = np.concatenate([groups.reshape(-1), rest.reshape(-1)])
-        scratch = -(-taps * channels // 4) * 4
+        scratch = _dw_group_scratch(taps, channels)
         return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", layout, folded, scratch)
     # Helium's 16-lane products pay off from 32 input channels; below, the DSP kernel is faster.
     if kind == "conv2d_1x1" and kernels == "helium" and depth >= 32:
@@ -394,11 +458,11 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     even_bias = np.concatenate([folded, np.zeros(channels & 1, dtype=np.int64)])
     # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
     pairs = padded.reshape(-1, 2, depth8 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
-    # Per output channel: its prepared requantisation and two int32 accumulators.
-    prepared = _REQUANT_BYTES * channels + 8 * (channels + (channels & 1))
-    if kind == "conv2d_1x1":
-        return FastConv("mnmcu_conv2d_1x1_s8_dsp_run", pairs, even_bias, 4 * depth8 + prepared)
-    return FastConv("mnmcu_conv2d_s8_dsp_run", pairs, even_bias, 6 * depth8 + prepared)
+    # Scratch: int16 pixels or windows, and per output channel its prepared
+    # requantisation and two int32 accumulators.
+    one = kind == "conv2d_1x1"
+    function = "mnmcu_conv2d_1x1_s8_dsp_run" if one else "mnmcu_conv2d_s8_dsp_run"
+    return FastConv(function, pairs, even_bias, _conv_scratch(one, depth, channels))
 
 
 # --------------------------------------------------------------------------
