@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -27,3 +28,35 @@ def int8_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         path.write_bytes(convert_untrained(spec))
         paths[arch] = path
     return paths
+
+
+# The AOT verify configurations: name -> a key of int8_models, or a spec converted on demand.
+MOBILENETS: dict[str, str | ModelSpec] = {
+    "v1-a0.25-96": "v1",
+    "v1-a0.25-97": ModelSpec(arch="v1", alpha=0.25, resolution=97, classes=2),
+    "v1-a0.5-128": ModelSpec(arch="v1", alpha=0.5, resolution=128, classes=3),
+    "v2-a0.35-96": "v2",
+    "v3-small-a0.75-96": "v3-small",
+    "v3-large-a0.5-64": "v3-large",
+}
+
+
+@pytest.fixture(scope="session")
+def verify_models(
+    int8_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str], Path]:
+    """name of MOBILENETS -> its .tflite, converted once per session."""
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            entry = MOBILENETS[name]
+            if isinstance(entry, str):
+                cache[name] = int8_models[entry]
+            else:
+                path = tmp_path_factory.mktemp("verify_models") / f"{name}.tflite"
+                path.write_bytes(convert_untrained(entry))
+                cache[name] = path
+        return cache[name]
+
+    return get

@@ -31,15 +31,16 @@ import numpy as np
 import pytest
 
 from mnmcu import __version__
-from mnmcu.bench import convert_untrained, synthetic_images
+from mnmcu.bench import synthetic_images
 from mnmcu.emit.aot import emit_aot, inplace_ops, scratch_bytes
 from mnmcu.emit.host import compile_host, host_info, run_host, run_host_layers
 from mnmcu.errors import InvalidValue, ToolMissing, UnsupportedModel
 from mnmcu.graph import Graph, load_graph
-from mnmcu.model.spec import ModelSpec
 from mnmcu.paths import data_dir
 from mnmcu.plan import MemoryPlan, check_plan, plan_memory
 from mnmcu.proc import run_command
+
+from .conftest import MOBILENETS
 
 RUN_TIMEOUT_S = 120.0
 
@@ -507,33 +508,18 @@ def test_shape_chain_is_folded(tmp_path: Path) -> None:
 # Converted MobileNets (slow)
 # --------------------------------------------------------------------------
 
-# name -> (key of conftest's int8_models, or a spec converted here)
-MOBILENETS: dict[str, str | ModelSpec] = {
-    "v1-a0.25-96": "v1",
-    "v1-a0.25-97": ModelSpec(arch="v1", alpha=0.25, resolution=97, classes=2),
-    "v1-a0.5-128": ModelSpec(arch="v1", alpha=0.5, resolution=128, classes=3),
-    "v2-a0.35-96": "v2",
-    "v3-small-a0.75-96": "v3-small",
-    "v3-large-a0.5-64": "v3-large",
-}
-
 
 @pytest.fixture(scope="session")
 def mobilenet_builds(
-    int8_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+    verify_models: Callable[[str], Path], tmp_path_factory: pytest.TempPathFactory
 ) -> Callable[[str], Build]:
-    """name -> the model converted, generated and compiled, once per session."""
+    """name -> the model generated and compiled, once per session."""
     cache: dict[str, Build] = {}
 
     def get(name: str) -> Build:
         if name not in cache:
             work = tmp_path_factory.mktemp(name.replace(".", "_"))
-            entry = MOBILENETS[name]
-            if isinstance(entry, str):
-                src = int8_models[entry]
-            else:
-                src = work / f"{name}.tflite"
-                src.write_bytes(convert_untrained(entry))
+            src = verify_models(name)
             cache[name] = build(src, work, name.replace("-", "_").replace(".", ""), sanitize=True)
         return cache[name]
 

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mnmcu.bench import convert_untrained
 from mnmcu.bench_sim import kernel_code_bytes, parse_layer_lines
 from mnmcu.boards import boards_dir, get_board
 from mnmcu.emit.aot import default_kernels, emit_aot, fast_conv, inplace_ops, scratch_bytes
@@ -34,7 +33,8 @@ from mnmcu.plan import check_plan, plan_memory
 from mnmcu.proc import run_command
 
 from ..conftest import require_qemu_tools
-from .test_aot import MOBILENETS, RUN_TIMEOUT_S, conv_zoo, litert_outputs, make_inputs
+from .conftest import MOBILENETS
+from .test_aot import RUN_TIMEOUT_S, conv_zoo, litert_outputs, make_inputs
 
 REQUANT_CHECK = r"""
 #include <stdio.h>
@@ -201,27 +201,6 @@ def test_kernel_set_follows_the_core() -> None:
     for board_id, kernels in expected.items():
         cpu = get_board(board_id).cpu
         assert default_kernels(cpu.arch, cpu.dsp, cpu.helium) == kernels, board_id
-
-
-@pytest.fixture(scope="session")
-def verify_models(
-    int8_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str], Path]:
-    """name of test_aot.MOBILENETS -> its .tflite, converted once per session."""
-    cache: dict[str, Path] = {}
-
-    def get(name: str) -> Path:
-        if name not in cache:
-            entry = MOBILENETS[name]
-            if isinstance(entry, str):
-                cache[name] = int8_models[entry]
-            else:
-                path = tmp_path_factory.mktemp("fast_models") / f"{name}.tflite"
-                path.write_bytes(convert_untrained(entry))
-                cache[name] = path
-        return cache[name]
-
-    return get
 
 
 @pytest.mark.slow
