@@ -156,7 +156,19 @@ _AOT_PORTABLE = LatencyFigure(
     "at -Os: 156.7 M instructions for the 7.49 M-MAC VWW model; instructions, used as cycles",
 )
 CYCLES_PER_MAC: dict[tuple[str, str], LatencyFigure] = {
-    ("aot", "arm"): _AOT_PORTABLE,
+    ("aot", "portable"): _AOT_PORTABLE,
+    ("aot", "dsp"): LatencyFigure(
+        1.98,
+        "mnmcu's own QEMU instruction count (mps2-an386, -icount shift=0), AOT DSP kernels: "
+        "14.86 M instructions for the 7.49 M-MAC VWW model (mnmcu bench --board qemu-m4); "
+        "instructions, used as cycles",
+    ),
+    ("aot", "helium"): LatencyFigure(
+        1.11,
+        "mnmcu's own QEMU instruction count (mps3-an547, -icount shift=0), AOT Helium "
+        "kernels: 8.30 M instructions for the 7.49 M-MAC VWW model (mnmcu bench --board "
+        "qemu-m55); instructions, used as cycles",
+    ),
     ("tflm", "cmsis-nn"): LatencyFigure(
         3.26,
         "QEMU instruction count (mps2-an386, -icount shift=0) of TFLite Micro with "
@@ -181,7 +193,9 @@ CYCLES_PER_MAC: dict[tuple[str, str], LatencyFigure] = {
 def latency_figure(board: Board, runtime: str) -> LatencyFigure | None:
     """The cycles-per-MAC figure for ``runtime`` on ``board``, or None without one."""
     if runtime == "aot":
-        return CYCLES_PER_MAC[("aot", "arm")] if board.cpu.arch == "arm" else None
+        from mnmcu.emit.aot import board_kernels
+
+        return CYCLES_PER_MAC[("aot", board_kernels(board))] if board.cpu.arch == "arm" else None
     kernels = board.runtime.kernels
     if kernels == "cmsis-nn" and board.cpu.helium:
         return CYCLES_PER_MAC[("tflm", "cmsis-nn-helium")]
