@@ -175,7 +175,7 @@ def test_build_and_sim_on_the_other_qemu_boards(board_id: str, tmp_path: Path) -
 def test_esp32s3_build_offline_generates_then_names_the_download(tmp_path: Path) -> None:
     out = tmp_path / "esp"
     result = run_mnmcu(
-        "build", "--board", "esp32s3", "--alpha", "0.25", "--resolution", "96", "--no-train",
+        "build", "--board", "esp32s3", "--alpha", "0.25", "--resolution", "48", "--no-train",
         "--out", str(out),
     )  # fmt: skip
     assert result.returncode != 0
