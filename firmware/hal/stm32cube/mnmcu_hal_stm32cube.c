@@ -21,11 +21,19 @@
 #include "mnmcu_dwt.h"
 #include "mnmcu_hal.h"
 
-/* The console USART and its pins, per board (mnmcu defines MNMCU_BOARD_<ID>). */
+/*
+ * The console USART and its pins, per board (mnmcu defines MNMCU_BOARD_<ID>).
+ * CONSOLE_CLOCKS() is a statement: ST's __HAL_RCC_*_CLK_ENABLE() macros are
+ * do { } while (0) blocks, not expressions.
+ */
 #if defined(MNMCU_BOARD_DISCO_F407VG)
 /* USART2 on PA2 (TX) / PA3 (RX); wire them to the ST-LINK/V2-A VCP. */
 #define CONSOLE_USART USART2
-#define CONSOLE_CLOCKS() (__HAL_RCC_USART2_CLK_ENABLE(), __HAL_RCC_GPIOA_CLK_ENABLE())
+#define CONSOLE_CLOCKS()                                                                      \
+    do {                                                                                      \
+        __HAL_RCC_USART2_CLK_ENABLE();                                                        \
+        __HAL_RCC_GPIOA_CLK_ENABLE();                                                         \
+    } while (0)
 #define CONSOLE_TX_PORT GPIOA
 #define CONSOLE_TX_PIN GPIO_PIN_2
 #define CONSOLE_RX_PORT GPIOA
@@ -34,7 +42,11 @@
 #elif defined(MNMCU_BOARD_NUCLEO_F446RE)
 /* USART2 on PA2 (TX) / PA3 (RX), the ST-LINK/V2-1 VCP (UM1724). */
 #define CONSOLE_USART USART2
-#define CONSOLE_CLOCKS() (__HAL_RCC_USART2_CLK_ENABLE(), __HAL_RCC_GPIOA_CLK_ENABLE())
+#define CONSOLE_CLOCKS()                                                                      \
+    do {                                                                                      \
+        __HAL_RCC_USART2_CLK_ENABLE();                                                        \
+        __HAL_RCC_GPIOA_CLK_ENABLE();                                                         \
+    } while (0)
 #define CONSOLE_TX_PORT GPIOA
 #define CONSOLE_TX_PIN GPIO_PIN_2
 #define CONSOLE_RX_PORT GPIOA
@@ -44,7 +56,11 @@
 /* USART1 on PA9 (TX) / PB7 (RX), the ST-LINK/V2-1 VCP. */
 #define CONSOLE_USART USART1
 #define CONSOLE_CLOCKS()                                                                      \
-    (__HAL_RCC_USART1_CLK_ENABLE(), __HAL_RCC_GPIOA_CLK_ENABLE(), __HAL_RCC_GPIOB_CLK_ENABLE())
+    do {                                                                                      \
+        __HAL_RCC_USART1_CLK_ENABLE();                                                        \
+        __HAL_RCC_GPIOA_CLK_ENABLE();                                                         \
+        __HAL_RCC_GPIOB_CLK_ENABLE();                                                         \
+    } while (0)
 #define CONSOLE_TX_PORT GPIOA
 #define CONSOLE_TX_PIN GPIO_PIN_9
 #define CONSOLE_RX_PORT GPIOB
@@ -53,7 +69,11 @@
 #elif defined(MNMCU_BOARD_NUCLEO_H743ZI)
 /* USART3 on PD8 (TX) / PD9 (RX), the ST-LINK/V3 VCP. */
 #define CONSOLE_USART USART3
-#define CONSOLE_CLOCKS() (__HAL_RCC_USART3_CLK_ENABLE(), __HAL_RCC_GPIOD_CLK_ENABLE())
+#define CONSOLE_CLOCKS()                                                                      \
+    do {                                                                                      \
+        __HAL_RCC_USART3_CLK_ENABLE();                                                        \
+        __HAL_RCC_GPIOD_CLK_ENABLE();                                                         \
+    } while (0)
 #define CONSOLE_TX_PORT GPIOD
 #define CONSOLE_TX_PIN GPIO_PIN_8
 #define CONSOLE_RX_PORT GPIOD
