@@ -7,16 +7,21 @@
  *   mnmcu: board=<id> runtime=<aot|tflm> model=<first 12 hex digits of the
  *   .tflite's SHA-256> label=<class name> class=<index> score=<int8>
  *   (<percent>% | <real value>) latency_us=<n|-> cycles=<n|-> ticks=<n>
- *   tick_hz=<n> timer=<name> [icount_insns=<n>] output=<int8,...> ok=<0|1>
+ *   tick_hz=<n> timer=<name> cpu_hz=<n> clock=<source> [icount_insns=<n>]
+ *   output=<int8,...> ok=<0|1>
  *
  * ok=1 when the output equals the expected output embedded at generation
  * time (TFLite's reference kernels on the host). Under QEMU time is
  * virtual: latency_us and cycles are "-", and icount_insns is the guest
  * instruction count, exact to one tick when QEMU runs with -icount shift=0.
+ * cpu_hz is the core clock actually running and clock how it was set up
+ * (mnmcu_hal_clock_source(): e.g. hse_pll, or hsi_fallback:hse when an STM32
+ * found no external clock).
  * A failure prints "mnmcu: board=... error=<what> status=<n> (<text>)".
  *
- * Then it calls mnmcu_app_poll() forever. The default, weak, one waits for
- * an interrupt; the device side of the serial protocol defines its own
+ * Then it calls mnmcu_app_poll() forever. The default, weak, one prints the
+ * boot line again when a host opens the console (mnmcu_hal_console_opened())
+ * and waits for an interrupt; the device side of the serial protocol defines its own
  * mnmcu_app_poll() that reads and answers frames with mnmcu_hal_getc_timeout()
  * and mnmcu_hal_write().
  */

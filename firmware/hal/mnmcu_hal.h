@@ -7,7 +7,8 @@
  *   qemu_mps   QEMU mps2-an386/an500, mps3-an547: CMSDK APB UART0, SysTick
  *   host       the build machine: stdio, clock_gettime()
  *   esp32      ESP-IDF: the console UART (UART driver), esp_timer, CPU cycle counter
- *   stm32cube  STM32Cube HAL: USART console, DWT CYCCNT
+ *   stm32cube  STM32Cube HAL: USART console, DWT CYCCNT, the board's clock plan
+ *   stm32_baremetal  STM32F4 registers: USART console, SysTick, the board's clock plan
  *   arduino    Arduino cores (Nano 33 BLE): Serial, micros(), DWT CYCCNT
  *
  * The console carries the boot line and, later, the binary serial protocol,
@@ -69,6 +70,24 @@ int mnmcu_hal_cycles(uint32_t *cycles);
  * one guest instruction. 0 on real hardware and the host.
  */
 int mnmcu_hal_time_is_virtual(void);
+
+/** The core clock actually running, in Hz (read back where the chip can tell; 0: unknown). */
+uint32_t mnmcu_hal_cpu_hz(void);
+
+/**
+ * How the core clock was set up, for the boot line (no spaces): "hse_pll"
+ * (STM32, the board's plan), "hsi_fallback:<step>" (STM32, a step of the
+ * plan failed, see mnmcu_stm32_clock.h), "sdkconfig" (ESP-IDF's setting),
+ * "fixed" (a clock the firmware does not change), "host".
+ */
+const char *mnmcu_hal_clock_source(void);
+
+/**
+ * 1 once each time a host opens the console, where the port can tell (USB
+ * CDC: the host raised DTR); 0 otherwise. The application then prints its
+ * boot line again, for a host that opened the port after boot.
+ */
+int mnmcu_hal_console_opened(void);
 
 /** Wait for something to happen (an interrupt), or return at once. */
 void mnmcu_hal_idle(void);

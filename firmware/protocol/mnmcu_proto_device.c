@@ -26,12 +26,6 @@
 #define MNMCU_PROTO_MAX_LAYERS 160u
 #endif
 
-#ifdef MNMCU_CPU_HZ
-#define PROTO_CPU_HZ ((uint32_t)(MNMCU_CPU_HZ))
-#else
-#define PROTO_CPU_HZ 0u
-#endif
-
 #define FLAG_PROFILE 0x01u
 #define FLAG_VIRTUAL_TIME 0x02u
 #define FLAG_CYCLES 0x04u
@@ -162,7 +156,7 @@ static void send_info(uint8_t seq)
     put_u32((uint32_t)info->output_zero_point);
     put_u32(info->arena_bytes);
     put_u32(info->arena_used_bytes);
-    put_u32(PROTO_CPU_HZ);
+    put_u32(mnmcu_hal_cpu_hz());
     put_u32(mnmcu_hal_tick_hz());
     put_str(MNMCU_BOARD_ID);
     put_str(info->runtime);
@@ -325,6 +319,12 @@ void mnmcu_app_poll(void)
         mnmcu_proto_decoder_init(&s_decoder);
         mnmcu_proto_encoder_init(&s_encoder, link_write, NULL);
         send_info(0u); /* the handshake: who this device is, unasked */
+    } else if (mnmcu_hal_console_opened()) {
+        /* A host opened the console after boot: the boot line and the handshake again. */
+        (void)mnmcu_app_run_sample();
+        s_last.valid = 0; /* the sample replaced the input tensor */
+        mnmcu_proto_decoder_init(&s_decoder);
+        send_info(0u);
     }
     for (;;) {
         const int byte = mnmcu_hal_getc_timeout(MNMCU_PROTO_POLL_US);

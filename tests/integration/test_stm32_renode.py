@@ -58,6 +58,9 @@ def test_bare_metal_f407_boots_in_netduinoplus2(f407: ProjectInfo, int8_models: 
     assert fields["board"] == "disco_f407vg" and fields["runtime"] == "aot"
     # QEMU models no DWT, so the firmware reports virtual time as instructions, never as time.
     assert fields["latency_us"] == "-" and run.instructions is not None
+    # Nor the RCC: the clock setup's bounded wait for the HSE ends on the 16 MHz HSI.
+    assert fields["clock"] == "hsi_fallback:hse" and fields["cpu_hz"] == "16000000"
+    assert fields["cycles"] == "-"
     header = (f407.project_dir / "src" / "mnmcu_sample.h").read_text()
     values = re.search(r"mnmcu_sample_input\[\d+\] = \{(.*?)\};", header, re.S)
     assert values

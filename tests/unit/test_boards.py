@@ -186,6 +186,18 @@ def test_host_has_no_limits_and_no_platformio() -> None:
     assert all(board.has_limits for board in boards.all_boards() if board.id != "host")
 
 
+@pytest.mark.parametrize(
+    "board_id",
+    [b.id for b in boards.all_boards() if b.platformio and b.platformio.framework == "stm32cube"],
+)
+def test_stm32_boards_run_at_the_clock_their_plan_gives(board_id: str) -> None:
+    """Latency in ms (mnmcu fit) uses cpu.clock_hz: the clock the firmware sets up."""
+    board = boards.get_board(board_id)
+    assert board.clock is not None
+    plan = board.clock
+    assert board.cpu.clock_hz == plan.hse_hz * plan.pll_n // (plan.pll_m * plan.pll_p)
+
+
 def test_usb_ids_parse_to_integers() -> None:
     nano = boards.get_board("nano33ble")
     assert nano.serial.usb_cdc
@@ -215,12 +227,12 @@ def test_to_dict_is_json_and_mirrors_the_file() -> None:
             "upload",
             "simulator",
             "baremetal",
+            "clock",
         }
     disco = boards.get_board("disco_f407vg")
-    assert disco.to_dict()["baremetal"] == {
-        "platformio_board": "mnmcu_stm32f407vg",
-        "clock_hz": 16_000_000,
-    }
+    assert disco.to_dict()["baremetal"] == {"platformio_board": "mnmcu_stm32f407vg"}
+    assert disco.to_dict()["clock"]["pll_n"] == 336
+    assert boards.get_board("qemu-m4").to_dict()["clock"] is None
     assert boards.get_board("esp32s3").to_dict()["baremetal"] is None
     esp = boards.get_board("esp32s3").to_dict()
     assert esp["platformio"]["ini_options"] == {
@@ -360,7 +372,9 @@ def test_bare_metal_variant_builds_on_the_local_platform() -> None:
     bare = disco.bare_metal()
     assert bare.platformio is not None and bare.platformio.is_local_platform
     assert bare.platformio.board == "mnmcu_stm32f407vg" and bare.platformio.framework == "none"
-    assert bare.runtime.default == "aot" and bare.cpu.clock_hz == 16_000_000
+    # The bare-metal firmware sets up the same clock plan as the STM32Cube one.
+    assert bare.runtime.default == "aot" and bare.cpu.clock_hz == 168_000_000
+    assert bare.clock == disco.clock
     assert bare.memory == disco.memory and bare.simulator == disco.simulator
     folder = boards.boards_dir() / "platforms" / "mnmcu-qemu" / "boards"
     spec = json.loads((folder / "mnmcu_stm32f407vg.json").read_text())

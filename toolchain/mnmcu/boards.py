@@ -26,6 +26,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 
 from mnmcu import paths
+from mnmcu.clocks import Clock, check_clock, clock_from_data
 from mnmcu.errors import BoardFileError, BoardNotFound
 
 Core = Literal["cortex-m4f", "cortex-m7", "cortex-m55", "xtensa-lx6", "xtensa-lx7", "native"]
@@ -187,7 +188,6 @@ class Baremetal:
     """The bare-metal build of a board: AOT runtime on the local platform, no framework."""
 
     platformio_board: str
-    clock_hz: int
 
 
 LOCAL_PLATFORM = f"file://{BOARDS_PLACEHOLDER}/platforms/mnmcu-qemu"
@@ -211,6 +211,7 @@ class Board:
     simulator: Simulator
     path: Path = dataclasses.field(compare=False, repr=False)
     baremetal: Baremetal | None = None
+    clock: Clock | None = None
 
     def bare_metal(self) -> Board:
         """This board as its bare-metal build: the local platform, no framework, AOT.
@@ -227,7 +228,6 @@ class Board:
             )
         return dataclasses.replace(
             self,
-            cpu=dataclasses.replace(self.cpu, clock_hz=self.baremetal.clock_hz),
             platformio=PlatformIO(
                 platform=LOCAL_PLATFORM,
                 board=self.baremetal.platformio_board,
@@ -261,6 +261,7 @@ class Board:
         for name in ("runtime", "serial", "timer", "upload", "simulator"):
             data[name] = _plain(getattr(self, name))
         data["baremetal"] = None if self.baremetal is None else _plain(self.baremetal)
+        data["clock"] = None if self.clock is None else _plain(self.clock)
         return data
 
     def summary_row(self) -> tuple[str, ...]:
@@ -503,6 +504,19 @@ def _check_consistency(data: Mapping[str, Any], path: Path, shown: str) -> None:
                 hint=f"{part} is the part of {whole} the linker uses; check both figures",
             )
     cpu = data["cpu"]
+    framework = data.get("platformio", {}).get("framework")
+    if framework == "stm32cube" and "clock" not in data:
+        raise BoardFileError(
+            f"{shown}: clock: an STM32Cube board needs a [clock] plan (the firmware sets it up)",
+            hint="copy the [clock] table of a board with the same chip and adapt it",
+        )
+    if "clock" in data:
+        problem = check_clock(clock_from_data(data["clock"]), cpu.get("clock_hz"))
+        if problem is not None:
+            raise BoardFileError(
+                f"{shown}: clock: {problem}",
+                hint="fix the plan from the chip's reference manual and the board's user manual",
+            )
     if cpu["helium"] and cpu["arch"] != "arm":
         raise BoardFileError(
             f"{shown}: cpu.helium: Helium (MVE) needs cpu.arch = \"arm\", not '{cpu['arch']}'",
@@ -602,10 +616,8 @@ def _build(data: Mapping[str, Any], path: Path) -> Board:
         path=path,
         baremetal=None
         if "baremetal" not in data
-        else Baremetal(
-            platformio_board=data["baremetal"]["platformio_board"],
-            clock_hz=data["baremetal"]["clock_hz"],
-        ),
+        else Baremetal(platformio_board=data["baremetal"]["platformio_board"]),
+        clock=clock_from_data(data["clock"]) if "clock" in data else None,
     )
 
 

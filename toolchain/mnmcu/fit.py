@@ -18,7 +18,9 @@ Nothing is trained or converted: each grid point's int8 graph comes from
   (estimated from its constants) + TFLite Micro's code. TFLite Micro cannot
   be compiled here, so flash is not calibrated by a build.
 * **Latency**: MACs x cycles per MAC of the runtime and core
-  (:data:`CYCLES_PER_MAC`, each figure with its source) / the board's clock.
+  (:data:`CYCLES_PER_MAC`, each figure with its source) / the clock the
+  firmware runs the core at (:func:`clock_text`: on STM32 boards the board
+  file's clock plan, which the firmware sets up).
 
 A configuration fits when flash and RAM, plus :data:`SAFETY_MARGIN` of each,
 are within the board's limits (and the budgets given), and the latency, when
@@ -343,6 +345,8 @@ class FitResult:
     size_model: str
     calibration_error_percent: float | None
     latency_source: str | None
+    clock_hz: int | None = None
+    clock: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -354,6 +358,8 @@ class FitResult:
             "size_model": self.size_model,
             "calibration_error_percent": self.calibration_error_percent,
             "latency_source": self.latency_source,
+            "clock_hz": self.clock_hz,
+            "clock": self.clock,
             "recommended": self.recommended.to_dict(),
             "front": [c.to_dict() for c in self.front],
             "candidates": [c.to_dict() for c in self.candidates],
@@ -512,6 +518,23 @@ def fit(
         ),
         calibration_error_percent=AOT_QEMU_CALIBRATION.max_error_percent if calibrated else None,
         latency_source=figure.source if figure else None,
+        clock_hz=board.cpu.clock_hz,
+        clock=clock_text(board),
+    )
+
+
+def clock_text(board: Board) -> str:
+    """The core clock latencies are computed at, and why the firmware runs at it."""
+    hz = board.cpu.clock_hz
+    if hz is None:
+        return "no clock (host)"
+    plan = board.clock
+    if plan is None:
+        return f"{hz / 1e6:g} MHz (cpu.clock_hz of the board file)"
+    kind = "crystal" if plan.source == "hse_crystal" else "external clock"
+    return (
+        f"{hz / 1e6:g} MHz, set up by the firmware ({plan.hse_hz / 1e6:g} MHz HSE {kind}, PLL); "
+        f"{plan.fallback_hz / 1e6:g} MHz if the board gives no external clock"
     )
 
 

@@ -124,6 +124,8 @@ def fit_tables(result: Any) -> None:
         + (f" (largest error on those builds: {error:g}%)" if error is not None else "")
     )
     out.print(f"latency: {result.latency_source or 'no cycles-per-MAC figure for this board'}")
+    if result.latency_source:
+        out.print(f"clock: {result.clock}")
     latency = "" if r.latency_ms is None else f", about {r.latency_ms:,.1f} ms"
     out.print(
         f"[bold]recommended:[/] --arch {r.arch} --alpha {r.alpha:g} --resolution {r.size}: "

@@ -4,6 +4,13 @@
  * is micros() extended to 64 bits, cycles come from the DWT cycle counter.
  * Build with -DMNMCU_CONSOLE_SERIAL=Serial1 to put the console on the
  * hardware UART (pins D0/D1; Renode's sysbus.uart0, which models no USB).
+ *
+ * At boot the firmware waits up to MNMCU_CONSOLE_WAIT_MS (3 s) for a host to
+ * open the USB serial port, then runs the sample whether or not one did; a
+ * boot line nobody was listening to is lost, so the application prints it
+ * again whenever a host opens the port later (the host raises DTR:
+ * mnmcu_hal_console_opened()). Cycles come from the DWT only where it
+ * counts (the nRF52840 has one; a simulator may not).
  */
 #include <Arduino.h>
 
@@ -24,6 +31,21 @@
 static uint64_t s_micros_high;
 static uint32_t s_micros_last;
 static int s_have_cycles;
+static bool s_console_open;
+
+/* Whether a host holds the port open: DTR on USB CDC ports (USBSerial::dtr()). */
+template <typename Port>
+static auto host_holds_port(Port &port, int) -> decltype(port.dtr())
+{
+    return port.dtr();
+}
+
+/* Ports without DTR (a hardware UART) count as always open. */
+template <typename Port>
+static bool host_holds_port(Port &, long)
+{
+    return true;
+}
 
 void mnmcu_hal_init(void)
 {
@@ -32,7 +54,8 @@ void mnmcu_hal_init(void)
     while (!MNMCU_CONSOLE_SERIAL && millis() - start < MNMCU_CONSOLE_WAIT_MS) {
         delay(10);
     }
-    s_have_cycles = mnmcu_dwt_enable();
+    s_console_open = host_holds_port(MNMCU_CONSOLE_SERIAL, 0);
+    s_have_cycles = mnmcu_dwt_start();
     s_micros_high = 0u;
     s_micros_last = micros();
 }
@@ -101,4 +124,22 @@ int mnmcu_hal_time_is_virtual(void)
 void mnmcu_hal_idle(void)
 {
     yield();
+}
+
+uint32_t mnmcu_hal_cpu_hz(void)
+{
+    return SystemCoreClock; /* CMSIS: the core clock the mbed target set up */
+}
+
+const char *mnmcu_hal_clock_source(void)
+{
+    return "fixed";
+}
+
+int mnmcu_hal_console_opened(void)
+{
+    const bool open = host_holds_port(MNMCU_CONSOLE_SERIAL, 0);
+    const bool opened = open && !s_console_open;
+    s_console_open = open;
+    return opened ? 1 : 0;
 }

@@ -1,7 +1,8 @@
 /*
  * The DWT cycle counter (CYCCNT) of Armv7-M and Armv8-M Mainline cores
  * (Cortex-M3/M4/M7/M33/M55), at the architectural addresses, so the HALs
- * that use it need no vendor header. QEMU does not model it.
+ * that use it need no vendor header. QEMU does not model it: use
+ * mnmcu_dwt_start(), which says whether the counter really counts.
  */
 #ifndef MNMCU_DWT_H
 #define MNMCU_DWT_H
@@ -33,6 +34,22 @@ static inline int mnmcu_dwt_enable(void)
 static inline uint32_t mnmcu_dwt_cycles(void)
 {
     return MNMCU_DWT_CYCCNT;
+}
+
+/*
+ * Start the counter and check that it counts: 1 if it does, 0 where there
+ * is none or it stands still (QEMU accepts the writes and reads 0).
+ */
+static inline int mnmcu_dwt_start(void)
+{
+    if (!mnmcu_dwt_enable()) {
+        return 0;
+    }
+    const uint32_t first = mnmcu_dwt_cycles();
+    for (int spin = 0; spin < 16; spin++) {
+        __asm volatile("nop");
+    }
+    return mnmcu_dwt_cycles() != first;
 }
 
 #endif /* MNMCU_DWT_H */

@@ -5,11 +5,14 @@
  * the devkits), through the UART driver so that reads can time out; boot
  * messages of ESP-IDF itself go to the same UART. Clock: esp_timer (1 MHz,
  * 64 bit). Cycles: the CPU's CCOUNT register (esp_cpu_get_cycle_count()).
+ * The CPU clock is ESP-IDF's (sdkconfig.defaults sets it from the board data);
+ * esp_rom_get_cpu_ticks_per_us() reads back the frequency in use.
  */
 #include <stdio.h>
 
 #include "driver/uart.h"
 #include "esp_cpu.h"
+#include "esp_rom_sys.h"
 #include "esp_timer.h"
 #include "freertos/FreeRTOS.h"
 #include "freertos/task.h"
@@ -99,4 +102,19 @@ int mnmcu_hal_time_is_virtual(void)
 void mnmcu_hal_idle(void)
 {
     vTaskDelay(1); /* let the idle task run (task watchdog) */
+}
+
+uint32_t mnmcu_hal_cpu_hz(void)
+{
+    return esp_rom_get_cpu_ticks_per_us() * 1000000u;
+}
+
+const char *mnmcu_hal_clock_source(void)
+{
+    return "sdkconfig";
+}
+
+int mnmcu_hal_console_opened(void)
+{
+    return 0;
 }

@@ -82,3 +82,18 @@ void mnmcu_hal_idle(void)
     struct timespec nap = {0, 1000000};
     (void)nanosleep(&nap, NULL);
 }
+
+uint32_t mnmcu_hal_cpu_hz(void)
+{
+    return 0u;
+}
+
+const char *mnmcu_hal_clock_source(void)
+{
+    return "host";
+}
+
+int mnmcu_hal_console_opened(void)
+{
+    return 0;
+}

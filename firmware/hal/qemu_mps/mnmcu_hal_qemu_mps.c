@@ -108,3 +108,18 @@ void mnmcu_hal_idle(void)
 {
     __asm volatile("wfi" ::: "memory");
 }
+
+uint32_t mnmcu_hal_cpu_hz(void)
+{
+    return (uint32_t)MNMCU_CPU_HZ; /* the machine's modelled clock */
+}
+
+const char *mnmcu_hal_clock_source(void)
+{
+    return "fixed";
+}
+
+int mnmcu_hal_console_opened(void)
+{
+    return 0;
+}

@@ -4,19 +4,22 @@
  * and QEMU's netduinoplus2 (an STM32F405 with the F407's memory and
  * peripheral map).
  *
- * Clock: left at the reset default, the 16 MHz HSI (RM0090 6.2.2), so
- * nothing waits on a ready flag a simulator may not model. Console: one
- * USART at register level (RM0090 30.6), 115200 Bd 8N1, its pins switched
- * to their alternate function; which USART, pins and AF come from the
- * mnmcu-qemu platform's board file (MNMCU_STM32_* macros). Timing: SysTick
- * on the processor clock (ticks are cycles), and the DWT cycle counter when
- * it counts. QEMU models no DWT: a CYCCNT that stays 0 after being enabled
- * means a simulator, whose SysTick runs on its modelled system clock
- * (MNMCU_QEMU_SYSCLK_HZ, QEMU's netduinoplus2: 168 MHz) and counts virtual
- * time (with -icount shift=0, one guest instruction per nanosecond).
+ * Clock: the board's plan (mnmcu_stm32_clock.c: HSE, PLL, wait states),
+ * every wait bounded; where a step is never confirmed (QEMU models no RCC)
+ * the chip stays on the 16 MHz HSI (RM0090 6.2.2) and the boot line says so.
+ * Console: one USART at register level (RM0090 30.6), 115200 Bd 8N1 from
+ * the clock actually running, its pins switched to their alternate
+ * function; which USART, pins and AF come from the mnmcu-qemu platform's
+ * board file (MNMCU_STM32_* macros). Timing: SysTick on the processor clock
+ * (ticks are cycles), and the DWT cycle counter when it counts. QEMU models
+ * no DWT: a CYCCNT that stays 0 after being enabled means a simulator, whose
+ * SysTick runs on its modelled system clock (MNMCU_QEMU_SYSCLK_HZ, QEMU's
+ * netduinoplus2: 168 MHz) and counts virtual time (with -icount shift=0, one
+ * guest instruction per nanosecond).
  */
 #include "mnmcu_dwt.h"
 #include "mnmcu_hal.h"
+#include "mnmcu_stm32_clock.h"
 #include "mnmcu_systick.h"
 
 #if !defined(MNMCU_STM32_USART_BASE) || !defined(MNMCU_STM32_USART_APB) ||                   \
@@ -53,10 +56,9 @@
 #define USART_CR1_TE (1u << 3)
 #define USART_CR1_UE (1u << 13)
 #define USART_BAUD 115200u
-/* The USART's bus clock: APB1 and APB2 run undivided at reset (HCLK = HSI). */
-#define USART_CLOCK_HZ ((uint32_t)MNMCU_CPU_HZ)
 
 static int s_dwt_counts;
+static mnmcu_clock_t s_clock;
 
 static void pin_alternate(uint32_t pin)
 {
@@ -68,6 +70,7 @@ static void pin_alternate(uint32_t pin)
 
 void mnmcu_hal_init(void)
 {
+    (void)mnmcu_stm32_clock_setup(&s_clock);
     RCC_AHB1ENR |= 1u << MNMCU_STM32_GPIO_PORT;
 #if MNMCU_STM32_USART_APB == 1
     RCC_APB1ENR |= 1u << MNMCU_STM32_USART_RCC_BIT;
@@ -78,18 +81,17 @@ void mnmcu_hal_init(void)
 #endif
     pin_alternate(MNMCU_STM32_TX_PIN);
     pin_alternate(MNMCU_STM32_RX_PIN);
-    /* Oversampling by 16: BRR holds USARTDIV in 12.4 fixed point = clock / baud. */
-    USART_BRR = (USART_CLOCK_HZ + USART_BAUD / 2u) / USART_BAUD;
+    /* Oversampling by 16: BRR holds USARTDIV in 12.4 fixed point = bus clock / baud. */
+#if MNMCU_STM32_USART_APB == 1
+    const uint32_t bus_hz = s_clock.pclk1_hz;
+#else
+    const uint32_t bus_hz = s_clock.pclk2_hz;
+#endif
+    USART_BRR = (bus_hz + USART_BAUD / 2u) / USART_BAUD;
     USART_CR1 = USART_CR1_UE | USART_CR1_TE | USART_CR1_RE;
 
     mnmcu_systick_start();
-    s_dwt_counts = 0;
-    if (mnmcu_dwt_enable()) {
-        const uint32_t first = mnmcu_dwt_cycles();
-        for (volatile int spin = 0; spin < 16; spin++) {
-        }
-        s_dwt_counts = mnmcu_dwt_cycles() != first;
-    }
+    s_dwt_counts = mnmcu_dwt_start();
 }
 
 void mnmcu_hal_putc(char c)
@@ -135,7 +137,7 @@ uint64_t mnmcu_hal_ticks(void)
 
 uint32_t mnmcu_hal_tick_hz(void)
 {
-    return s_dwt_counts ? (uint32_t)MNMCU_CPU_HZ : (uint32_t)MNMCU_QEMU_SYSCLK_HZ;
+    return s_dwt_counts ? s_clock.core_hz : (uint32_t)MNMCU_QEMU_SYSCLK_HZ;
 }
 
 const char *mnmcu_hal_timer_name(void)
@@ -160,4 +162,19 @@ int mnmcu_hal_time_is_virtual(void)
 void mnmcu_hal_idle(void)
 {
     __asm volatile("wfi" ::: "memory");
+}
+
+uint32_t mnmcu_hal_cpu_hz(void)
+{
+    return s_clock.core_hz;
+}
+
+const char *mnmcu_hal_clock_source(void)
+{
+    return mnmcu_stm32_clock_source(s_clock.status);
+}
+
+int mnmcu_hal_console_opened(void)
+{
+    return 0;
 }

@@ -1,12 +1,19 @@
 /*
  * mnmcu HAL for STM32 boards with the STM32Cube HAL (PlatformIO framework
  * "stm32cube"): the console is the USART of the ST-LINK virtual COM port,
- * the clock and the cycle count are the DWT cycle counter (CYCCNT) on the
- * core clock, extended to 64 bits.
+ * time is the DWT cycle counter (CYCCNT) on the core clock, extended to
+ * 64 bits.
  *
- * The core runs at its reset clock (HSI) unless the application defines
- * mnmcu_stm32_clock_config() (e.g. CubeMX's SystemClock_Config()) to raise
- * it; ticks follow SystemCoreClock either way.
+ * Clock: mnmcu_stm32_clock_setup() (mnmcu_stm32_clock.c) brings the chip to
+ * the board's planned frequency, or back to the internal oscillator when a
+ * step is never confirmed; SystemCoreClockUpdate() and HAL_InitTick() then
+ * give the HAL the clock actually running, and the boot line reports it
+ * (cpu_hz, clock). On Cortex-M7 chips the instruction and data caches are
+ * enabled (no DMA touches memory here, so there is nothing to keep coherent).
+ *
+ * Under a simulator whose DWT does not count (QEMU), cycles are left out,
+ * ticks come from SysTick (the HAL's 1 ms interrupt plus the counter) and
+ * are virtual time, at MNMCU_QEMU_SYSCLK_HZ when the build defines it.
  */
 #if defined(STM32F4)
 #include "stm32f4xx_hal.h"
@@ -20,6 +27,7 @@
 
 #include "mnmcu_dwt.h"
 #include "mnmcu_hal.h"
+#include "mnmcu_stm32_clock.h"
 
 /*
  * The console USART and its pins, per board (mnmcu defines MNMCU_BOARD_<ID>).
@@ -88,19 +96,35 @@
 #endif
 
 static UART_HandleTypeDef s_console;
+static mnmcu_clock_t s_clock;
+static int s_dwt_counts;
 static uint64_t s_cycles_high;
 static uint32_t s_cycles_last;
 
 void SysTick_Handler(void);
-void mnmcu_stm32_clock_config(void);
 
 void SysTick_Handler(void)
 {
     HAL_IncTick();
 }
 
-__attribute__((weak)) void mnmcu_stm32_clock_config(void)
+/* Ticks from the HAL's millisecond count and SysTick's down-counter. */
+static uint64_t systick_ticks(void)
 {
+    const uint32_t period = (SysTick->LOAD & SysTick_LOAD_RELOAD_Msk) + 1u;
+    uint32_t ms;
+    uint32_t count;
+    uint32_t pending;
+    do {
+        ms = HAL_GetTick();
+        count = SysTick->VAL & SysTick_VAL_CURRENT_Msk;
+        pending = SCB->ICSR & SCB_ICSR_PENDSTSET_Msk;
+    } while (ms != HAL_GetTick());
+    uint64_t periods = ms / (uint32_t)HAL_GetTickFreq();
+    if (pending && count > period / 2u) {
+        periods++; /* the counter reloaded; its interrupt has not run yet */
+    }
+    return periods * period + (period - 1u - count);
 }
 
 static void console_init(void)
@@ -130,9 +154,14 @@ static void console_init(void)
 void mnmcu_hal_init(void)
 {
     (void)HAL_Init();
-    mnmcu_stm32_clock_config();
+    (void)mnmcu_stm32_clock_setup(&s_clock);
     SystemCoreClockUpdate();
-    (void)mnmcu_dwt_enable();
+    (void)HAL_InitTick(TICK_INT_PRIORITY);
+#if defined(STM32F7) || defined(STM32H7)
+    SCB_EnableICache();
+    SCB_EnableDCache();
+#endif
+    s_dwt_counts = mnmcu_dwt_start();
     s_cycles_high = 0u;
     s_cycles_last = mnmcu_dwt_cycles();
     console_init();
@@ -172,6 +201,9 @@ int mnmcu_hal_getc_timeout(uint32_t timeout_us)
 
 uint64_t mnmcu_hal_ticks(void)
 {
+    if (!s_dwt_counts) {
+        return systick_ticks();
+    }
     /* Called at least once per 2^32 cycles (26 s at 168 MHz) while timing. */
     uint32_t now = mnmcu_dwt_cycles();
     if (now < s_cycles_last) {
@@ -183,21 +215,44 @@ uint64_t mnmcu_hal_ticks(void)
 
 uint32_t mnmcu_hal_tick_hz(void)
 {
+#if defined(MNMCU_QEMU_SYSCLK_HZ)
+    if (!s_dwt_counts) {
+        return (uint32_t)MNMCU_QEMU_SYSCLK_HZ;
+    }
+#endif
     return SystemCoreClock;
 }
 
 const char *mnmcu_hal_timer_name(void)
 {
-    return "dwt";
+    return s_dwt_counts ? "dwt" : "systick";
 }
 
 int mnmcu_hal_cycles(uint32_t *cycles)
 {
+    if (!s_dwt_counts) {
+        return 0;
+    }
     *cycles = mnmcu_dwt_cycles();
     return 1;
 }
 
 int mnmcu_hal_time_is_virtual(void)
+{
+    return !s_dwt_counts;
+}
+
+uint32_t mnmcu_hal_cpu_hz(void)
+{
+    return SystemCoreClock;
+}
+
+const char *mnmcu_hal_clock_source(void)
+{
+    return mnmcu_stm32_clock_source(s_clock.status);
+}
+
+int mnmcu_hal_console_opened(void)
 {
     return 0;
 }

@@ -52,6 +52,9 @@ PROTOCOL_FILES = ("mnmcu_proto.h", "mnmcu_proto.c", "mnmcu_proto_device.c")
 _DWT_FAMILIES = frozenset({"stm32cube", "arduino", "stm32_baremetal"})
 # HAL families whose code uses the SysTick tick counter header.
 _SYSTICK_FAMILIES = frozenset({"qemu_mps", "stm32_baremetal"})
+# HAL families that set up the STM32 clock (firmware/hal/stm32_clock, mnmcu_clock_config.h).
+CLOCK_FAMILIES = frozenset({"stm32cube", "stm32_baremetal"})
+CLOCK_CONFIG = "mnmcu_clock_config.h"
 # Keys emit_tflm_sources may return (see _merge_extras).
 _EXTRA_KEYS = frozenset(
     {
@@ -212,7 +215,66 @@ def hal_sources(family: str) -> list[Path]:
         files.append(hal / "arm_dwt" / "mnmcu_dwt.h")
     if family in _SYSTICK_FAMILIES:
         files.append(hal / "arm_systick" / "mnmcu_systick.h")
+    if family in CLOCK_FAMILIES:
+        files.extend(sorted((hal / "stm32_clock").iterdir()))
     return files
+
+
+def clock_config(board: Board) -> str:
+    """The body of ``mnmcu_clock_config.h``: the board's clock plan as macros."""
+    clock = board.clock
+    if clock is None:
+        raise InvalidValue(
+            f"board {board.id} has no [clock] plan, which its STM32 firmware needs",
+            f"add one to {board.path} (see boards/disco_f407vg.toml)",
+        )
+    source = "HSE crystal" if clock.source == "hse_crystal" else "external HSE clock"
+    text: str = (
+        cgen.template_env(TEMPLATE_DIR)
+        .get_template(CLOCK_CONFIG + ".j2")
+        .render(
+            guard=cgen.guard_macro(CLOCK_CONFIG),
+            board_name=board.name,
+            board_id=board.id,
+            sysclk_mhz=f"{clock.sysclk_hz / 1e6:g}",
+            source_text=f"{clock.hse_hz / 1e6:g} MHz {source} through the PLL",
+            fallback_mhz=f"{clock.fallback_hz / 1e6:g}",
+            macros=clock.macros(),
+        )
+    )
+    return text
+
+
+FLOAT_ABI_SCRIPT = "tools/mnmcu_float_abi.py"
+"""PlatformIO pre-build script that gives the linker the hard-float flags."""
+
+
+def _float_abi_flags(board: Board) -> tuple[str, ...]:
+    """The board's ``-mfpu``/``-mfloat-abi`` flags where a vendor framework would leave them out.
+
+    PlatformIO's stm32cube builder (platform-ststm32 19.6.0,
+    ``builder/frameworks/stm32cube.py``) passes only ``-mthumb -mcpu=...``, so
+    without these the firmware is soft-float on Cortex-M4F/M7 cores.
+    """
+    pio = board.platformio
+    if pio is None or pio.framework != "stm32cube" or board.cpu.fpu == "none":
+        return ()
+    return tuple(f for f in board.cpu.gcc_flags if f.startswith(("-mfpu=", "-mfloat-abi=")))
+
+
+def _float_abi_script(board: Board, model_file: str, sha: str) -> str:
+    banner = _text_banner(
+        FLOAT_ABI_SCRIPT, model_file, sha, "PlatformIO pre-build step: the float ABI.", "# "
+    )
+    flags = ", ".join(f'"{flag}"' for flag in _float_abi_flags(board))
+    return (
+        f"{banner}\n#\n"
+        "# platformio.ini's build_flags reach the compiler only; the linker needs the same\n"
+        "# float ABI to pick the C library's hard-float variant, and the assembler too.\n"
+        'Import("env")  # noqa: F821 - provided by PlatformIO (SCons)\n\n'
+        f"FLAGS = [{flags}]\n"
+        "env.Append(ASFLAGS=FLAGS, LINKFLAGS=FLAGS)  # noqa: F821\n"
+    )
 
 
 def board_macro(board: Board) -> str:
@@ -380,6 +442,11 @@ _FILE_ROLES = {
     "src/mnmcu_hal.h": "the board interface: console and clock",
     "src/mnmcu_dwt.h": "the DWT cycle counter",
     "src/mnmcu_systick.h": "SysTick extended to a 64-bit tick count",
+    "src/mnmcu_stm32_clock.h": "the STM32 clock setup",
+    "src/mnmcu_stm32_clock.c": "the STM32 clock setup: HSE, PLL, wait states, fallback to the HSI",
+    "src/mnmcu_stm32_clock_regs.h": "the registers the STM32 clock setup touches",
+    f"src/{CLOCK_CONFIG}": "the board's clock plan (from its board file)",
+    FLOAT_ABI_SCRIPT: "PlatformIO pre-build step: hard-float flags for the linker",
     "CMakeLists.txt": "ESP-IDF project file",
     "src/CMakeLists.txt": "ESP-IDF main component (all of src/)",
     "sdkconfig.defaults": "ESP-IDF settings: CPU clock, main task stack",
@@ -545,8 +612,18 @@ def emit_project(
         _write(src / filename, banner(filename, what) + text)
         written.append(src / filename)
 
+    if family in CLOCK_FAMILIES:
+        _write(
+            src / CLOCK_CONFIG,
+            banner(CLOCK_CONFIG, "The board's clock plan.") + clock_config(board),
+        )
+        written.append(src / CLOCK_CONFIG)
     if pio.framework == "espidf":
         written.extend(_espidf_files(board, project_dir, tflite.name, sha, env))
+    if _float_abi_flags(board):
+        script = project_dir / FLOAT_ABI_SCRIPT
+        _write(script, _float_abi_script(board, tflite.name, sha))
+        written.append(script)
 
     ini = _platformio_ini(board, runtime, extras, tflite.name, sha, env)
     _write(project_dir / "platformio.ini", ini)
@@ -657,12 +734,21 @@ def platformio_options(board: Board, runtime: str, extras: Mapping[str, Any]) ->
     if pio.is_local_platform:
         # The local platform takes the compiler's CPU flags from the board data.
         options.append(("board_build.cpu_flags", " ".join(board.cpu.gcc_flags)))
-    options.extend(extras.get("ini_options", ()))
+    extra_options = list(extras.get("ini_options", ()))
+    scripts = [f"pre:{FLOAT_ABI_SCRIPT}"] if _float_abi_flags(board) else []
+    scripts += [v for k, v in extra_options if k == "extra_scripts"]
+    options.extend((k, v) for k, v in extra_options if k != "extra_scripts")
+    if scripts:
+        options.append(("extra_scripts", ", ".join(scripts)))
     flags = [f"-D{board_macro(board)}"]
     if board.cpu.clock_hz is not None:
         flags.append(f"-DMNMCU_CPU_HZ={board.cpu.clock_hz}")
     if board.serial.baud is not None:
         flags.append(f"-DMNMCU_CONSOLE_BAUD={board.serial.baud}")
+    flags.extend(_float_abi_flags(board))
+    if board.clock is not None and pio.framework == "stm32cube":
+        # The HAL's HSE_VALUE (its config template says 25 MHz) for SystemCoreClockUpdate().
+        flags.append(f"-DHSE_VALUE={board.clock.hse_hz}U")
     flags.extend(pio.build_flags)
     flags.extend(extras.get("build_flags", ()))
     deps = [*pio.lib_deps, *extras.get("lib_deps", ())]

@@ -372,8 +372,12 @@ def _read_until(
 
 
 def _shown(lines: Sequence[str], pending: bytes) -> str:
-    parts = [*lines[-5:]]
-    if pending:
-        parts.append(pending.decode("utf-8", "replace"))
-    text = " | ".join(p for p in parts if p.strip())
-    return repr(text[-400:]) if text else "nothing"
+    """The last text lines received, each cut to 300 characters; binary data as a count."""
+    parts = [line if len(line) <= 300 else line[:297] + "..." for line in lines[-5:]]
+    text = pending.decode("ascii", "replace")
+    if text.isprintable():
+        parts.append(text[-300:])
+    elif pending:
+        parts.append(f"<{len(pending)} bytes that are not text, e.g. protocol frames>")
+    shown = " | ".join(p for p in parts if p.strip())
+    return repr(shown) if shown else "nothing"
