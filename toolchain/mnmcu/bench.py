@@ -75,7 +75,7 @@ class MemoryRow:
 def memory_bench(progress: Progress | None = None) -> list[MemoryRow]:
     """Measure AOT plan vs TFLite Micro arena for :data:`BENCH_SPECS`."""
     from mnmcu.analyze import analyze
-    from mnmcu.emit.aot import firmware_plan
+    from mnmcu.emit.aot import firmware_graph, firmware_plan
     from mnmcu.reference import tflm_run
 
     progress = progress or NullProgress()
@@ -86,7 +86,7 @@ def memory_bench(progress: Progress | None = None) -> list[MemoryRow]:
             path = Path(tmp) / f"{name}.tflite"
             path.write_bytes(convert_untrained(spec))
             graph = load_graph(path)
-            plan = firmware_plan(graph)
+            plan = firmware_plan(firmware_graph(graph))
             tflm = tflm_run(path)
             rows.append(
                 MemoryRow(

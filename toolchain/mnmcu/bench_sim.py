@@ -1,12 +1,18 @@
 """Speed benchmark in QEMU: the AOT runtime with portable and with fast kernels.
 
-:func:`kernel_bench` converts the VWW-shape model (MobileNetV1 alpha 0.25,
-96x96x3, 2 classes, untrained: speed does not depend on the weights'
-values), builds it for one QEMU board twice, with the portable kernels and
-with the fastest kernel set the board's core has, each with per-layer timing
-(``MNMCU_PROFILE``), and runs both in QEMU with ``-icount shift=0`` in the
-same call. Figures are guest instruction counts, not cycles: QEMU is not
-cycle accurate, and one instruction may take several cycles on the chip.
+:func:`kernel_bench` takes a model (by default it converts the VWW-shape
+model: MobileNetV1 alpha 0.25, 96x96x3, 2 classes, untrained), builds it for
+one QEMU board twice, with the portable kernels and with the fastest kernel
+set the board's core has, each with per-layer timing (``MNMCU_PROFILE``),
+and runs both in QEMU with ``-icount shift=0`` in the same call. Figures are
+guest instruction counts, not cycles: QEMU is not cycle accurate, and one
+instruction may take several cycles on the chip.
+
+Per layer it also says which kernel each convolution runs on and how many of
+its output channels are computed: a trained model's constant channels
+(:mod:`mnmcu.prune`) are left out or written from a constant, so the MACs the
+firmware computes can be fewer than the model's; both are reported, and
+instructions per MAC always divide by the model's MACs.
 """
 
 from __future__ import annotations
@@ -18,10 +24,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mnmcu.boards import Board
 from mnmcu.errors import InvalidValue, MnmcuError
 from mnmcu.log import NullProgress, Progress
 from mnmcu.model.spec import ModelSpec
+from mnmcu.prune import Pruning
 
 VWW_SPEC = ModelSpec(arch="v1", alpha=0.25, resolution=96, classes=2)
 """MLPerf Tiny Visual Wake Words shape: MobileNetV1 alpha 0.25, 96x96x3, 2 classes."""
@@ -50,6 +59,18 @@ class LayerCount:
 
 
 @dataclass(frozen=True)
+class LayerKernel:
+    """What the generated C does for one op: its kernel and, for convolutions, channels."""
+
+    index: int
+    op: str
+    kernel: str
+    channels: int = 0
+    computed_channels: int = 0
+    constant_channels: int = 0
+
+
+@dataclass(frozen=True)
 class KernelRun:
     """One firmware build (one kernel set) run once in QEMU."""
 
@@ -61,6 +82,7 @@ class KernelRun:
     model_weights_bytes: int
     output: tuple[int, ...]
     ok: bool
+    kernels_used: tuple[LayerKernel, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -71,6 +93,8 @@ class KernelBench:
     model: str
     macs: int
     runs: tuple[KernelRun, ...] = field(default=())
+    computed_macs: int = 0
+    dropped_channels: int = 0
 
     @property
     def portable(self) -> KernelRun:
@@ -95,12 +119,54 @@ class KernelBench:
             "board": self.board,
             "model": self.model,
             "macs": self.macs,
+            "computed_macs": self.computed_macs,
+            "dropped_channels": self.dropped_channels,
+            "instructions_per_op_type": {r.kernels: per_op_type(r) for r in self.runs},
             "units": "guest instructions (QEMU -icount shift=0), not cycles",
             "ratio_fast_over_portable": round(self.ratio, 4),
             "runs": [
                 {**asdict(r), "instructions_per_mac": round(self.per_mac(r), 4)} for r in self.runs
             ],
         }
+
+
+def per_op_type(run: KernelRun) -> dict[str, int]:
+    """Instructions of ``run`` summed per op type, largest first."""
+    totals: dict[str, int] = {}
+    for layer in run.layers:
+        totals[layer.op] = totals.get(layer.op, 0) + layer.instructions
+    return dict(sorted(totals.items(), key=lambda kv: -kv[1]))
+
+
+def layer_kernels(tflite: Path, kernels: str) -> tuple[LayerKernel, ...]:
+    """Per op of the generated C: its kernel, and for convolutions the channels computed."""
+    from mnmcu.emit.aot import fast_conv
+    from mnmcu.graph import load_graph
+    from mnmcu.prune import prune_constant_channels
+
+    model = load_graph(tflite)
+    pruning = prune_constant_channels(model)
+    graph = pruning.graph
+    rows = []
+    for op in graph.ops:
+        if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            rows.append(LayerKernel(op.index, op.opcode, "portable"))
+            continue
+        fast = fast_conv(graph, op, kernels)
+        name = fast.function if fast is not None else f"mnmcu_{op.opcode.lower()}_s8_run"
+        out = op.outputs[0]
+        rows.append(
+            LayerKernel(
+                op.index,
+                op.opcode,
+                name.removeprefix("mnmcu_").removesuffix("_run"),
+                channels=int(model.tensor(out).shape[-1]),
+                computed_channels=int(graph.tensor(out).shape[-1])
+                - len(pruning.stored.get(out, ())),
+                constant_channels=len(pruning.stored.get(out, ())),
+            )
+        )
+    return tuple(rows)
 
 
 def parse_layer_lines(lines: Sequence[str]) -> tuple[LayerCount, ...]:
@@ -157,6 +223,7 @@ def _run(tflite: Path, board: Board, kernels: str, work: Path, core_dir: Path) -
         )
     fp = footprint(elf, info)
     return KernelRun(
+        kernels_used=layer_kernels(tflite, kernels),
         kernels=kernels,
         instructions=run.instructions,
         layers=parse_layer_lines(run.lines),
@@ -185,6 +252,7 @@ def kernel_bench(
     from mnmcu.bench import convert_untrained
     from mnmcu.emit.aot import board_kernels
     from mnmcu.graph import load_graph
+    from mnmcu.prune import prune_constant_channels
 
     if board.simulator.qemu_machine is None:
         raise InvalidValue(
@@ -208,14 +276,42 @@ def kernel_bench(
         else:
             model_name = Path(tflite).name
         progress.advance(1, status="model")
-        macs = analyze(load_graph(tflite)).macs
+        graph = load_graph(tflite)
+        macs = analyze(graph).macs
+        pruning = prune_constant_channels(graph)
+        computed = analyze(pruning.graph).macs - _stored_constant_macs(pruning)
         core_dir = work / "pio-core"
         runs = []
         for kernels in ("portable", fast):
             runs.append(_run(Path(tflite), board, kernels, work, core_dir))
             progress.advance(1, status=kernels)
         progress.finish()
-    return KernelBench(board=board.id, model=model_name, macs=macs, runs=tuple(runs))
+    return KernelBench(
+        board=board.id,
+        model=model_name,
+        macs=macs,
+        runs=tuple(runs),
+        computed_macs=computed,
+        dropped_channels=pruning.dropped_channels,
+    )
+
+
+def _stored_constant_macs(pruning: Pruning) -> int:
+    """MACs of stored constant channels: their weights are zero, counted as not computed."""
+    graph = pruning.graph
+    total = 0
+    for op in graph.ops:
+        stored = pruning.stored.get(op.outputs[0] if op.outputs else -1, ())
+        if not stored or op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+            continue
+        out, filt = graph.tensor(op.outputs[0]), graph.tensor(op.inputs[1])
+        taps = (
+            int(np.prod(filt.shape[1:]))
+            if op.opcode == "CONV_2D"
+            else int(np.prod(filt.shape[1:3]))
+        )
+        total += len(stored) * int(np.prod(out.shape[1:3])) * taps
+    return total
 
 
 def report_lines(bench: KernelBench) -> list[str]:
@@ -227,6 +323,14 @@ def report_lines(bench: KernelBench) -> list[str]:
         f"AOT kernels on {bench.board}, model {bench.model} ({bench.macs:,} MACs), "
         "one inference each, measured in this run.",
         "Figures are guest instruction counts (QEMU -icount shift=0), not cycles.",
+    ]
+    if bench.computed_macs and bench.computed_macs != bench.macs:
+        lines.append(
+            f"Constant channels (mnmcu.prune): {bench.dropped_channels:,} left out; the firmware "
+            f"computes {bench.computed_macs:,} of the model's MACs "
+            f"({100 * bench.computed_macs / bench.macs:.1f}%); per MAC divides by the model's."
+        )
+    lines += [
         "",
         f"{'':28}" + "".join(f"{k:>14}" for k in kinds),
         f"{'instructions per inference':28}"
@@ -244,15 +348,35 @@ def report_lines(bench: KernelBench) -> list[str]:
         f"kernel code {bench.fast.kernels} - {bench.portable.kernels}: {kernel_delta:+,} bytes; "
         f"runtime code: {runtime_delta:+,} bytes",
         "",
-        "Per layer (instructions, including a few dozen for the timing hook):",
-        f"{'op':>4} {'':18}" + "".join(f"{k:>14}" for k in kinds) + f"{'ratio':>8}",
+        "Per op type (instructions, share of the fast run):",
     ]
+    fast_types = per_op_type(bench.fast)
+    portable_types = per_op_type(bench.portable)
+    for op_type, count in fast_types.items():
+        share = 100 * count / bench.fast.instructions if bench.fast.instructions else 0.0
+        lines.append(
+            f"  {op_type:24}{portable_types.get(op_type, 0):>14,}{count:>14,}{share:>8.1f}%"
+        )
+    lines += [
+        "",
+        "Per layer (instructions, including a few dozen for the timing hook); kernel and output",
+        f"channels of the {bench.fast.kernels} run (computed / constant / model):",
+        f"{'op':>4} {'':18}"
+        + "".join(f"{k:>14}" for k in kinds)
+        + f"{'ratio':>8}  {'kernel':28}{'channels':>14}",
+    ]
+    used = {k.index: k for k in bench.fast.kernels_used}
     for layers in zip(*(r.layers for r in bench.runs), strict=True):
         first, last = layers[0], layers[-1]
         ratio = last.instructions / first.instructions if first.instructions else 0.0
+        info = used.get(first.index)
+        kernel, channels = "", ""
+        if info is not None and info.channels:
+            kernel = info.kernel
+            channels = f"{info.computed_channels}/{info.constant_channels}/{info.channels}"
         lines.append(
             f"{first.index:>4} {first.op:18}"
             + "".join(f"{c.instructions:>14,}" for c in layers)
-            + f"{ratio:>8.2f}"
+            + f"{ratio:>8.2f}  {kernel:28}{channels:>14}"
         )
     return lines

@@ -516,11 +516,20 @@ def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
     default=None,
     help="QEMU board (qemu-m4, qemu-m55): time the AOT kernels, portable vs fast, in instructions.",
 )
-def bench(as_json: bool, board: str | None) -> None:
+@click.option(
+    "--model",
+    "model_path",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="With --board: an int8 .tflite to time (default: the VWW-shape model, untrained).",
+)
+def bench(as_json: bool, board: str | None, model_path: Path | None) -> None:
     """Compare the AOT memory plan with TFLite Micro's arena on reference models.
 
-    With --board, build the VWW-shape model with the portable and with the
-    fast kernels and count their instructions in QEMU instead.
+    With --board, build a model (--model, or the VWW-shape one) with the
+    portable and with the fast kernels and count their instructions in QEMU
+    instead: per inference, per MAC, per op type and per layer, with each
+    convolution's kernel and the channels it computes.
     """
     from rich.table import Table
 
@@ -531,13 +540,15 @@ def bench(as_json: bool, board: str | None) -> None:
         from mnmcu.bench_sim import kernel_bench, report_lines
         from mnmcu.boards import get_board
 
-        result = kernel_bench(get_board(board), progress=_progress())
+        result = kernel_bench(get_board(board), model_path, progress=_progress())
         text = (
             json.dumps(result.to_dict(), indent=2) if as_json else "\n".join(report_lines(result))
         )
         click.echo(text)
         return
 
+    if model_path is not None:
+        raise InvalidValue("--model needs --board", "add --board qemu-m4 (or qemu-m55)")
     rows = memory_bench(progress=_progress())
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2))

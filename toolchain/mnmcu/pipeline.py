@@ -279,10 +279,10 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
             tflm_arena = tflm_run(tflite).arena_total or None
         except MnmcuError as exc:
             logger.warning("TFLite Micro arena not measured (%s); estimating it", exc)
-    from mnmcu.emit.aot import board_kernels, firmware_plan
+    from mnmcu.emit.aot import board_kernels, firmware_graph, firmware_plan
 
     kernels = board_kernels(board) if board is not None else "portable"
-    aot_arena = firmware_plan(graph, kernels).arena_bytes
+    aot_arena = firmware_plan(firmware_graph(graph), kernels).arena_bytes
     return analyze(graph, board, tflm_arena=tflm_arena, aot_arena=aot_arena)
 
 
@@ -447,6 +447,6 @@ def build(
 
 def _aot_plan(tflite: Path, board: Board) -> dict[str, object]:
     """The AOT runtime's memory plan of the model, as the board's generated C uses it."""
-    from mnmcu.emit.aot import board_kernels, firmware_plan
+    from mnmcu.emit.aot import board_kernels, firmware_graph, firmware_plan
 
-    return firmware_plan(load_graph(tflite), board_kernels(board)).to_dict()
+    return firmware_plan(firmware_graph(load_graph(tflite)), board_kernels(board)).to_dict()

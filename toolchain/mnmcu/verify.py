@@ -19,6 +19,7 @@ import numpy as np
 
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.prune import Pruning
 from mnmcu.quantize import check_softmax_scale
 
 RUN_TIMEOUT_S = 60.0
@@ -88,7 +89,7 @@ def make_inputs(
 
 
 def _first_bad_layer(
-    graph: Graph, flatbuffer: bytes, exe: Path, x: np.ndarray, timeout: float
+    pruning: Pruning, flatbuffer: bytes, exe: Path, x: np.ndarray, timeout: float
 ) -> tuple[LayerDiff | None, int]:
     from mnmcu.emit.host import run_host_layers
     from mnmcu.reference import litert_intermediates
@@ -96,10 +97,17 @@ def _first_bad_layer(
     ours = run_host_layers(exe, x[None], timeout)[0]
     ref = litert_intermediates(flatbuffer, x)
     compared = 0
+    graph = pruning.graph
     for op in graph.ops:
         if op.index not in ours or op.outputs[0] not in ref:
             continue
-        a = ours[op.index].astype(np.int16)
+        stored = ours[op.index]
+        if op.outputs[0] in pruning.maps and stored.size == graph.tensor(op.outputs[0]).elements:
+            # A tensor without its constant channels: put them back for the comparison.
+            stored = pruning.expand(
+                op.outputs[0], stored.reshape(graph.tensor(op.outputs[0]).shape)
+            )
+        a = stored.reshape(-1).astype(np.int16)
         b = ref[op.outputs[0]].reshape(-1).astype(np.int16)
         compared += 1
         if a.shape != b.shape or np.any(a != b):
@@ -135,6 +143,7 @@ def verify(
     from mnmcu.emit.aot import emit_aot, firmware_plan
     from mnmcu.emit.host import compile_host, run_host
     from mnmcu.plan import check_plan
+    from mnmcu.prune import prune_constant_channels
     from mnmcu.reference import litert_outputs, tflm_run
 
     progress = progress or NullProgress()
@@ -149,11 +158,12 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="mnmcu-verify-") as tmp:
         root = Path(workdir) if workdir else Path(tmp)
         c_dir = root / "aot"
-        plan = firmware_plan(graph)
-        problems = check_plan(graph, plan)
+        pruning = prune_constant_channels(graph)
+        plan = firmware_plan(pruning.graph)
+        problems = check_plan(pruning.graph, plan)
         if problems:  # a planner bug: never run code over a broken plan
             raise RuntimeError("memory plan overlaps: " + "; ".join(problems[:3]))
-        emit_aot(graph, plan, c_dir, "model", str(model))
+        emit_aot(pruning.graph, plan, c_dir, "model", str(model))
         progress.advance(1, "generated C")
         exe = compile_host(c_dir, root / "bin" / "model")
         progress.advance(1, "compiled")
@@ -184,7 +194,7 @@ def verify(
                 np.argmax(np.any((ours.reshape(ref.shape) != ref).reshape(len(ref), -1), axis=1))
             )
             bad_layer, compared = _first_bad_layer(
-                graph, flatbuffer, layer_exe, inputs[first_bad if litert_bad else 0], timeout
+                pruning, flatbuffer, layer_exe, inputs[first_bad if litert_bad else 0], timeout
             )
             progress.advance(1, "compared layers")
     progress.finish()

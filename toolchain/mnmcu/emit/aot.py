@@ -3,15 +3,13 @@
 :func:`emit_aot` turns a :class:`~mnmcu.graph.Graph` and its
 :class:`~mnmcu.plan.MemoryPlan` into ``mnmcu_model_<name>.h/.c`` that call
 the kernels of ``firmware/aot`` in graph order. Every requantisation constant
-is computed here, in Python, the way TFLite's kernels compute it in their
-Prepare functions (``tflite/kernels/*.cc`` of LiteRT, whose reference kernels
-are the oracle), including where TFLite computes in float32 rather than
-double, so that the C side needs integer arithmetic only.
+is computed at generation time (:mod:`mnmcu.qmath`, the way TFLite's kernels
+compute it in their Prepare functions), so that the C side needs integer
+arithmetic only.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +23,22 @@ from mnmcu.graph import DYNAMIC_SHAPE_OPS, Graph, Op, Tensor
 from mnmcu.log import logger
 from mnmcu.paths import data_dir
 from mnmcu.plan import MemoryPlan
-
-_F32 = np.float32
-INT8_MIN, INT8_MAX = -128, 127
+from mnmcu.qmath import (  # noqa: F401 - re-exported: the kernels' constants
+    _F32,
+    INT8_MAX,
+    INT8_MIN,
+    activation_range,
+    add_params,
+    conv_multiplier,
+    double_parts,
+    hard_swish_params,
+    mean_multiplier,
+    out_size,
+    padding,
+    quantize_multiplier,
+    quantize_value,
+    softmax_params,
+)
 
 # Ops whose kernels may write their output over their first input (same
 # pointer) when that input has the output's shape.
@@ -75,159 +86,6 @@ _FAST_ACC_LIMIT = 1 << 30
 _FAST_MIN_SHIFT = -22
 # Bytes of one output channel's prepared requantisation (mnmcu_requant_t).
 _REQUANT_BYTES = 12
-
-
-# --------------------------------------------------------------------------
-# TFLite's requantisation arithmetic, done at generation time
-# --------------------------------------------------------------------------
-
-
-def _round_half_away(x: float) -> int:
-    """std::round: to nearest, ties away from zero."""
-    r = math.floor(abs(x))
-    if abs(x) - r >= 0.5:
-        r += 1
-    return int(r) if x >= 0 else -int(r)
-
-
-def quantize_multiplier(real: float) -> tuple[int, int]:
-    """tflite::QuantizeMultiplier: ``real`` ~= multiplier * 2^(shift - 31).
-
-    ``multiplier`` is a Q31 value in [2^30, 2^31) (0 for 0), from frexp and
-    round-half-away; a mantissa that rounds up to 2^31 is halved and the
-    shift raised; shifts below -31 flush to (0, 0). Double-rounding build
-    (TFLITE_SINGLE_ROUNDING=0), so shifts above 30 are kept.
-    """
-    if real == 0.0:
-        return 0, 0
-    q, shift = math.frexp(real)
-    q_fixed = _round_half_away(q * (1 << 31))
-    if q_fixed == 1 << 31:
-        q_fixed //= 2
-        shift += 1
-    if shift < -31:
-        return 0, 0
-    if q_fixed > 2**31 - 1:
-        raise ValueError(f"multiplier {real} does not fit in Q31")
-    return q_fixed, shift
-
-
-def double_parts(real: float) -> tuple[int, int]:
-    """``real`` as an exact (mantissa, exponent): real = mantissa * 2^exponent, mantissa < 2^53."""
-    if real == 0.0:
-        return 0, 0
-    if real < 0 or not math.isfinite(real):
-        raise ValueError(f"scale {real} must be positive and finite")
-    frac, exp = math.frexp(real)
-    mantissa = int(frac * (1 << 53))
-    return mantissa, exp - 53
-
-
-def quantize_value(scale: float, zero_point: int, value: float) -> int:
-    """TFLite's Quantize() in CalculateActivationRangeQuantized: float32 divide, round."""
-    return zero_point + _round_half_away(float(_F32(value) / _F32(scale)))
-
-
-def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
-    """CalculateActivationRangeQuantized for int8: the clamp of a fused activation."""
-    if activation == "NONE":
-        return INT8_MIN, INT8_MAX
-    if activation == "RELU":
-        return max(INT8_MIN, quantize_value(scale, zero_point, 0.0)), INT8_MAX
-    if activation == "RELU6":
-        return (
-            max(INT8_MIN, quantize_value(scale, zero_point, 0.0)),
-            min(INT8_MAX, quantize_value(scale, zero_point, 6.0)),
-        )
-    if activation == "RELU_N1_TO_1":
-        return (
-            max(INT8_MIN, quantize_value(scale, zero_point, -1.0)),
-            min(INT8_MAX, quantize_value(scale, zero_point, 1.0)),
-        )
-    raise UnsupportedModel(
-        f"fused activation {activation} is not supported by the AOT runtime",
-        "use NONE, RELU, RELU6 or RELU_N1_TO_1, or the tflm runtime",
-    )
-
-
-def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
-    """QuantizedMeanOrSum's multiplier/shift with 1/count folded in."""
-    multiplier, shift = quantize_multiplier(input_scale / output_scale)
-    n_shift = min(count.bit_length() - 1, 32, 31 + shift)
-    if n_shift < 0:
-        raise UnsupportedModel(f"MEAN rescale {input_scale / output_scale:g} is too small")
-    return (multiplier << n_shift) // count, shift - n_shift
-
-
-def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
-    """(input_multiplier, input_left_shift, diff_min) as TFLite's reference SoftmaxPrepare."""
-    integer_bits = 5
-    real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
-    if real <= 1.0:
-        raise UnsupportedModel(
-            f"softmax input scale {input_scale:.3g} is too small (TFLite aborts on it)",
-            "train the model or calibrate with data the classes differ on",
-        )
-    multiplier, left_shift = quantize_multiplier(real)
-    radius = math.floor(
-        1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift)
-    )
-    return multiplier, left_shift, -radius
-
-
-def _downscale_to_int16(multiplier: int) -> int:
-    """DownScaleInt32ToInt16Multiplier."""
-    if multiplier >= 2**31 - 1 - (1 << 15):
-        return 2**15 - 1
-    return (multiplier + (1 << 15)) >> 16
-
-
-def hard_swish_params(input_scale: float, output_scale: float) -> tuple[int, int, int, int]:
-    """(output_mult16, output_exponent, reluish_mult16, reluish_exponent), HardSwishPrepare.
-
-    TFLite computes the two real multipliers in float32.
-    """
-    hires_input_scale = _F32(1.0 / 128.0) * _F32(input_scale)
-    reluish_scale = _F32(3.0) / _F32(32768.0)
-    out_m, out_e = quantize_multiplier(float(hires_input_scale / _F32(output_scale)))
-    relu_m, relu_e = quantize_multiplier(float(hires_input_scale / reluish_scale))
-    if out_e > 0:
-        raise UnsupportedModel("HARD_SWISH output scale is too small for TFLite's kernel")
-    return _downscale_to_int16(out_m), out_e, _downscale_to_int16(relu_m), relu_e
-
-
-def add_params(s1: float, s2: float, s_out: float) -> dict[str, int]:
-    """ADD's rescaling constants for int8 (left_shift 20), as add.cc Prepare."""
-    left_shift = 20
-    twice_max = 2.0 * float(max(_F32(s1), _F32(s2)))
-    values = {"left_shift": left_shift}
-    reals = {
-        "input1": s1 / twice_max,
-        "input2": s2 / twice_max,
-        "output": twice_max / float(_F32(1 << left_shift) * _F32(s_out)),
-    }
-    for key, real in reals.items():
-        if not 0.0 < real < 1.0:
-            raise UnsupportedModel(f"ADD rescale {real:g} is outside (0, 1)")
-        m, s = quantize_multiplier(real)
-        values[f"{key}_multiplier"], values[f"{key}_shift"] = m, s
-    return values
-
-
-def padding(in_size: int, kernel: int, stride: int, dilation: int, out_size: int) -> int:
-    """TFLite's ComputePaddingWithOffset: top/left padding for SAME and VALID alike."""
-    effective = (kernel - 1) * dilation + 1
-    return max(0, (out_size - 1) * stride + effective - in_size) // 2
-
-
-def out_size(scheme: str, in_size: int, kernel: int, stride: int, dilation: int) -> int:
-    """TFLite's ComputeOutSize."""
-    effective = (kernel - 1) * dilation + 1
-    if scheme == "SAME":
-        return (in_size + stride - 1) // stride
-    if scheme == "VALID":
-        return (in_size + stride - effective) // stride
-    raise UnsupportedModel(f"padding {scheme} is not supported")
 
 
 # --------------------------------------------------------------------------
@@ -305,8 +163,8 @@ def _requant_shifts(graph: Graph, op: Op, channels: int) -> list[int] | None:
     if len(qi.scale) != 1 or len(qo.scale) != 1 or any(z != 0 for z in q.zero_point):
         return None
     scales = q.scale if len(q.scale) == channels else q.scale * channels
-    ratio = float(qi.scale[0]) / float(qo.scale[0])
-    return [quantize_multiplier(ratio * float(sc))[1] for sc in scales]
+    in_scale, out_scale = float(qi.scale[0]), float(qo.scale[0])
+    return [conv_multiplier(in_scale, float(sc), out_scale)[1] for sc in scales]
 
 
 def _dw_rows(
@@ -677,7 +535,7 @@ def _per_channel_requant(
             f"op {op.index}: {len(q.scale)} filter scales for {channels} channels"
         )
     scales = q.scale if len(q.scale) == channels else q.scale * channels
-    pairs = [quantize_multiplier(in_scale * float(s) / out_scale) for s in scales]
+    pairs = [conv_multiplier(in_scale, float(s), out_scale) for s in scales]
     mult = low.array(
         f"op{op.index:03d}_multiplier",
         _ints([m for m, _ in pairs]),
@@ -1229,8 +1087,22 @@ def board_kernels(board: Board) -> str:
     return default_kernels(board.cpu.arch, board.cpu.dsp, board.cpu.helium)
 
 
+def firmware_graph(graph: Graph) -> Graph:
+    """The graph the generated C runs: ``graph`` without the constant channels it can drop.
+
+    See :mod:`mnmcu.prune`; every output stays bit-exact, intermediate
+    tensors lose the channels that hold one value for every input.
+    """
+    from mnmcu.prune import prune_constant_channels
+
+    return prune_constant_channels(graph).graph
+
+
 def firmware_plan(graph: Graph, kernels: str = "portable") -> MemoryPlan:
-    """The memory plan of the generated C with ``kernels``: scratch buffers and in-place ops."""
+    """The memory plan of the generated C with ``kernels``: scratch buffers and in-place ops.
+
+    ``graph`` is the graph the C runs (:func:`firmware_graph` of the model's).
+    """
     from mnmcu.plan import plan_memory
 
     return plan_memory(graph, scratch_bytes(graph, kernels), inplace_ops(graph))

@@ -675,8 +675,9 @@ def _emit_aot_runtime(
     profile: bool = False,
 ) -> dict[str, Any]:
     """The AOT model, its kernels and the runtime adapter; the extras for the project."""
-    from mnmcu.emit.aot import emit_aot, firmware_plan
+    from mnmcu.emit.aot import emit_aot, firmware_graph, firmware_plan
 
+    graph = firmware_graph(graph)
     plan = firmware_plan(graph, kernels)
     written.extend(emit_aot(graph, plan, src, ident, str(tflite), kernels=kernels))
     adapter = "mnmcu_runtime_aot.c"

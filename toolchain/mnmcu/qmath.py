@@ -1,0 +1,204 @@
+"""TFLite's quantised arithmetic, done in Python at generation time.
+
+The constants the int8 kernels need (multiplier/shift pairs, activation
+clamps, the rescaling of MEAN, SOFTMAX, HARD_SWISH and ADD) computed the way
+TFLite's kernels compute them in their Prepare functions (``tflite/kernels``
+of LiteRT, whose reference kernels are the oracle), including where TFLite
+computes in float32 rather than double; and the requantisation itself
+(:func:`mbqm`), bit for bit as ``mnmcu_fixedpoint.h`` does it in C.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from mnmcu.errors import UnsupportedModel
+
+_F32 = np.float32
+INT8_MIN, INT8_MAX = -128, 127
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+def _round_half_away(x: float) -> int:
+    """std::round: to nearest, ties away from zero."""
+    r = math.floor(abs(x))
+    if abs(x) - r >= 0.5:
+        r += 1
+    return int(r) if x >= 0 else -int(r)
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """tflite::QuantizeMultiplier: ``real`` ~= multiplier * 2^(shift - 31).
+
+    ``multiplier`` is a Q31 value in [2^30, 2^31) (0 for 0), from frexp and
+    round-half-away; a mantissa that rounds up to 2^31 is halved and the
+    shift raised; shifts below -31 flush to (0, 0). Double-rounding build
+    (TFLITE_SINGLE_ROUNDING=0), so shifts above 30 are kept.
+    """
+    if real == 0.0:
+        return 0, 0
+    q, shift = math.frexp(real)
+    q_fixed = _round_half_away(q * (1 << 31))
+    if q_fixed == 1 << 31:
+        q_fixed //= 2
+        shift += 1
+    if shift < -31:
+        return 0, 0
+    if q_fixed > 2**31 - 1:
+        raise ValueError(f"multiplier {real} does not fit in Q31")
+    return q_fixed, shift
+
+
+def conv_multiplier(
+    input_scale: float, filter_scale: float, output_scale: float
+) -> tuple[int, int]:
+    """One output channel's (multiplier, shift) as PopulateConvolutionQuantizationParams."""
+    return quantize_multiplier(input_scale * filter_scale / output_scale)
+
+
+def double_parts(real: float) -> tuple[int, int]:
+    """``real`` as an exact (mantissa, exponent): real = mantissa * 2^exponent, mantissa < 2^53."""
+    if real == 0.0:
+        return 0, 0
+    if real < 0 or not math.isfinite(real):
+        raise ValueError(f"scale {real} must be positive and finite")
+    frac, exp = math.frexp(real)
+    mantissa = int(frac * (1 << 53))
+    return mantissa, exp - 53
+
+
+def quantize_value(scale: float, zero_point: int, value: float) -> int:
+    """TFLite's Quantize() in CalculateActivationRangeQuantized: float32 divide, round."""
+    return zero_point + _round_half_away(float(_F32(value) / _F32(scale)))
+
+
+def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
+    """CalculateActivationRangeQuantized for int8: the clamp of a fused activation."""
+    if activation == "NONE":
+        return INT8_MIN, INT8_MAX
+    if activation == "RELU":
+        return max(INT8_MIN, quantize_value(scale, zero_point, 0.0)), INT8_MAX
+    if activation == "RELU6":
+        return (
+            max(INT8_MIN, quantize_value(scale, zero_point, 0.0)),
+            min(INT8_MAX, quantize_value(scale, zero_point, 6.0)),
+        )
+    if activation == "RELU_N1_TO_1":
+        return (
+            max(INT8_MIN, quantize_value(scale, zero_point, -1.0)),
+            min(INT8_MAX, quantize_value(scale, zero_point, 1.0)),
+        )
+    raise UnsupportedModel(
+        f"fused activation {activation} is not supported by the AOT runtime",
+        "use NONE, RELU, RELU6 or RELU_N1_TO_1, or the tflm runtime",
+    )
+
+
+def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
+    """QuantizedMeanOrSum's multiplier/shift with 1/count folded in."""
+    multiplier, shift = quantize_multiplier(input_scale / output_scale)
+    n_shift = min(count.bit_length() - 1, 32, 31 + shift)
+    if n_shift < 0:
+        raise UnsupportedModel(f"MEAN rescale {input_scale / output_scale:g} is too small")
+    return (multiplier << n_shift) // count, shift - n_shift
+
+
+def softmax_params(beta: float, input_scale: float) -> tuple[int, int, int]:
+    """(input_multiplier, input_left_shift, diff_min) as TFLite's reference SoftmaxPrepare."""
+    integer_bits = 5
+    real = min(beta * input_scale * (1 << (31 - integer_bits)), (1 << 31) - 1.0)
+    if real <= 1.0:
+        raise UnsupportedModel(
+            f"softmax input scale {input_scale:.3g} is too small (TFLite aborts on it)",
+            "train the model or calibrate with data the classes differ on",
+        )
+    multiplier, left_shift = quantize_multiplier(real)
+    radius = math.floor(
+        1.0 * ((1 << integer_bits) - 1) * (1 << (31 - integer_bits)) / (1 << left_shift)
+    )
+    return multiplier, left_shift, -radius
+
+
+def _downscale_to_int16(multiplier: int) -> int:
+    """DownScaleInt32ToInt16Multiplier."""
+    if multiplier >= 2**31 - 1 - (1 << 15):
+        return 2**15 - 1
+    return (multiplier + (1 << 15)) >> 16
+
+
+def hard_swish_params(input_scale: float, output_scale: float) -> tuple[int, int, int, int]:
+    """(output_mult16, output_exponent, reluish_mult16, reluish_exponent), HardSwishPrepare.
+
+    TFLite computes the two real multipliers in float32.
+    """
+    hires_input_scale = _F32(1.0 / 128.0) * _F32(input_scale)
+    reluish_scale = _F32(3.0) / _F32(32768.0)
+    out_m, out_e = quantize_multiplier(float(hires_input_scale / _F32(output_scale)))
+    relu_m, relu_e = quantize_multiplier(float(hires_input_scale / reluish_scale))
+    if out_e > 0:
+        raise UnsupportedModel("HARD_SWISH output scale is too small for TFLite's kernel")
+    return _downscale_to_int16(out_m), out_e, _downscale_to_int16(relu_m), relu_e
+
+
+def add_params(s1: float, s2: float, s_out: float) -> dict[str, int]:
+    """ADD's rescaling constants for int8 (left_shift 20), as add.cc Prepare."""
+    left_shift = 20
+    twice_max = 2.0 * float(max(_F32(s1), _F32(s2)))
+    values = {"left_shift": left_shift}
+    reals = {
+        "input1": s1 / twice_max,
+        "input2": s2 / twice_max,
+        "output": twice_max / float(_F32(1 << left_shift) * _F32(s_out)),
+    }
+    for key, real in reals.items():
+        if not 0.0 < real < 1.0:
+            raise UnsupportedModel(f"ADD rescale {real:g} is outside (0, 1)")
+        m, s = quantize_multiplier(real)
+        values[f"{key}_multiplier"], values[f"{key}_shift"] = m, s
+    return values
+
+
+def padding(in_size: int, kernel: int, stride: int, dilation: int, out_size: int) -> int:
+    """TFLite's ComputePaddingWithOffset: top/left padding for SAME and VALID alike."""
+    effective = (kernel - 1) * dilation + 1
+    return max(0, (out_size - 1) * stride + effective - in_size) // 2
+
+
+def out_size(scheme: str, in_size: int, kernel: int, stride: int, dilation: int) -> int:
+    """TFLite's ComputeOutSize."""
+    effective = (kernel - 1) * dilation + 1
+    if scheme == "SAME":
+        return (in_size + stride - 1) // stride
+    if scheme == "VALID":
+        return (in_size + stride - effective) // stride
+    raise UnsupportedModel(f"padding {scheme} is not supported")
+
+
+def srdhm(a: int, b: int) -> int:
+    """gemmlowp's SaturatingRoundingDoublingHighMul of two int32 values."""
+    if a == b == INT32_MIN:
+        return INT32_MAX
+    ab = a * b
+    nudge = (1 << 30) if ab >= 0 else 1 - (1 << 30)
+    total = ab + nudge
+    quotient = abs(total) >> 31  # C's division truncates towards zero
+    return quotient if total >= 0 else -quotient
+
+
+def rdbpot(x: int, exponent: int) -> int:
+    """gemmlowp's RoundingDivideByPOT: x / 2^exponent, ties away from zero."""
+    mask = (1 << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (1 if x < 0 else 0)
+    return (x >> exponent) + (1 if remainder > threshold else 0)
+
+
+def mbqm(x: int, multiplier: int, shift: int) -> int | None:
+    """MultiplyByQuantizedMultiplier of int32 ``x``, or ``None`` where C's left shift wraps."""
+    left = max(shift, 0)
+    shifted = x << left
+    if not INT32_MIN <= shifted <= INT32_MAX:
+        return None
+    return rdbpot(srdhm(shifted, multiplier), max(-shift, 0))
