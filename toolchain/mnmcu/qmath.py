@@ -195,10 +195,113 @@ def rdbpot(x: int, exponent: int) -> int:
     return (x >> exponent) + (1 if remainder > threshold else 0)
 
 
-def mbqm(x: int, multiplier: int, shift: int) -> int | None:
-    """MultiplyByQuantizedMultiplier of int32 ``x``, or ``None`` where C's left shift wraps."""
-    left = max(shift, 0)
-    shifted = x << left
+def mbqm(x: int, multiplier: int, shift: int, wrap: bool = False) -> int | None:
+    """MultiplyByQuantizedMultiplier of int32 ``x``.
+
+    Where the left shift of a positive ``shift`` leaves int32, C's
+    ``mnmcu_mul_pow2_wrap`` wraps: with ``wrap`` so does this, else ``None``.
+    """
+    shifted = x << max(shift, 0)
     if not INT32_MIN <= shifted <= INT32_MAX:
-        return None
+        if not wrap:
+            return None
+        shifted = (shifted + 2**31) % 2**32 - 2**31
     return rdbpot(srdhm(shifted, multiplier), max(-shift, 0))
+
+
+# --------------------------------------------------------------------------
+# Element-wise functions of one int8 input, as 256-entry tables
+# --------------------------------------------------------------------------
+
+
+def _i16(x: int) -> int:
+    """``x`` narrowed to int16 as C's conversion does (two's complement wrap)."""
+    return ((x + 0x8000) & 0xFFFF) - 0x8000
+
+
+def _div_trunc(x: int, d: int) -> int:
+    """C's integer division (towards zero) by a positive ``d``."""
+    q = abs(x) // d
+    return q if x >= 0 else -q
+
+
+def _srdhm16(a: int, b: int) -> int:
+    if a == b == -0x8000:
+        return 0x7FFF
+    ab = a * b
+    nudge = (1 << 14) if ab >= 0 else 1 - (1 << 14)
+    return _i16(_div_trunc(ab + nudge, 1 << 15))
+
+
+def _sdhm16(a: int, b: int) -> int:
+    if a == b == -0x8000:
+        return 0x7FFF
+    return _i16(_div_trunc(a * b, 1 << 15))
+
+
+def _rdbpot16(x: int, exponent: int) -> int:
+    mask = -1 if exponent >= 16 else _i16((1 << exponent) - 1)
+    remainder = _i16(x & mask)
+    threshold = _i16((mask >> 1) + (1 if x < 0 else 0))
+    return _i16((x >> exponent) + (1 if remainder > threshold else 0))
+
+
+def _sat_lshift16(x: int, amount: int) -> int:
+    return max(-0x8000, min(0x7FFF, x * (1 << amount)))
+
+
+def hard_swish_table(
+    input_scale: float, input_zp: int, output_scale: float, output_zp: int
+) -> np.ndarray:
+    """HARD_SWISH of every int8 input (index ``x + 128``), as reference_ops::HardSwish."""
+    out_m, out_e, relu_m, relu_e = hard_swish_params(input_scale, output_scale)
+    table = np.empty(256, dtype=np.int8)
+    for x in range(-128, 128):
+        hires = _i16(_i16(x - input_zp) * (1 << 7))
+        preshift_out = _srdhm16(hires, out_m)
+        reluish = hires
+        if relu_e > 0:
+            reluish = _sat_lshift16(reluish, relu_e - 1)
+        reluish = _srdhm16(reluish, relu_m)
+        if relu_e > 0:
+            reluish = _sat_lshift16(reluish, 1)
+        if relu_e < 0:
+            reluish = _rdbpot16(reluish, -relu_e)
+        reluish = _i16((reluish + (1 << 15)) >> 1)
+        pre_out = _sdhm16(reluish, preshift_out)
+        out = _i16(_rdbpot16(pre_out, -out_e) + output_zp)
+        table[x + 128] = min(max(out, INT8_MIN), INT8_MAX)
+    return table
+
+
+def requantize_params(
+    opcode: str, input_scale: float, output_scale: float, output_zp: int
+) -> tuple[int, int, int, int]:
+    """(multiplier, shift, act_min, act_max) of QUANTIZE int8->int8, RELU or RELU6."""
+    if opcode == "QUANTIZE":
+        multiplier, shift = quantize_multiplier(input_scale / output_scale)
+        return multiplier, shift, INT8_MIN, INT8_MAX
+    # activations.cc ReluPrepare divides in float32; QuantizedReluX rounds with roundf.
+    multiplier, shift = quantize_multiplier(float(_F32(input_scale) / _F32(output_scale)))
+    act_min = max(INT8_MIN, quantize_value(output_scale, output_zp, 0.0))
+    act_max = (
+        INT8_MAX
+        if opcode == "RELU"
+        else min(INT8_MAX, quantize_value(output_scale, output_zp, 6.0))
+    )
+    return multiplier, shift, act_min, act_max
+
+
+def requantize_table(
+    opcode: str, input_scale: float, input_zp: int, output_scale: float, output_zp: int
+) -> np.ndarray:
+    """QUANTIZE int8->int8, RELU or RELU6 of every int8 input (index ``x + 128``)."""
+    multiplier, shift, act_min, act_max = requantize_params(
+        opcode, input_scale, output_scale, output_zp
+    )
+    table = np.empty(256, dtype=np.int8)
+    for x in range(-128, 128):
+        value = mbqm(x - input_zp, multiplier, shift, wrap=True)
+        assert value is not None
+        table[x + 128] = min(max(value + output_zp, act_min), act_max)
+    return table

@@ -362,6 +362,28 @@ mnmcu_status_t mnmcu_requantize_s8_run(const mnmcu_requantize_params_t *params,
                                        const int8_t *input, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
+/* Element-wise functions of one int8 input, as a table                     */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int32_t size; /**< Elements, >= 0. */
+} mnmcu_lut_params_t;
+
+/**
+ * output[i] = table[input[i] + 128]. Any element-wise function of one int8
+ * input (HARD_SWISH, QUANTIZE int8->int8, RELU, RELU6) is exactly its 256
+ * values, computed at generation time with the reference arithmetic
+ * (mnmcu.qmath), so the kernel is a lookup.
+ *
+ * @param[in]  params  size
+ * @param[in]  input   int8 [size]
+ * @param[in]  table   int8 [256]: the output for inputs -128 .. 127
+ * @param[out] output  int8 [size]; may equal input
+ */
+mnmcu_status_t mnmcu_lut_s8_run(const mnmcu_lut_params_t *params, const int8_t *input,
+                                const int8_t *table, int8_t *output);
+
+/* ------------------------------------------------------------------------ */
 /* PAD: reference_ops::Pad (constant value)                                 */
 /* ------------------------------------------------------------------------ */
 

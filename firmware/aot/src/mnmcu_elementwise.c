@@ -7,6 +7,9 @@
  * MUL: reference_integer_ops::MulElementwise / BroadcastMul6DSlow.
  * HARD_SWISH: reference_ops::HardSwish with its int16 fixed-point steps.
  * REQUANTIZE: reference_ops::Requantize and reference_ops::ReluX.
+ * LUT: any of the one-input functions above as its 256 values (the
+ * generated code uses it for HARD_SWISH and REQUANTIZE; the kernels above
+ * stay the reference its tables are checked against).
  *
  * Every output element depends only on the input elements at its own
  * position (and the broadcast input), so output == input1 is allowed when
@@ -205,6 +208,29 @@ mnmcu_status_t mnmcu_requantize_s8_run(const mnmcu_requantize_params_t *params,
             mnmcu_mbqm(input[i] + params->input_offset, params->multiplier, params->shift) +
             params->output_offset;
         output[i] = (int8_t)mnmcu_clamp(out, params->act_min, params->act_max);
+    }
+    return MNMCU_OK;
+}
+
+mnmcu_status_t mnmcu_lut_s8_run(const mnmcu_lut_params_t *params, const int8_t *input,
+                                const int8_t *table, int8_t *output)
+{
+    const int8_t *t;
+    int32_t i = 0;
+    if (params == NULL || input == NULL || table == NULL || output == NULL || params->size < 0) {
+        return MNMCU_ERR_ARG;
+    }
+    t = table + 128;
+    /* Four elements per iteration; each output depends on its own input only. */
+    for (; i + 4 <= params->size; i += 4) {
+        const int8_t a = input[i], b = input[i + 1], c = input[i + 2], d = input[i + 3];
+        output[i] = t[a];
+        output[i + 1] = t[b];
+        output[i + 2] = t[c];
+        output[i + 3] = t[d];
+    }
+    for (; i < params->size; ++i) {
+        output[i] = t[input[i]];
     }
     return MNMCU_OK;
 }

@@ -32,11 +32,13 @@ from mnmcu.qmath import (  # noqa: F401 - re-exported: the kernels' constants
     conv_multiplier,
     double_parts,
     hard_swish_params,
+    hard_swish_table,
     mean_multiplier,
     out_size,
     padding,
     quantize_multiplier,
     quantize_value,
+    requantize_table,
     softmax_params,
 )
 
@@ -808,43 +810,29 @@ def _lower_mul(low: _Lowering, op: Op) -> Call:
 def _lower_hard_swish(low: _Lowering, op: Op) -> Call:
     inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
     (si, zi), (so, zo) = low.quant(inp), low.quant(out)
-    om, oe, rm, re_ = hard_swish_params(si, so)
-    fields = [
-        ("size", str(out.elements)),
-        ("input_zero_point", str(zi)),
-        ("output_zero_point", str(zo)),
-        ("output_multiplier_fixedpoint", str(om)),
-        ("reluish_multiplier_fixedpoint", str(rm)),
-        ("output_multiplier_exponent", str(oe)),
-        ("reluish_multiplier_exponent", str(re_)),
-    ]
-    args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
-    return low.call(op, "mnmcu_hard_swish_s8_run", "mnmcu_hard_swish_params_t", fields, args)
+    return _lower_table(low, op, inp, out, hard_swish_table(si, zi, so, zo))
 
 
 def _lower_requantize(low: _Lowering, op: Op) -> Call:
     """QUANTIZE int8->int8 (Requantize) and standalone RELU/RELU6 (ReluX)."""
     inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
     (si, zi), (so, zo) = low.quant(inp), low.quant(out)
-    if op.opcode == "QUANTIZE":
-        multiplier, shift = quantize_multiplier(si / so)
-        act_min, act_max = INT8_MIN, INT8_MAX
-    else:
-        # activations.cc ReluPrepare divides in float32; QuantizedReluX rounds with roundf.
-        multiplier, shift = quantize_multiplier(float(_F32(si) / _F32(so)))
-        act_min = max(INT8_MIN, quantize_value(so, zo, 0.0))
-        act_max = INT8_MAX if op.opcode == "RELU" else min(INT8_MAX, quantize_value(so, zo, 6.0))
-    fields = [
-        ("size", str(out.elements)),
-        ("input_offset", str(-zi)),
-        ("output_offset", str(zo)),
-        ("multiplier", str(multiplier)),
-        ("shift", str(shift)),
-        ("act_min", str(act_min)),
-        ("act_max", str(act_max)),
-    ]
-    args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
-    return low.call(op, "mnmcu_requantize_s8_run", "mnmcu_requantize_params_t", fields, args)
+    return _lower_table(low, op, inp, out, requantize_table(op.opcode, si, zi, so, zo))
+
+
+def _lower_table(low: _Lowering, op: Op, inp: Tensor, out: Tensor, table: np.ndarray) -> Call:
+    """An element-wise function of one int8 input as its 256 values (mnmcu_lut_s8_run)."""
+    if inp.elements != out.elements:
+        raise UnsupportedModel(f"op {op.index} {op.opcode} changes the element count")
+    name = low.array(
+        f"op{op.index:03d}_table",
+        table,
+        "int8_t",
+        f"{op.opcode} of op {op.index} for inputs -128..127 (reference arithmetic)",
+    )
+    args = [low.pointer(inp, op, "input"), name, low.pointer(out, op, "output")]
+    fields = [("size", str(out.elements))]
+    return low.call(op, "mnmcu_lut_s8_run", "mnmcu_lut_params_t", fields, args)
 
 
 def _lower_pad(low: _Lowering, op: Op) -> Call:

@@ -1,0 +1,70 @@
+"""The element-wise tables against LiteRT's reference kernels, on all 256 inputs.
+
+One-op int8 models (HARD_SWISH, RELU, RELU6 on the input), converted with
+TensorFlow at a few calibration ranges, run by LiteRT (BUILTIN_REF) on an
+input holding every int8 value once; mnmcu.qmath's table for the op's
+quantisation must give the same 256 outputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mnmcu.graph import load_graph
+from mnmcu.qmath import hard_swish_table, requantize_table
+from mnmcu.reference import litert_outputs
+
+ALL_INPUTS = np.arange(-128, 128, dtype=np.int8).reshape(1, 16, 16, 1)
+
+
+def one_op_model(activation: str, low: float, high: float) -> bytes:
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input(shape=(16, 16, 1), batch_size=1)
+    if activation == "HARD_SWISH":
+        outputs = keras.layers.Activation(keras.activations.hard_swish)(inputs)
+    elif activation == "RELU6":
+        outputs = keras.layers.ReLU(max_value=6.0)(inputs)
+    else:
+        outputs = keras.layers.ReLU()(inputs)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(0)
+
+    def samples():
+        for _ in range(16):
+            yield [rng.uniform(low, high, size=(1, 16, 16, 1)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = samples
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    flatbuffer: bytes = converter.convert()
+    return flatbuffer
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("opcode", ["HARD_SWISH", "RELU", "RELU6"])
+@pytest.mark.parametrize("limits", [(-4.0, 4.0), (-1.0, 7.0), (-10.0, 2.0)])
+def test_table_equals_litert_on_every_input(opcode: str, limits: tuple[float, float]) -> None:
+    flatbuffer = one_op_model(opcode, *limits)
+    graph = load_graph(flatbuffer)
+    ops = [op.opcode for op in graph.ops]
+    assert ops == [opcode], f"the converter made {ops}"
+    inp, out = graph.input.quantization, graph.output.quantization
+    assert inp is not None and out is not None
+    args = (
+        float(inp.scale[0]),
+        int(inp.zero_point[0]),
+        float(out.scale[0]),
+        int(out.zero_point[0]),
+    )
+    if opcode == "HARD_SWISH":
+        table = hard_swish_table(*args)
+    else:
+        table = requantize_table(opcode, *args)
+    expected = np.asarray(litert_outputs(flatbuffer, ALL_INPUTS)).reshape(-1)
+    assert np.array_equal(table, expected.astype(np.int8))
