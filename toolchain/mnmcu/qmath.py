@@ -305,3 +305,31 @@ def requantize_table(
         assert value is not None
         table[x + 128] = min(max(value + output_zp, act_min), act_max)
     return table
+
+
+def _clamp(value: int, low: int, high: int) -> int:
+    return min(max(value, low), high)
+
+
+def add_input_table(offset: int, multiplier: int, shift: int, left_shift: int) -> np.ndarray:
+    """One ADD input's scaled value for every int8 input (index ``x + 128``), as int32.
+
+    reference_integer_ops::AddFunc: ``MBQM((x + offset) * 2^left_shift, multiplier, shift)``.
+    """
+    values = [
+        mbqm((x + offset) << left_shift, multiplier, shift, wrap=True) for x in range(-128, 128)
+    ]
+    return np.array(values, dtype=np.int64)
+
+
+def mul_const_table(
+    x_offset: int, c: int, c_offset: int, multiplier: int, shift: int, out: tuple[int, int, int]
+) -> np.ndarray:
+    """MUL of every int8 input and the constant ``c`` (index ``x + 128``), as MulElementwise."""
+    zp, act_min, act_max = out
+    table = np.empty(256, dtype=np.int8)
+    for x in range(-128, 128):
+        raw = mbqm((x + x_offset) * (c + c_offset), multiplier, shift, wrap=True)
+        assert raw is not None
+        table[x + 128] = _clamp(raw + zp, act_min, act_max)
+    return table

@@ -313,6 +313,57 @@ typedef struct {
 mnmcu_status_t mnmcu_mul_s8_run(const mnmcu_mul_params_t *params, const int8_t *input1,
                                 const int8_t *input2, int8_t *output);
 
+typedef struct {
+    int32_t size;              /**< Elements of each input and of the output, >= 0. */
+    int32_t output_offset;     /**< zero point of output */
+    int32_t output_multiplier;
+    int32_t output_shift;      /**< <= 0 */
+    int32_t act_min;
+    int32_t act_max;
+} mnmcu_add_tables_params_t;
+
+/**
+ * ADD of two int8 tensors of the same shape, each input's scaled value
+ * (AddFunc's MBQM((x + offset) * 2^left_shift, ...)) read from a table of
+ * its 256 values computed at generation time; one requantisation per element.
+ *
+ * @param[in]  params  size and output rescaling
+ * @param[in]  input1  int8 [size]
+ * @param[in]  input2  int8 [size]
+ * @param[in]  table1  int32 [256]: input1's scaled value for inputs -128 .. 127
+ * @param[in]  table2  int32 [256]: the same for input2
+ * @param[out] output  int8 [size]; may equal input1
+ */
+mnmcu_status_t mnmcu_add_s8_tables_run(const mnmcu_add_tables_params_t *params,
+                                       const int8_t *input1, const int8_t *input2,
+                                       const int32_t *table1, const int32_t *table2,
+                                       int8_t *output);
+
+typedef struct {
+    int32_t pixels;            /**< > 0 */
+    int32_t channels;          /**< > 0 */
+    int32_t input_offset;      /**< -zero point of the feature map */
+    int32_t scale_offset;      /**< -zero point of the per-channel values */
+    int32_t output_offset;
+    int32_t output_multiplier; /**< of input1_scale * input2_scale / output_scale */
+    int32_t output_shift;
+    int32_t act_min;
+    int32_t act_max;
+} mnmcu_mul_channels_params_t;
+
+/**
+ * MUL of a feature map [pixels][channels] by one value per channel (the
+ * squeeze-and-excite scaling), as MulElementwise broadcast over the pixels.
+ *
+ * @param[in]  params  shape and rescaling
+ * @param[in]  input   int8 [pixels][channels]
+ * @param[in]  scale   int8 [channels]
+ * @param[out] output  int8 [pixels][channels]; may equal input
+ */
+mnmcu_status_t mnmcu_mul_channels_s8_run(const mnmcu_mul_channels_params_t *params,
+                                         const int8_t *input, const int8_t *scale,
+                                         int8_t *output);
+
 /* ------------------------------------------------------------------------ */
 /* HARD_SWISH: reference_ops::HardSwish (int16 fixed-point intermediates)   */
 /* ------------------------------------------------------------------------ */

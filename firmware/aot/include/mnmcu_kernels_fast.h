@@ -116,6 +116,23 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_mve_run(const mnmcu_conv2d_params_t *params,
                                            const int8_t *input, const int8_t *filter,
                                            const int32_t *bias, int8_t *output);
 
+/**
+ * mnmcu_add_s8_tables_run() with the fast requantisation
+ * (mnmcu_elementwise_dsp.c); the output shift must be in [-22, -1].
+ */
+mnmcu_status_t mnmcu_add_s8_tables_dsp_run(const mnmcu_add_tables_params_t *params,
+                                           const int8_t *input1, const int8_t *input2,
+                                           const int32_t *table1, const int32_t *table2,
+                                           int8_t *output);
+
+/**
+ * mnmcu_mul_channels_s8_run() with the fast requantisation
+ * (mnmcu_elementwise_dsp.c); the output shift must be in [-22, -1].
+ */
+mnmcu_status_t mnmcu_mul_channels_s8_dsp_run(const mnmcu_mul_channels_params_t *params,
+                                             const int8_t *input, const int8_t *scale,
+                                             int8_t *output);
+
 #ifdef __cplusplus
 }
 #endif

@@ -234,3 +234,62 @@ mnmcu_status_t mnmcu_lut_s8_run(const mnmcu_lut_params_t *params, const int8_t *
     }
     return MNMCU_OK;
 }
+
+mnmcu_status_t mnmcu_add_s8_tables_run(const mnmcu_add_tables_params_t *params,
+                                       const int8_t *input1, const int8_t *input2,
+                                       const int32_t *table1, const int32_t *table2,
+                                       int8_t *output)
+{
+    const int32_t *t1;
+    const int32_t *t2;
+    int32_t i;
+    if (params == NULL || input1 == NULL || input2 == NULL || table1 == NULL || table2 == NULL ||
+        output == NULL) {
+        return MNMCU_ERR_ARG;
+    }
+    if (params->size < 0 || !mnmcu_act_valid(params->act_min, params->act_max) ||
+        !mnmcu_requant_valid(params->output_multiplier, params->output_shift) ||
+        params->output_shift > 0) {
+        return MNMCU_ERR_ARG;
+    }
+    t1 = table1 + 128;
+    t2 = table2 + 128;
+    for (i = 0; i < params->size; ++i) {
+        const int32_t raw =
+            mnmcu_mbqm(t1[input1[i]] + t2[input2[i]], params->output_multiplier,
+                       params->output_shift) +
+            params->output_offset;
+        output[i] = (int8_t)mnmcu_clamp(raw, params->act_min, params->act_max);
+    }
+    return MNMCU_OK;
+}
+
+mnmcu_status_t mnmcu_mul_channels_s8_run(const mnmcu_mul_channels_params_t *params,
+                                         const int8_t *input, const int8_t *scale,
+                                         int8_t *output)
+{
+    int32_t p, c;
+    if (params == NULL || input == NULL || scale == NULL || output == NULL) {
+        return MNMCU_ERR_ARG;
+    }
+    if (params->pixels <= 0 || params->channels <= 0 ||
+        (int64_t)params->pixels * params->channels > INT32_MAX ||
+        !offset_valid(params->input_offset) || !offset_valid(params->scale_offset) ||
+        !mnmcu_act_valid(params->act_min, params->act_max) ||
+        !mnmcu_requant_valid(params->output_multiplier, params->output_shift)) {
+        return MNMCU_ERR_ARG;
+    }
+    for (p = 0; p < params->pixels; ++p) {
+        const int8_t *in = input + (int64_t)p * params->channels;
+        int8_t *out = output + (int64_t)p * params->channels;
+        for (c = 0; c < params->channels; ++c) {
+            const int32_t product =
+                (in[c] + params->input_offset) * (scale[c] + params->scale_offset);
+            const int32_t raw =
+                mnmcu_mbqm(product, params->output_multiplier, params->output_shift) +
+                params->output_offset;
+            out[c] = (int8_t)mnmcu_clamp(raw, params->act_min, params->act_max);
+        }
+    }
+    return MNMCU_OK;
+}

@@ -28,12 +28,15 @@ from mnmcu.qmath import (  # noqa: F401 - re-exported: the kernels' constants
     INT8_MAX,
     INT8_MIN,
     activation_range,
+    add_input_table,
     add_params,
     conv_multiplier,
     double_parts,
     hard_swish_params,
     hard_swish_table,
+    mbqm,
     mean_multiplier,
+    mul_const_table,
     out_size,
     padding,
     quantize_multiplier,
@@ -73,6 +76,7 @@ _FAST_FILES = {
         "src/mnmcu_dsp.h",
         "src/mnmcu_mve.h",
         "src/mnmcu_conv_dsp.c",
+        "src/mnmcu_elementwise_dsp.c",
     ),
     "helium": (
         "include/mnmcu_kernels_fast.h",
@@ -80,8 +84,11 @@ _FAST_FILES = {
         "src/mnmcu_mve.h",
         "src/mnmcu_conv_dsp.c",
         "src/mnmcu_conv_mve.c",
+        "src/mnmcu_elementwise_dsp.c",
     ),
 }
+# Ops that have fast kernels (convolutions; ADD and MUL where their shapes allow).
+_FAST_OPCODES = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL"})
 # Accumulators of the fast kernels stay below this, and their shifts within
 # [_FAST_MIN_SHIFT, -1] (see mnmcu_kernels_fast.h).
 _FAST_ACC_LIMIT = 1 << 30
@@ -764,6 +771,17 @@ def _binary_shapes(low: _Lowering, op: Op) -> tuple[Tensor, Tensor, Tensor, list
     )
 
 
+def _scalar_constant(low: _Lowering, op: Op) -> tuple[int, int] | None:
+    """(input position, value) of a binary op's constant input that is one int8 value."""
+    for position in (0, 1):
+        t = low.graph.tensor(op.inputs[position])
+        if t.data is not None and t.dtype == "int8":
+            values = np.unique(np.asarray(t.data))
+            if values.size == 1:
+                return position, int(values[0])
+    return None
+
+
 def _lower_add(low: _Lowering, op: Op) -> Call:
     a, b, out, fields = _binary_shapes(low, op)
     (sa, za), (sb, zb), (so, zo) = low.quant(a), low.quant(b), low.quant(out)
@@ -771,6 +789,58 @@ def _lower_add(low: _Lowering, op: Op) -> Call:
         str(op.options.get("fused_activation_function", "NONE")), so, zo
     )
     consts = add_params(sa, sb, so)
+    ls = consts["left_shift"]
+    offsets = (-za, -zb)
+
+    def scaled(position: int) -> np.ndarray:
+        n = position + 1
+        return add_input_table(
+            offsets[position], consts[f"input{n}_multiplier"], consts[f"input{n}_shift"], ls
+        )
+
+    scalar = _scalar_constant(low, op)
+    if scalar is not None:
+        # x + c with c one constant: a function of x, its 256 values a table.
+        position, value = scalar
+        x = (a, b)[1 - position]
+        if x.elements == out.elements:
+            c_scaled = int(scaled(position)[value + 128])
+            table = np.array(
+                [
+                    min(max(_mbqm(int(v) + c_scaled, consts, "output") + zo, act_min), act_max)
+                    for v in scaled(1 - position)
+                ]
+            )
+            return _lower_table(low, op, x, out, table)
+    if a.shape == b.shape == out.shape:
+        # Each input's scaled value is a table of 256 int32: one requantisation per element.
+        tables = [
+            low.array(
+                f"op{op.index:03d}_scaled{n}",
+                scaled(n - 1),
+                "int32_t",
+                f"input {n} of op {op.index} ADD scaled, for inputs -128..127",
+            )
+            for n in (1, 2)
+        ]
+        params = [
+            ("size", str(out.elements)),
+            ("output_offset", str(zo)),
+            ("output_multiplier", str(consts["output_multiplier"])),
+            ("output_shift", str(consts["output_shift"])),
+            ("act_min", str(act_min)),
+            ("act_max", str(act_max)),
+        ]
+        args = [
+            low.pointer(a, op, "input1"),
+            low.pointer(b, op, "input2"),
+            *tables,
+            low.pointer(out, op, "output"),
+        ]
+        suffix = _fast_requant(low, consts["output_multiplier"], consts["output_shift"])
+        return low.call(
+            op, f"mnmcu_add_s8_tables{suffix}_run", "mnmcu_add_tables_params_t", params, args
+        )
     fields += [("input1_offset", str(-za)), ("input2_offset", str(-zb)), ("output_offset", str(zo))]
     fields += [(k, str(v)) for k, v in consts.items()]
     fields += [("act_min", str(act_min)), ("act_max", str(act_max))]
@@ -782,6 +852,12 @@ def _lower_add(low: _Lowering, op: Op) -> Call:
     return low.call(op, "mnmcu_add_s8_run", "mnmcu_add_params_t", fields, args)
 
 
+def _mbqm(value: int, consts: dict[str, int], which: str) -> int:
+    result = mbqm(value, consts[f"{which}_multiplier"], consts[f"{which}_shift"], wrap=True)
+    assert result is not None
+    return result
+
+
 def _lower_mul(low: _Lowering, op: Op) -> Call:
     a, b, out, fields = _binary_shapes(low, op)
     (sa, za), (sb, zb), (so, zo) = low.quant(a), low.quant(b), low.quant(out)
@@ -790,6 +866,51 @@ def _lower_mul(low: _Lowering, op: Op) -> Call:
     )
     # mul.cc computes input1_scale * input2_scale / output_scale in float32.
     multiplier, shift = quantize_multiplier(float(_F32(sa) * _F32(sb) / _F32(so)))
+    offsets = (-za, -zb)
+    scalar = _scalar_constant(low, op)
+    if scalar is not None:
+        position, value = scalar
+        x = (a, b)[1 - position]
+        if x.elements == out.elements:
+            table = mul_const_table(
+                offsets[1 - position],
+                value,
+                offsets[position],
+                multiplier,
+                shift,
+                (zo, act_min, act_max),
+            )
+            return _lower_table(low, op, x, out, table)
+    da, db, do = (_dims4(t.shape) for t in (a, b, out))
+    for feature, vector in ((0, 1), (1, 0)):
+        f_dims, v_dims = (da, db)[feature], (da, db)[vector]
+        if f_dims == do and v_dims == (1, 1, 1, do[3]) and (feature == 0 or vector == 0):
+            # A feature map times one value per channel (squeeze-and-excite).
+            f_t, v_t = (a, b)[feature], (a, b)[vector]
+            params = [
+                ("pixels", str(do[0] * do[1] * do[2])),
+                ("channels", str(do[3])),
+                ("input_offset", str(offsets[feature])),
+                ("scale_offset", str(offsets[vector])),
+                ("output_offset", str(zo)),
+                ("output_multiplier", str(multiplier)),
+                ("output_shift", str(shift)),
+                ("act_min", str(act_min)),
+                ("act_max", str(act_max)),
+            ]
+            args = [
+                low.pointer(f_t, op, f"input{feature + 1}"),
+                low.pointer(v_t, op, f"input{vector + 1}"),
+                low.pointer(out, op, "output"),
+            ]
+            suffix = _fast_requant(low, multiplier, shift)
+            return low.call(
+                op,
+                f"mnmcu_mul_channels_s8{suffix}_run",
+                "mnmcu_mul_channels_params_t",
+                params,
+                args,
+            )
     fields += [
         ("input1_offset", str(-za)),
         ("input2_offset", str(-zb)),
@@ -963,8 +1084,14 @@ def _io_info(t: Tensor, offset: int) -> dict[str, object]:
 
 
 def uses_fast_kernels(graph: Graph, kernels: str) -> bool:
-    """True when some op of ``graph`` runs on a fast kernel of ``kernels``."""
-    return any(fast_conv(graph, op, kernels) is not None for op in graph.ops)
+    """True when ``kernels`` has fast kernels for some op of ``graph`` (their files are added)."""
+    return kernels != "portable" and any(op.opcode in _FAST_OPCODES for op in graph.ops)
+
+
+def _fast_requant(low: _Lowering, multiplier: int, shift: int) -> str:
+    """``"_dsp"`` where the kernels' fast requantisation applies to (multiplier, shift)."""
+    fast = low.kernels != "portable" and multiplier >= 0 and _FAST_MIN_SHIFT <= shift <= -1
+    return "_dsp" if fast else ""
 
 
 def kernel_files(graph: Graph, kernels: str = "portable") -> list[str]:
