@@ -16,6 +16,7 @@ import click
 
 from mnmcu import __version__
 from mnmcu.errors import InvalidValue, MnmcuError, ToolMissing
+from mnmcu.escape import shell_join
 from mnmcu.model.spec import ARCHS, ModelSpec, check_alpha, parse_float, resolution_from
 
 _verbosity = 0
@@ -462,10 +463,6 @@ def verify(
     from mnmcu.verify import verify as verify_fn
 
     samples = _dataset_inputs(tflite, data, count) if data else None
-    if keep is not None:
-        from mnmcu.pipeline import prepare_output
-
-        prepare_output(keep, force=False)
     result = verify_fn(
         tflite,
         count,
@@ -605,7 +602,7 @@ def emit(
     info = emit_project(tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal)
     click.echo(
         f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); "
-        f"build it with 'pio run -d {info.project_dir}'"
+        f"build it with: {shell_join(['pio', 'run', '-d', info.project_dir])}"
     )
 
 
@@ -693,7 +690,8 @@ def sim(
         if not info.elf_path.is_file():
             raise InvalidValue(
                 f"{project} has no built firmware ({info.elf_path})",
-                f"build it with 'mnmcu build --board {b.id}' or 'pio run -d {project}'",
+                f"build it with 'mnmcu build --board {b.id}' or "
+                f"'{shell_join(['pio', 'run', '-d', project])}'",
             )
         _check_simulated_build(b, info.board_id, project)
         elf = info.elf_path
@@ -766,7 +764,7 @@ def _sim_renode(
     if not info.elf_path.is_file():
         raise InvalidValue(
             f"{project} has no built firmware ({info.elf_path})",
-            f"build it first ('pio run -d {project}')",
+            f"build it first ({shell_join(['pio', 'run', '-d', project])})",
         )
     line = run_renode(scripts, timeout=timeout)
     click.echo(line)
@@ -1044,7 +1042,8 @@ def hil(
         if not elf.is_file():
             raise InvalidValue(
                 f"{target.project_dir} has no built firmware ({elf})",
-                f"build it with 'pio run -d {target.project_dir}' or 'mnmcu build'",
+                f"build it with '{shell_join(['pio', 'run', '-d', target.project_dir])}' or "
+                "'mnmcu build'",
             )
         qemu_log = report_json.with_name("qemu.log")
         with qemu_session(b, elf, log_path=qemu_log) as url:

@@ -28,9 +28,11 @@ import numpy as np
 
 from mnmcu.emit.cgen import sha256_file
 from mnmcu.errors import InvalidValue, MnmcuError
+from mnmcu.escape import xml_text
 from mnmcu.link.protocol import DeviceInfo
 from mnmcu.link.session import DeviceSession, ModelMismatch
 from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.outdir import write_file
 
 DEFAULT_COUNT = 50
 
@@ -347,16 +349,20 @@ def run_hil(
 
 def write_json(report: HilReport, path: Path) -> Path:
     """The report as JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    write_file(path, json.dumps(report.to_dict(), indent=2) + "\n")
     return path
 
 
 def write_junit(report: HilReport, path: Path) -> Path:
-    """The report as JUnit XML: one test case per input, a failure for each mismatch."""
+    """The report as JUnit XML: one test case per input, a failure for each mismatch.
+
+    Text the device or the link supplied (board, runtime, error messages) goes
+    through :func:`mnmcu.escape.xml_text`, so the document stays valid XML.
+    """
+    x = xml_text
     suite = ElementTree.Element(
         "testsuite",
-        name=f"mnmcu-hil.{report.device.board}",
+        name=x(f"mnmcu-hil.{report.device.board}"),
         tests=str(len(report.samples) + (1 if report.error else 0)),
         failures=str(len(report.mismatches)),
         errors="1" if report.error else "0",
@@ -369,12 +375,12 @@ def write_junit(report: HilReport, path: Path) -> Path:
         ("model_sha256", report.device.model_sha256),
         ("url", report.url),
     ):
-        ElementTree.SubElement(props, "property", name=key, value=value)
+        ElementTree.SubElement(props, "property", name=key, value=x(value))
     for sample in report.samples:
         case = ElementTree.SubElement(
             suite,
             "testcase",
-            classname=f"hil.{report.device.board}",
+            classname=x(f"hil.{report.device.board}"),
             name=f"input_{sample.index:04d}",
             time=f"{sample.host_seconds:.4f}",
         )
@@ -383,9 +389,9 @@ def write_junit(report: HilReport, path: Path) -> Path:
             failure.text = f"device {list(sample.output)} != reference {list(sample.expected)}"
     if report.error:
         case = ElementTree.SubElement(suite, "testcase", classname="hil.link", name="link")
-        ElementTree.SubElement(case, "error", message=report.error)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ElementTree.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+        ElementTree.SubElement(case, "error", message=x(report.error))
+    data = ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True)
+    write_file(path, data)
     return path
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mnmcu import __version__
+from mnmcu.outdir import write_file
 
 REPORT_HTML = "report.html"
 
@@ -348,6 +349,4 @@ def write_report_html(
     out_dir: Path, report: dict[str, Any], profile: Sequence[dict[str, Any]] | None = None
 ) -> Path:
     """Write ``report.html`` for ``report`` into ``out_dir``; return its path."""
-    path = Path(out_dir) / REPORT_HTML
-    path.write_text(render_report_html(report, profile), encoding="utf-8")
-    return path
+    return write_file(Path(out_dir) / REPORT_HTML, render_report_html(report, profile))

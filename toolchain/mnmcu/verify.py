@@ -10,6 +10,7 @@ intermediate tensor and names the first op that differs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ import numpy as np
 
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.outdir import output_folder
 from mnmcu.quantize import check_softmax_scale
 
 RUN_TIMEOUT_S = 60.0
@@ -130,8 +132,25 @@ def verify(
     """Generate, compile and run the AOT C for ``model``; compare with both references.
 
     ``samples`` are extra int8 inputs (e.g. quantized dataset images).
-    Generated sources and binaries go to ``workdir`` (a temporary folder if None).
+    Generated sources and binaries go to ``workdir`` (a temporary folder if
+    None), which must be new or empty (the ``--keep`` folder).
     """
+    with contextlib.ExitStack() as stack:
+        if workdir is not None:
+            stack.enter_context(output_folder(workdir, False, "mnmcu verify", option="--keep"))
+        return _verify(model, count, samples, layers, sanitize, workdir, seed, progress)
+
+
+def _verify(
+    model: Path,
+    count: int,
+    samples: np.ndarray | None,
+    layers: bool,
+    sanitize: bool,
+    workdir: Path | None,
+    seed: int,
+    progress: Progress | None,
+) -> VerifyResult:
     from mnmcu.emit.aot import emit_aot, firmware_plan
     from mnmcu.emit.host import compile_host, run_host
     from mnmcu.plan import check_plan
