@@ -459,6 +459,26 @@ def report_paths(report_json: Path) -> tuple[Path, Path, Path]:
     return report_json, stem.with_suffix(".junit.xml"), stem.with_suffix(".jsonl")
 
 
+def check_report_paths(*paths: Path) -> None:
+    """Refuse report paths that cannot be written, before the run rather than after it."""
+    for path in paths:
+        if path.is_dir():
+            raise InvalidValue(
+                f"--report {path} is a folder; the report is a file",
+                f"give a file name, e.g. --report {path / 'report.json'}",
+            )
+        if path.exists() and not path.is_file():
+            raise InvalidValue(f"--report: {path} exists and is not a regular file")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InvalidValue(
+                        f"--report {path}: {parent} is a file, not a folder",
+                        "give a report path in a folder",
+                    )
+                break
+
+
 def finish(report: HilReport) -> None:
     """Raise the run's link failure, or :class:`HilMismatch` when any output differs."""
     if report.failure is not None:

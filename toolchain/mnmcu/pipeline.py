@@ -156,8 +156,6 @@ def train(
     model is only written over with ``force``. The dataset's class names are
     checked before training (they go into the firmware).
     """
-    from mnmcu.model.train import TrainConfig, load_model, save_model, train_model
-
     spec = load_spec(model_dir)
     out = out or model_dir
     check_not_inside(out, options.data)
@@ -169,6 +167,9 @@ def train(
         )
     with output_folder(out, force, "mnmcu train", exists_ok=own) as folder:
         folder.check_writable([*MODEL_FILES, TRAIN_FILE])
+        from mnmcu.model.train import TrainConfig, load_model, save_model, train_model
+
+        model = load_model(model_dir / KERAS_FILE)
         if dataset is None:
             dataset = _load_data(spec, options)
         _check_class_names(dataset, options)
@@ -180,7 +181,6 @@ def train(
                     f"build the model with --classes {len(dataset.class_names)}",
                 )
             spec = replace(spec, class_names=tuple(dataset.class_names))
-        model = load_model(model_dir / KERAS_FILE)
         chosen = {
             "epochs": options.epochs,
             "batch_size": options.batch_size,
@@ -239,6 +239,8 @@ def quantize(
     with output_folder(model_dir, False, "mnmcu quantize", option="MODEL_DIR", exists_ok=True) as (
         folder
     ):
+        model = load_model(model_dir / KERAS_FILE)  # a damaged file fails before anything else
+        keras_sha = sha256_of(model_dir / KERAS_FILE)
         trained = (model_dir / TRAIN_FILE).exists()
         options = TrainOptions()
         if trained:
@@ -255,8 +257,6 @@ def quantize(
             )
         if dataset is None:
             dataset = _load_data(spec, options)
-        keras_sha = sha256_of(model_dir / KERAS_FILE) if (model_dir / KERAS_FILE).is_file() else ""
-        model = load_model(model_dir / KERAS_FILE)
         fixed = with_batch_size(model, spec, 1)
         samples = representative_samples(dataset, representative, seed)
         flatbuffer = convert_int8(fixed, samples, progress)

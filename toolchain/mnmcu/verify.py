@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mnmcu.errors import UnsupportedModel
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.outdir import output_folder
@@ -68,6 +69,18 @@ class VerifyResult:
         d = asdict(self)
         d["bit_exact"] = self.bit_exact
         return d
+
+
+def check_batch_one(graph: Graph) -> None:
+    """Refuse a model whose input holds more than one image: verify and the firmware run one."""
+    shape = list(graph.input.shape)
+    if not shape or shape[0] != 1:
+        batch = shape[0] if shape else "none"
+        raise UnsupportedModel(
+            f"the model's input {shape} has batch {batch}; mnmcu runs one input at a time "
+            "(batch 1)",
+            "convert the model with batch size 1 ('mnmcu quantize' does)",
+        )
 
 
 def make_inputs(
@@ -161,6 +174,7 @@ def _verify(
     graph = load_graph(model)
     check_int8_mobilenet(graph)
     check_softmax_scale(graph)
+    check_batch_one(graph)
     inputs, kinds = make_inputs(graph, count, samples, seed)
     timeout = RUN_TIMEOUT_S + RUN_TIMEOUT_PER_INPUT_S * len(inputs)
     steps = 5 + int(sanitize) + int(layers)
