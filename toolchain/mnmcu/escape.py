@@ -26,7 +26,6 @@ escapes control characters by construction.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
 from collections.abc import Iterable
@@ -192,8 +191,21 @@ def py_string(text: str) -> str:
 
 
 def yaml_string(text: str) -> str:
-    """A double-quoted YAML scalar of ``text`` (a JSON string is one), on one line."""
-    return json.dumps(str(text))
+    """A double-quoted YAML scalar of ``text``, on one line.
+
+    ``"`` and ``\\`` are escaped, every non-printable character (YAML also
+    breaks lines at ``\\x85``, ``\\u2028`` and ``\\u2029``) becomes a
+    ``\\x``/``\\u``/``\\U`` escape.
+    """
+    out = []
+    for ch in str(text):
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch.isprintable():
+            out.append(ch)
+        else:
+            out.append(_escape_char(ch))
+    return '"' + "".join(out) + '"'
 
 
 # --- Markdown -------------------------------------------------------------------------

@@ -380,12 +380,14 @@ class OutputFolder:
         self.written[rel] = sha256_of(target)
         return target
 
-    def remove_stale(self, rels: Iterable[str]) -> list[str]:
+    def remove_stale(self, rels: Iterable[str], manifest: Manifest | None = None) -> list[str]:
         """Delete those of ``rels`` that are unchanged files mnmcu recorded; warn about the rest.
 
-        Returns the paths deleted.
+        ``manifest`` is the record to judge by (default: the folder's, read
+        now). Returns the paths deleted.
         """
-        manifest = self.manifest()
+        if manifest is None:
+            manifest = self.manifest()
         removed = []
         for rel in rels:
             target = self.path / rel
@@ -452,11 +454,9 @@ class OutputFolder:
         old = manifest.hashes if manifest is not None else {}
         stale = [rel for rel in old if rel not in new and rel != self.manifest_name]
         moving = manifest_data(self.manifest_name, new, manifest_extra)
-        moving["previous_sha256"] = {
-            rel: h[-1] for rel, h in sorted(old.items()) if h and rel in new
-        }
+        moving["previous_sha256"] = {rel: h[-1] for rel, h in sorted(old.items()) if h}
         write_file(self.path / self.manifest_name, json_text(moving))
-        removed = self.remove_stale(stale)
+        removed = self.remove_stale(stale, manifest)
         for rel in new:
             target = self.path / rel
             target.parent.mkdir(parents=True, exist_ok=True)
