@@ -220,3 +220,48 @@ def test_hostile_named_project_builds_and_runs_in_qemu(
     assert run.ok, run.boot_line
     assert run.fields["label"] in HOSTILE_CLASSES
     assert not (projects["qemu-m4"] / "pwned").exists() and not Path("pwned").exists()
+
+
+def test_stm32_clock_header_with_a_hostile_board_name(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: apt-get install gcc")
+    board = dataclasses.replace(get_board("disco_f407vg"), name="F4 */\n#error pwned\n/* ??/")
+    info = emit_project(SAMPLE, board, tmp_path / "f4", bare_metal=True)
+    header = info.project_dir / "src" / "mnmcu_clock_config.h"
+    assert not INJECTED.search(header.read_text())
+    flags = ["-std=c99", "-trigraphs", "-Wall", "-Wextra", "-Werror", "-fsyntax-only"]
+    subprocess.run(["gcc", *flags, "-x", "c", str(header)], check=True, capture_output=True)
+
+
+def test_hil_reports_and_summary_with_a_hostile_device(tmp_path: Path) -> None:
+    """What a device announces is its own text: reports stay valid, the summary one line."""
+    from xml.etree import ElementTree
+
+    from mnmcu.hil import HilReport, HilTarget, summary_lines, write_json, write_junit
+    from mnmcu.link.protocol import DeviceInfo
+
+    evil = "qemu\x1b[2J\n[env]\x00\ud800-->"
+    device = DeviceInfo(
+        protocol_version=1, max_payload=256, flags=0, input_dtype="int8", output_dtype="int8",
+        input_size=3072, output_size=4, input_shape=(1, 32, 32, 3), output_shape=(1, 4),
+        input_scale=1.0, input_zero_point=0, output_scale=1.0, output_zero_point=0,
+        arena_bytes=1, arena_used_bytes=1, cpu_hz=1, tick_hz=1, board=evil, runtime=evil,
+        model_sha256=evil, timer=evil, firmware_version=evil,
+    )  # fmt: skip
+    target = HilTarget(SAMPLE, "0" * 64, (1, 32, 32, 3), (1, 4))
+    report = HilReport(device=device, target=target, url="loop://", error=evil)
+    junit = write_junit(report, tmp_path / "r.junit.xml")
+    root = ElementTree.parse(junit).getroot()
+    assert root.get("name", "").startswith("mnmcu-hil.qemu")
+    json.loads(write_json(report, tmp_path / "r.json").read_text())
+    for line in summary_lines(report):
+        assert line.isprintable(), line
+
+
+def test_report_html_figures_take_class_names_literally() -> None:
+    from mnmcu.report_html import _confusion_figure, _svg
+
+    names = ["$\\frac$", "--><b>x</b>", "a$b$c", "??="]
+    svg = _svg(_confusion_figure([("int8", [[1, 0, 0, 0]] * 4)], names))
+    comments = re.findall(r"<!--(.*?)-->", svg, re.S)
+    assert all("--" not in c and "<" not in c for c in comments)

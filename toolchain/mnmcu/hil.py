@@ -28,7 +28,7 @@ import numpy as np
 
 from mnmcu.emit.cgen import sha256_file
 from mnmcu.errors import InvalidValue, MnmcuError
-from mnmcu.escape import xml_text
+from mnmcu.escape import visible, xml_text
 from mnmcu.link.protocol import DeviceInfo
 from mnmcu.link.session import DeviceSession, ModelMismatch
 from mnmcu.log import NullProgress, Progress, logger
@@ -116,7 +116,7 @@ def check_device(info: DeviceInfo, target: HilTarget, board_id: str | None = Non
     """Compare a handshake with ``target``: raise :class:`ModelMismatch`, return warnings."""
     if info.model_sha256 != target.model_sha256:
         raise ModelMismatch(
-            f"the device runs model {info.model_sha256[:12]} but the host expects "
+            f"the device runs model {visible(info.model_sha256[:12])} but the host expects "
             f"{target.model_sha256[:12]} ({target.model_path.name}): the board runs another "
             "model",
             "flash the firmware built for this model ('mnmcu flash'), or pass the project or "
@@ -129,10 +129,12 @@ def check_device(info: DeviceInfo, target: HilTarget, board_id: str | None = Non
             "rebuild the firmware from this model",
         )
     if info.input_dtype != "int8" or info.output_dtype != "int8":
-        raise ModelMismatch(f"the device's tensors are {info.input_dtype} -> {info.output_dtype}")
+        raise ModelMismatch(
+            f"the device's tensors are {visible(info.input_dtype)} -> {visible(info.output_dtype)}"
+        )
     warnings = []
     if board_id is not None and info.board != board_id:
-        warnings.append(f"the device says it is board {info.board}, not {board_id}")
+        warnings.append(f"the device says it is board {visible(info.board)}, not {board_id}")
     return warnings
 
 
@@ -400,9 +402,12 @@ def summary_lines(report: HilReport) -> list[str]:
     n = len(report.samples)
     exact = n - len(report.mismatches)
     lines = [
-        f"device: board={report.device.board} runtime={report.device.runtime} "
-        f"model={report.device.model_sha256[:12]} timer={report.device.timer} "
-        f"arena={report.device.arena_bytes} B",
+        # what the device announced, shown on one line whatever it sent
+        visible(
+            f"device: board={report.device.board} runtime={report.device.runtime} "
+            f"model={report.device.model_sha256[:12]} timer={report.device.timer} "
+            f"arena={report.device.arena_bytes} B"
+        ),
         f"{exact}/{n} outputs bit-exact with TFLite's reference kernels; "
         f"top-1 agreement {report.top1_agreement:.1%}",
     ]

@@ -236,7 +236,7 @@ def clock_config(board: Board) -> str:
         .get_template(CLOCK_CONFIG + ".j2")
         .render(
             guard=cgen.guard_macro(CLOCK_CONFIG),
-            board_name=board.name,
+            board_name=cgen.c_comment(board.name),
             board_id=board.id,
             sysclk_mhz=f"{clock.sysclk_hz / 1e6:g}",
             source_text=f"{clock.hse_hz / 1e6:g} MHz {source} through the PLL",
@@ -574,6 +574,7 @@ def _generate(
     main_name = "main.cpp" if pio.framework == "arduino" else "main.c"
     context: dict[str, Any] = {
         "c_string": cgen.c_string,
+        "c_comment": cgen.c_comment,
         "version": __version__,
         "board_id": board.id,
         "runtime": runtime,

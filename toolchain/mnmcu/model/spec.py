@@ -149,7 +149,9 @@ class ModelSpec:
         return cls(**known)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        from mnmcu.outdir import json_text, write_file
+
+        write_file(path, json_text(self.to_dict()))
 
     @classmethod
     def load(cls, path: Path) -> ModelSpec:

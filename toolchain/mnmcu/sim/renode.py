@@ -35,6 +35,7 @@ from typing import Any
 from mnmcu import __version__, escape
 from mnmcu.boards import Board
 from mnmcu.errors import InvalidValue, MnmcuError, ToolMissing
+from mnmcu.outdir import output_folder
 from mnmcu.paths import data_dir
 
 RENODE_DATA = "renode/renode.toml"
@@ -234,11 +235,12 @@ def write_scripts(
 ) -> RenodeScripts:
     """Write ``<board>.resc`` and ``<board>.robot`` into ``out_dir``."""
     port = port or free_port()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    resc = out_dir / f"{board.id}.resc"
-    robot = out_dir / f"{board.id}.robot"
-    resc.write_text(resc_text(board, elf, port), encoding="utf-8")
-    robot.write_text(robot_text(board, elf, model_sha256, expected), encoding="utf-8")
+    resc_body = resc_text(board, elf, port)  # refuses a path Renode cannot name, first
+    robot_body = robot_text(board, elf, model_sha256, expected)
+    with output_folder(out_dir, False, "mnmcu sim", option="--project", exists_ok=True) as folder:
+        resc = folder.write(f"{board.id}.resc", resc_body)
+        robot = folder.write(f"{board.id}.robot", robot_body)
+        folder.save_manifest()
     command = renode_command(renode or "renode", resc)
     return RenodeScripts(resc=resc, robot=robot, command=command, port=port)
 
