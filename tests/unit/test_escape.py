@@ -312,3 +312,11 @@ def test_shell_join_is_one_line() -> None:
     line = escape.shell_join(["pio", "run", "-d", "/tmp/a b\n[env]"])
     assert line == "pio run -d $'/tmp/a b\\n[env]'"
     assert json.loads(json.dumps(line)) == line
+
+
+def test_yaml_keys_are_plain_names_or_quoted() -> None:
+    yaml = pytest.importorskip("yaml")
+    assert escape.yaml_key("espressif/esp-nn") == "espressif/esp-nn"
+    for key in ["a: b", "x\n[y]: 1", "#c", "- item", "{x}", "ünï"]:
+        text = f"{escape.yaml_key(key)}: 1\n"
+        assert one_line(text.rstrip("\n")) and yaml.safe_load(text) == {key: 1}

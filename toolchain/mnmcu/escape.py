@@ -11,7 +11,7 @@ never start a new line, section, option, directive or command:
 * INI (platformio.ini): :func:`ini_comment`, :func:`ini_key`, :func:`ini_value`,
   :func:`ini_flag`
 * Kconfig strings (sdkconfig.defaults): :func:`kconfig_string`
-* Python literals: :func:`py_string`; YAML scalars: :func:`yaml_string`
+* Python literals: :func:`py_string`; YAML: :func:`yaml_string`, :func:`yaml_key`
 * Markdown: :func:`md_text`, :func:`md_code`; :func:`html_comment` for banners
 * Renode and Robot Framework: :func:`renode_path`, :func:`robot_value`
 * XML text (JUnit reports): :func:`xml_text`
@@ -206,6 +206,14 @@ def yaml_string(text: str) -> str:
         else:
             out.append(_escape_char(ch))
     return '"' + "".join(out) + '"'
+
+
+_YAML_PLAIN_KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_./-]*")
+
+
+def yaml_key(text: str) -> str:
+    """A YAML mapping key: plain when it is a simple name (``espressif/esp-nn``), else quoted."""
+    return text if _YAML_PLAIN_KEY.fullmatch(text) else yaml_string(text)
 
 
 # --- Markdown -------------------------------------------------------------------------

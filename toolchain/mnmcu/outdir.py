@@ -351,10 +351,18 @@ class OutputFolder:
         bad = self.problems(rels)
         if bad:
             shown = ", ".join(describe(b, 60) for b in bad[:6]) + (", ..." if len(bad) > 6 else "")
+            unrecorded = self.manifest() is None
             raise OutputExists(
                 f"{self.path} holds files mnmcu did not write or that changed since it "
                 f"wrote them: {shown}; nothing was changed",
-                "move them away (or delete them) and run again, or choose another " + self.option,
+                "move them away (or delete them) and run again, or choose another "
+                + self.option
+                + (
+                    f" (the folder has no {self.manifest_name}: it was not written by mnmcu, "
+                    "or by a version that kept no record of its files)"
+                    if unrecorded
+                    else ""
+                ),
             )
 
     # -- writing

@@ -724,7 +724,7 @@ def _emit_esp_idf(out: _Writer, board: Board, versions: TflmVersions, src_dir: P
     out.render(
         "esp/idf_component.yml.j2", src_dir / "idf_component.yml",
         "ESP-IDF component manifest: TFLM with ESP-NN, exact versions.", "#",
-        yaml_string=escape.yaml_string,
+        yaml_string=escape.yaml_string, yaml_key=escape.yaml_key,
     )  # fmt: skip
     out.render(
         "esp/sdkconfig.defaults.j2", root / "sdkconfig.defaults",
