@@ -235,3 +235,14 @@ def test_commit_checks_everything_before_it_changes_anything(tmp_path: Path) -> 
     data = json.loads((tmp_path / manifest).read_text())
     assert data["files"] == ["a.c", manifest, "new.c", "src/b.c"]
     assert data["board"] == "x" and "previous_sha256" not in data
+
+
+def test_a_symlinked_lock_file_is_not_followed(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("precious")
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / LOCK_FILE).symlink_to(target)
+    with pytest.raises(OutputExists, match="cannot lock"), output_folder(folder, True, "x"):
+        pass
+    assert target.read_text() == "precious"

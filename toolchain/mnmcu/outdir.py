@@ -46,7 +46,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mnmcu import __version__
-from mnmcu.errors import OutputBusy, OutputExists
+from mnmcu.errors import MnmcuError, OutputBusy, OutputExists
 from mnmcu.escape import describe, visible
 from mnmcu.log import logger
 
@@ -91,16 +91,24 @@ def replacing(path: Path, suffix: str = "") -> Iterator[Path]:
     fails, the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(
-        prefix=f"{_TEMP_PREFIX}{path.name}.", suffix=suffix, dir=path.parent
-    )
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f"{_TEMP_PREFIX}{path.name}.", suffix=suffix, dir=path.parent
+        )
+    except OSError as exc:
+        raise MnmcuError(
+            f"cannot write {path} ({exc.strerror or exc})", "check the folder and its permissions"
+        ) from None
     os.close(fd)
     tmp = Path(name)
     try:
         yield tmp
         os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except IsADirectoryError:
+            raise OutputExists(f"cannot write {path}: it is a folder") from None
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
@@ -141,7 +149,14 @@ def _acquire(folder: Path, command: str, option: str) -> None:
         return
     lock = folder / LOCK_FILE
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, _FILE_MODE)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, _FILE_MODE)
+        except OSError as exc:
+            raise OutputExists(
+                f"cannot lock output folder {folder}: {lock.name} cannot be opened "
+                f"({exc.strerror or exc})",
+                f"check the folder's permissions, or choose another {option}",
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
