@@ -448,8 +448,8 @@ def load_model(path: str | Path) -> keras.Model:
     if not zipfile.is_zipfile(source):
         size = source.stat().st_size
         raise ModelError(
-            f"model file {source} ({size} bytes) is damaged or truncated: not a complete "
-            ".keras (zip) archive",
+            f"{source} is not a readable Keras model: at {size} bytes it is damaged or "
+            "truncated (not a complete .keras zip archive)",
             "build it again ('mnmcu model' or 'mnmcu build'), or restore it",
         )
     try:
