@@ -49,6 +49,17 @@ def test_several_matching_ports_ask_for_one() -> None:
     assert "ttyACM0" not in text
 
 
+def test_without_a_board_no_port_is_guessed() -> None:
+    with pytest.raises(PortNotFound) as error:
+        select_port(None, None, [S0])  # the one port there is, a legacy UART
+    text = str(error.value)
+    assert "no --port given" in text and "/dev/ttyS0" in text and "--port" in text
+    hostile = PortInfo("/dev/ttyACM9", 0x1234, 0x5678, "evil\nerror: injected\x1b[2J")
+    with pytest.raises(PortNotFound) as error:
+        select_port(None, None, [hostile])
+    assert "\n" not in str(error.value) and "\x1b" not in str(error.value)
+
+
 def test_simulated_board_has_no_port() -> None:
     with pytest.raises(PortNotFound, match="without --port to start QEMU"):
         select_port(get_board("qemu-m4"), None, [ACM0])

@@ -19,7 +19,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import shutil
 import sys
 from collections.abc import Iterable, Mapping
@@ -29,6 +28,7 @@ from typing import Any
 
 from mnmcu.emit.project import SAMPLE_SYMBOLS, ProjectInfo, load_project
 from mnmcu.errors import CommandFailed, InvalidValue, MnmcuError, ToolMissing
+from mnmcu.escape import shell_join, shell_quote
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.proc import run_command
 
@@ -255,9 +255,8 @@ def _registry_spec(spec: str) -> tuple[str, str, str] | None:
 
 def _install_command(core_dir: Path, project_dir: Path, env_name: str) -> str:
     """The shell command that downloads what the project's environment needs."""
-    return (
-        f"PLATFORMIO_CORE_DIR={shlex.quote(str(core_dir))} pio pkg install "
-        f"-d {shlex.quote(str(project_dir))} -e {shlex.quote(env_name)}"
+    return f"PLATFORMIO_CORE_DIR={shell_quote(core_dir)} " + shell_join(
+        ["pio", "pkg", "install", "-d", project_dir, "-e", env_name]
     )
 
 

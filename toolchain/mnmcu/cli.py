@@ -7,18 +7,66 @@ of :mod:`mnmcu.pipeline`, :mod:`mnmcu.boards` or :mod:`mnmcu.analyze`.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from mnmcu import __version__
 from mnmcu.errors import InvalidValue, MnmcuError, ToolMissing
-from mnmcu.model.spec import ARCHS, ModelSpec, check_alpha, parse_float, resolution_from
+from mnmcu.escape import shell_join
+from mnmcu.model.spec import (
+    ARCHS,
+    MAX_CLASSES,
+    ModelSpec,
+    check_alpha,
+    parse_float,
+    resolution_from,
+)
 
 _verbosity = 0
+MAX_SEED = 2**32 - 1
+MAX_BAUD = 20_000_000
+MAX_LATENCY_MS = 3_600_000.0
+
+
+if TYPE_CHECKING:
+    _FloatParam = click.ParamType[float, Any]
+else:  # click before 8.2 has no generic ParamType
+    _FloatParam = click.ParamType
+
+
+class Finite(_FloatParam):
+    """A float option: finite (no nan or inf) and within [low, high] (``low`` open if asked).
+
+    click's FloatRange lets ``nan`` through (every comparison with it is false).
+    """
+
+    name = "number"
+
+    def __init__(self, low: float, high: float, low_open: bool = False) -> None:
+        self.low, self.high, self.low_open = low, high, low_open
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        too_low = number <= self.low if self.low_open else number < self.low
+        if too_low or number > self.high:
+            bracket = "(" if self.low_open else "["
+            self.fail(f"{value!r} is not in {bracket}{self.low:g}, {self.high:g}]", param, ctx)
+        return number
+
+    def __repr__(self) -> str:
+        return f"Finite({self.low:g}, {self.high:g})"
 
 
 def _int(name: str, text: str, allowed: str) -> int:
@@ -189,7 +237,7 @@ def _train_options(f: Any) -> Any:
         ),
         click.option(
             "--lr",
-            type=click.FloatRange(0, 1, min_open=True),
+            type=Finite(0, 1, low_open=True),
             default=None,
             help="Peak Adam learning rate, cosine decay "
             f"[default: {_TRAIN_DEFAULTS.learning_rate:g}].",
@@ -201,7 +249,7 @@ def _train_options(f: Any) -> Any:
             help="Stop after this many epochs without held-out improvement "
             f"[default: {_TRAIN_DEFAULTS.patience}].",
         ),
-        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -462,10 +510,6 @@ def verify(
     from mnmcu.verify import verify as verify_fn
 
     samples = _dataset_inputs(tflite, data, count) if data else None
-    if keep is not None:
-        from mnmcu.pipeline import prepare_output
-
-        prepare_output(keep, force=False)
     result = verify_fn(
         tflite,
         count,
@@ -616,7 +660,7 @@ def emit(
     info = emit_project(tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal)
     click.echo(
         f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); "
-        f"build it with 'pio run -d {info.project_dir}'"
+        f"build it with: {shell_join(['pio', 'run', '-d', info.project_dir])}"
     )
 
 
@@ -659,7 +703,7 @@ def emit(
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(1, 3600),
+    type=Finite(1, 3600),
     default=60.0,
     show_default=True,
     help="Seconds to wait for the boot line.",
@@ -704,7 +748,8 @@ def sim(
         if not info.elf_path.is_file():
             raise InvalidValue(
                 f"{project} has no built firmware ({info.elf_path})",
-                f"build it with 'mnmcu build --board {b.id}' or 'pio run -d {project}'",
+                f"build it with 'mnmcu build --board {b.id}' or "
+                f"'{shell_join(['pio', 'run', '-d', project])}'",
             )
         _check_simulated_build(b, info.board_id, project)
         elf = info.elf_path
@@ -777,7 +822,7 @@ def _sim_renode(
     if not info.elf_path.is_file():
         raise InvalidValue(
             f"{project} has no built firmware ({info.elf_path})",
-            f"build it first ('pio run -d {project}')",
+            f"build it first ({shell_join(['pio', 'run', '-d', project])})",
         )
     line = run_renode(scripts, timeout=timeout)
     click.echo(line)
@@ -812,10 +857,21 @@ def _newest_project(board_id: str) -> Path:
     default=None,
     help="Runtime (default: the board's).",
 )
-@click.option("--max-latency-ms", type=float, default=None, help="Latency limit (estimated).")
+@click.option(
+    "--max-latency-ms",
+    type=Finite(0, MAX_LATENCY_MS, low_open=True),
+    default=None,
+    help="Latency limit (estimated).",
+)
 @click.option("--ram-budget", default=None, help="RAM for the model, e.g. 65536 or 64K.")
 @click.option("--flash-budget", default=None, help="Flash for the model, e.g. 262144 or 256K.")
-@click.option("--classes", type=int, default=2, show_default=True, help="Output classes.")
+@click.option(
+    "--classes",
+    type=click.IntRange(2, MAX_CLASSES),
+    default=2,
+    show_default=True,
+    help="Output classes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def fit(
     board: str,
@@ -931,7 +987,7 @@ def flash(board: str, port: str | None, project: Path | None) -> None:
 
 @cli.command()
 @click.option("--port", default=None, help="Any pyserial URL (default: the one port found).")
-@click.option("--baud", type=click.IntRange(1), default=115200, show_default=True)
+@click.option("--baud", type=click.IntRange(1, MAX_BAUD), default=115200, show_default=True)
 @click.option("--board", default=None, help="Find the port by this board's USB VID:PID.")
 @click.option("--list", "list_only", is_flag=True, help="List the serial ports and exit.")
 def monitor(port: str | None, baud: int, board: str | None, list_only: bool) -> None:
@@ -954,7 +1010,7 @@ def monitor(port: str | None, baud: int, board: str | None, list_only: bool) -> 
 @cli.command()
 @click.option("--board", default=None, help="Board id (default: the project's).")
 @click.option("--port", default=None, help="Any pyserial URL; without it QEMU boards start QEMU.")
-@click.option("--baud", type=click.IntRange(1), default=115200, show_default=True)
+@click.option("--baud", type=click.IntRange(1, MAX_BAUD), default=115200, show_default=True)
 @click.option(
     "--project",
     type=click.Path(path_type=Path),
@@ -973,7 +1029,7 @@ def monitor(port: str | None, baud: int, board: str | None, list_only: bool) -> 
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(1, 3600),
+    type=Finite(1, 3600),
     default=60.0,
     show_default=True,
     help="Seconds to wait for the handshake and for each inference.",
@@ -1011,9 +1067,13 @@ def hil(
     target = hil_lib.load_target(project, model)
     if b is None and target.board_id is not None:
         b = _link_board(target.board_id)
+        simulated = port is None and _runs_in_qemu(b, target.project_dir)
+    if not simulated:
+        port = select_port(b, port)
+    report_json, junit, jsonl = hil_lib.report_paths(report or hil_lib.default_report_path(target))
+    hil_lib.check_report_paths(report_json, junit, jsonl)  # before the run, not after it
     samples = _dataset_inputs(target.model_path, data, count) if data else None
     inputs, _ = make_inputs(load_graph(target.model_path), count, samples)
-    report_json, junit, jsonl = hil_lib.report_paths(report or hil_lib.default_report_path(target))
 
     def run_on(url: str) -> None:
         from mnmcu.link.session import open_session
@@ -1044,28 +1104,32 @@ def hil(
         click.echo(f"reports: {report_json}, {junit}, {jsonl}")
         hil_lib.finish(result)
 
-    if simulated and b is not None:
-        from mnmcu.emit.project import load_project
+    from mnmcu.outdir import output_folder
 
-        if target.project_dir is None:
-            raise InvalidValue(
-                f"starting QEMU for {b.id} needs the built project", "pass --project DIR"
-            )
-        elf = load_project(target.project_dir).elf_path
-        if not elf.is_file():
-            raise InvalidValue(
-                f"{target.project_dir} has no built firmware ({elf})",
-                f"build it with 'pio run -d {target.project_dir}' or 'mnmcu build'",
-            )
-        qemu_log = report_json.with_name("qemu.log")
-        with qemu_session(b, elf, log_path=qemu_log) as url:
-            try:
-                run_on(url)
-            except LinkError as exc:
-                hint = f"{exc.hint}; QEMU's log: {qemu_log}" if exc.hint else f"see {qemu_log}"
-                raise type(exc)(exc.message, hint) from None
-        return
-    run_on(select_port(b, port))
+    with output_folder(report_json.parent, False, "mnmcu hil", option="--report", exists_ok=True):
+        if simulated and b is not None:
+            from mnmcu.emit.project import load_project
+
+            if target.project_dir is None:
+                raise InvalidValue(
+                    f"starting QEMU for {b.id} needs the built project", "pass --project DIR"
+                )
+            elf = load_project(target.project_dir).elf_path
+            if not elf.is_file():
+                raise InvalidValue(
+                    f"{target.project_dir} has no built firmware ({elf})",
+                    f"build it with '{shell_join(['pio', 'run', '-d', target.project_dir])}' or "
+                    "'mnmcu build'",
+                )
+            qemu_log = report_json.with_name("qemu.log")
+            with qemu_session(b, elf, log_path=qemu_log) as url:
+                try:
+                    run_on(url)
+                except LinkError as exc:
+                    hint = f"{exc.hint}; QEMU's log: {qemu_log}" if exc.hint else f"see {qemu_log}"
+                    raise type(exc)(exc.message, hint) from None
+            return
+        run_on(str(port))
 
 
 def main() -> None:

@@ -70,3 +70,7 @@ class CommandFailed(MnmcuError):
 
 class DoesNotFit(MnmcuError):
     """No model configuration satisfies the board's memory and the budgets given."""
+
+
+class OutputBusy(MnmcuError):
+    """An output folder another mnmcu command is writing into right now."""

@@ -38,6 +38,7 @@ from mnmcu.analyze import MAC_OPS, RUNTIME_CODE_BYTES, Analysis, analyze
 from mnmcu.boards import Board
 from mnmcu.errors import DoesNotFit, InvalidValue
 from mnmcu.graph import Graph
+from mnmcu.model.spec import MAX_CLASSES
 from mnmcu.plan import plan_memory
 from mnmcu.synth import SYNTH_ARCHS, synth_graph
 
@@ -418,9 +419,10 @@ def board_limits(
     for name, value in (("--ram-budget", ram_budget), ("--flash-budget", flash_budget)):
         if value is not None and value <= 0:
             raise InvalidValue(f"{name} {value} is not a positive number of bytes", "e.g. 65536")
-    if max_latency_ms is not None and max_latency_ms <= 0:
+    if max_latency_ms is not None and not (math.isfinite(max_latency_ms) and max_latency_ms > 0):
         raise InvalidValue(
-            f"--max-latency-ms {max_latency_ms:g} is not positive", "e.g. --max-latency-ms 200"
+            f"--max-latency-ms {max_latency_ms:g} is not a positive finite number",
+            "e.g. --max-latency-ms 200",
         )
     return Limits(
         flash_bytes=_smaller(board.memory.flash_bytes, flash_budget),
@@ -477,8 +479,10 @@ def fit(
             f"mnmcu fit has no size model for --arch {arch}",
             f"use --arch {' or '.join(SYNTH_ARCHS)}",
         )
-    if classes < 2:
-        raise InvalidValue(f"--classes {classes} is below 2", "use at least 2 classes")
+    if not 2 <= classes <= MAX_CLASSES:
+        raise InvalidValue(
+            f"--classes {classes} is out of range", f"use 2 to {MAX_CLASSES} classes"
+        )
     limits = board_limits(board, ram_budget, flash_budget, max_latency_ms, margin)
     figure = latency_figure(board, runtime)
     if max_latency_ms is not None and (figure is None or not board.cpu.clock_hz):
@@ -567,6 +571,9 @@ _BYTE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024**2, 
 _BYTE_UNITS["mib"] = 1024**2
 
 
+MAX_BUDGET_BYTES = 1 << 40
+
+
 def parse_bytes(name: str, text: str) -> int:
     """A byte count such as ``131072``, ``128K``, ``128KiB`` or ``0.5M`` (K = 1024)."""
     import re
@@ -577,7 +584,12 @@ def parse_bytes(name: str, text: str) -> int:
         raise InvalidValue(
             f"{name} {text!r} is not a byte count", "give bytes, e.g. 131072, 128K or 1M"
         )
-    value = int(float(match.group(1)) * _BYTE_UNITS[unit])
+    number = float(match.group(1)) * _BYTE_UNITS[unit]
+    if not number < MAX_BUDGET_BYTES:
+        raise InvalidValue(
+            f"{name} {text!r} is too large", f"give at most {MAX_BUDGET_BYTES >> 40} TiB"
+        )
+    value = int(number)
     if value <= 0:
         raise InvalidValue(f"{name} {text!r} is not positive", "give bytes, e.g. 131072 or 128K")
     return value

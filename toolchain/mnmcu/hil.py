@@ -28,9 +28,11 @@ import numpy as np
 
 from mnmcu.emit.cgen import sha256_file
 from mnmcu.errors import InvalidValue, MnmcuError
+from mnmcu.escape import visible, xml_text
 from mnmcu.link.protocol import DeviceInfo
 from mnmcu.link.session import DeviceSession, ModelMismatch
 from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.outdir import write_file
 
 DEFAULT_COUNT = 50
 
@@ -114,7 +116,7 @@ def check_device(info: DeviceInfo, target: HilTarget, board_id: str | None = Non
     """Compare a handshake with ``target``: raise :class:`ModelMismatch`, return warnings."""
     if info.model_sha256 != target.model_sha256:
         raise ModelMismatch(
-            f"the device runs model {info.model_sha256[:12]} but the host expects "
+            f"the device runs model {visible(info.model_sha256[:12])} but the host expects "
             f"{target.model_sha256[:12]} ({target.model_path.name}): the board runs another "
             "model",
             "flash the firmware built for this model ('mnmcu flash'), or pass the project or "
@@ -127,10 +129,12 @@ def check_device(info: DeviceInfo, target: HilTarget, board_id: str | None = Non
             "rebuild the firmware from this model",
         )
     if info.input_dtype != "int8" or info.output_dtype != "int8":
-        raise ModelMismatch(f"the device's tensors are {info.input_dtype} -> {info.output_dtype}")
+        raise ModelMismatch(
+            f"the device's tensors are {visible(info.input_dtype)} -> {visible(info.output_dtype)}"
+        )
     warnings = []
     if board_id is not None and info.board != board_id:
-        warnings.append(f"the device says it is board {info.board}, not {board_id}")
+        warnings.append(f"the device says it is board {visible(info.board)}, not {board_id}")
     return warnings
 
 
@@ -347,16 +351,20 @@ def run_hil(
 
 def write_json(report: HilReport, path: Path) -> Path:
     """The report as JSON."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report.to_dict(), indent=2) + "\n", encoding="utf-8")
+    write_file(path, json.dumps(report.to_dict(), indent=2) + "\n")
     return path
 
 
 def write_junit(report: HilReport, path: Path) -> Path:
-    """The report as JUnit XML: one test case per input, a failure for each mismatch."""
+    """The report as JUnit XML: one test case per input, a failure for each mismatch.
+
+    Text the device or the link supplied (board, runtime, error messages) goes
+    through :func:`mnmcu.escape.xml_text`, so the document stays valid XML.
+    """
+    x = xml_text
     suite = ElementTree.Element(
         "testsuite",
-        name=f"mnmcu-hil.{report.device.board}",
+        name=x(f"mnmcu-hil.{report.device.board}"),
         tests=str(len(report.samples) + (1 if report.error else 0)),
         failures=str(len(report.mismatches)),
         errors="1" if report.error else "0",
@@ -369,12 +377,12 @@ def write_junit(report: HilReport, path: Path) -> Path:
         ("model_sha256", report.device.model_sha256),
         ("url", report.url),
     ):
-        ElementTree.SubElement(props, "property", name=key, value=value)
+        ElementTree.SubElement(props, "property", name=key, value=x(value))
     for sample in report.samples:
         case = ElementTree.SubElement(
             suite,
             "testcase",
-            classname=f"hil.{report.device.board}",
+            classname=x(f"hil.{report.device.board}"),
             name=f"input_{sample.index:04d}",
             time=f"{sample.host_seconds:.4f}",
         )
@@ -383,9 +391,9 @@ def write_junit(report: HilReport, path: Path) -> Path:
             failure.text = f"device {list(sample.output)} != reference {list(sample.expected)}"
     if report.error:
         case = ElementTree.SubElement(suite, "testcase", classname="hil.link", name="link")
-        ElementTree.SubElement(case, "error", message=report.error)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ElementTree.ElementTree(suite).write(path, encoding="utf-8", xml_declaration=True)
+        ElementTree.SubElement(case, "error", message=x(report.error))
+    data = ElementTree.tostring(suite, encoding="utf-8", xml_declaration=True)
+    write_file(path, data)
     return path
 
 
@@ -394,9 +402,12 @@ def summary_lines(report: HilReport) -> list[str]:
     n = len(report.samples)
     exact = n - len(report.mismatches)
     lines = [
-        f"device: board={report.device.board} runtime={report.device.runtime} "
-        f"model={report.device.model_sha256[:12]} timer={report.device.timer} "
-        f"arena={report.device.arena_bytes} B",
+        # what the device announced, shown on one line whatever it sent
+        visible(
+            f"device: board={report.device.board} runtime={report.device.runtime} "
+            f"model={report.device.model_sha256[:12]} timer={report.device.timer} "
+            f"arena={report.device.arena_bytes} B"
+        ),
         f"{exact}/{n} outputs bit-exact with TFLite's reference kernels; "
         f"top-1 agreement {report.top1_agreement:.1%}",
     ]
@@ -451,6 +462,26 @@ def report_paths(report_json: Path) -> tuple[Path, Path, Path]:
     """JSON report, JUnit XML and JSONL log paths that go together."""
     stem = report_json.with_suffix("")
     return report_json, stem.with_suffix(".junit.xml"), stem.with_suffix(".jsonl")
+
+
+def check_report_paths(*paths: Path) -> None:
+    """Refuse report paths that cannot be written, before the run rather than after it."""
+    for path in paths:
+        if path.is_dir():
+            raise InvalidValue(
+                f"--report {path} is a folder; the report is a file",
+                f"give a file name, e.g. --report {path / 'report.json'}",
+            )
+        if path.exists() and not path.is_file():
+            raise InvalidValue(f"--report: {path} exists and is not a regular file")
+        for parent in path.parents:
+            if parent.exists():
+                if not parent.is_dir():
+                    raise InvalidValue(
+                        f"--report {path}: {parent} is a file, not a folder",
+                        "give a report path in a folder",
+                    )
+                break
 
 
 def finish(report: HilReport) -> None:

@@ -19,11 +19,12 @@ from typing import Any
 from mnmcu import __version__
 from mnmcu.analyze import Analysis, analyze
 from mnmcu.boards import Board
-from mnmcu.errors import MnmcuError, ModelError, OutputExists
+from mnmcu.errors import InvalidValue, MnmcuError, ModelError, OutputExists
 from mnmcu.graph import load_graph
 from mnmcu.log import NullProgress, Progress, logger
-from mnmcu.model.spec import ModelSpec
-from mnmcu.report_html import write_report_html
+from mnmcu.model.spec import ModelSpec, check_class_names
+from mnmcu.outdir import OutputFolder, output_folder, sha256_bytes, sha256_of
+from mnmcu.report_html import REPORT_HTML, render_report_html
 
 SPEC_FILE = "model.json"
 KERAS_FILE = "model.keras"
@@ -33,28 +34,25 @@ QUANT_FILE = "quantize.json"
 REPORT_FILE = "report.json"
 
 
-def check_output(path: Path, force: bool) -> None:
-    """Refuse a file, or a folder that already holds files unless ``force``."""
-    if path.exists() and not path.is_dir():
-        raise OutputExists(f"output {path} is a file", "choose a folder with --out")
-    if path.is_dir() and any(path.iterdir()) and not force:
-        names = sorted(p.name for p in path.iterdir())
-        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
-        raise OutputExists(
-            f"output folder {path} already holds files ({shown})",
-            "choose another --out, or pass --force to write over them",
+# Every file a model or build folder can hold, and the ones a fresh model makes stale.
+MODEL_FILES = (SPEC_FILE, KERAS_FILE)
+STALE_AFTER_NEW_MODEL = (TRAIN_FILE, TFLITE_FILE, QUANT_FILE, REPORT_FILE, REPORT_HTML)
+
+
+def check_not_inside(out: Path, data: str, option: str = "--out") -> None:
+    """Refuse an output folder inside the dataset folder ``data`` (it would become a class)."""
+    if data == "builtin" or data.startswith("builtin:"):
+        return
+    try:
+        inside = Path(out).resolve().is_relative_to(Path(data).resolve())
+    except (OSError, RuntimeError):
+        return
+    if inside:
+        raise InvalidValue(
+            f"{option} {out} is inside the dataset folder {data}, where it would be read as a "
+            "class of images",
+            f"choose an {option} outside {data}",
         )
-
-
-def prepare_output(path: Path, force: bool) -> Path:
-    """Create ``path``; refuse a folder that already holds files unless ``force``."""
-    check_output(path, force)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _read_json(path: Path, what: str, hint: str) -> Any:
@@ -74,21 +72,26 @@ def create_model(
     ``seed`` seeds the random initial weights, so a build is repeatable.
     ``untrained`` marks a model that goes to int8 without training: its
     classifier biases are spread so that the logits have a range TFLite accepts
-    (ImageNet backbones keep their weights either way).
+    (ImageNet backbones keep their weights either way). With ``force`` the
+    outputs of an earlier model in ``out`` (training record, .tflite, reports)
+    are deleted when mnmcu wrote them and they are unchanged.
     """
-    prepare_output(out, force)
-    import keras
+    with output_folder(out, force, "mnmcu model") as folder:
+        folder.check_writable(MODEL_FILES)
+        import keras
 
-    from mnmcu.model.mobilenet import build_model, spread_classifier_biases
-    from mnmcu.model.train import save_model
+        from mnmcu.model.mobilenet import build_model, spread_classifier_biases
+        from mnmcu.model.train import save_model
 
-    keras.utils.set_random_seed(seed)
-    model = build_model(spec)
-    if untrained:
-        spread_classifier_biases(model)
-    save_model(model, out / KERAS_FILE)
-    spec.save(out / SPEC_FILE)
-    logger.info("%s: %d parameters, saved to %s", spec.name, model.count_params(), out)
+        keras.utils.set_random_seed(seed)
+        model = build_model(spec)
+        if untrained:
+            spread_classifier_biases(model)
+        folder.remove_stale(STALE_AFTER_NEW_MODEL)
+        folder.write_with(KERAS_FILE, lambda tmp: save_model(model, tmp), suffix=".keras")
+        folder.write_json(SPEC_FILE, spec.to_dict())
+        folder.save_manifest()
+        logger.info("%s: %d parameters, saved to %s", spec.name, model.count_params(), out)
     return out
 
 
@@ -150,58 +153,64 @@ def train(
     """Train the model in ``model_dir`` on ``options.data``; save it to ``out``.
 
     ``out`` defaults to ``model_dir``; a folder that already holds a trained
-    model is only written over with ``force``.
+    model is only written over with ``force``. The dataset's class names are
+    checked before training (they go into the firmware).
     """
-    from mnmcu.model.train import TrainConfig, load_model, save_model, train_model
-
     spec = load_spec(model_dir)
     out = out or model_dir
+    check_not_inside(out, options.data)
+    own = Path(out).resolve() == Path(model_dir).resolve()
     if (out / TRAIN_FILE).exists() and not force:
         raise OutputExists(
             f"{out} already holds a trained model ({TRAIN_FILE})",
             "pass --force to train again over it, or choose another --out",
         )
-    if out != model_dir:
-        prepare_output(out, force)
-    if dataset is None:
-        dataset = _load_data(spec, options)
-    if spec.class_names != tuple(dataset.class_names):
-        if len(dataset.class_names) != spec.classes:
-            raise ModelError(
-                f"the model has {spec.classes} classes but {options.data} has "
-                f"{len(dataset.class_names)} ({', '.join(dataset.class_names)})",
-                f"build the model with --classes {len(dataset.class_names)}",
-            )
-        spec = replace(spec, class_names=tuple(dataset.class_names))
-    model = load_model(model_dir / KERAS_FILE)
-    chosen = {
-        "epochs": options.epochs,
-        "batch_size": options.batch_size,
-        "learning_rate": options.learning_rate,
-        "patience": options.patience,
-    }
-    given: dict[str, Any] = {k: v for k, v in chosen.items() if v is not None}
-    warmup = int(TrainConfig().warmup_epochs)
-    if given.get("epochs", warmup + 1) <= warmup:  # too short to warm up
-        given["warmup_epochs"] = 0
-    config = TrainConfig(seed=options.seed, **given)
-    result = train_model(model, dataset, config, progress)
-    save_model(model, out / KERAS_FILE)
-    spec.save(out / SPEC_FILE)
-    summary = {
-        "data": dataset.source,
-        "options": asdict(options),
-        "classes": list(dataset.class_names),
-        "train_images": len(dataset.y_train),
-        "val_images": len(dataset.y_val),
-        "skipped_files": [list(s) for s in dataset.skipped],
-        "epochs_run": result.epochs_run,
-        "stopped_early": result.stopped_early,
-        "float_accuracy": result.float_accuracy,
-        "seconds": result.seconds,
-        "history": list(result.history),
-    }
-    _write_json(out / TRAIN_FILE, summary)
+    with output_folder(out, force, "mnmcu train", exists_ok=own) as folder:
+        folder.check_writable([*MODEL_FILES, TRAIN_FILE])
+        from mnmcu.model.train import TrainConfig, load_model, save_model, train_model
+
+        model = load_model(model_dir / KERAS_FILE)
+        if dataset is None:
+            dataset = _load_data(spec, options)
+        _check_class_names(dataset, options)
+        if spec.class_names != tuple(dataset.class_names):
+            if len(dataset.class_names) != spec.classes:
+                raise ModelError(
+                    f"the model has {spec.classes} classes but {options.data} has "
+                    f"{len(dataset.class_names)} ({', '.join(dataset.class_names)})",
+                    f"build the model with --classes {len(dataset.class_names)}",
+                )
+            spec = replace(spec, class_names=tuple(dataset.class_names))
+        chosen = {
+            "epochs": options.epochs,
+            "batch_size": options.batch_size,
+            "learning_rate": options.learning_rate,
+            "patience": options.patience,
+        }
+        given: dict[str, Any] = {k: v for k, v in chosen.items() if v is not None}
+        warmup = int(TrainConfig().warmup_epochs)
+        if given.get("epochs", warmup + 1) <= warmup:  # too short to warm up
+            given["warmup_epochs"] = 0
+        config = TrainConfig(seed=options.seed, **given)
+        result = train_model(model, dataset, config, progress)
+        folder.write_with(KERAS_FILE, lambda tmp: save_model(model, tmp), suffix=".keras")
+        folder.write_json(SPEC_FILE, spec.to_dict())
+        summary = {
+            "data": dataset.source,
+            "options": asdict(options),
+            "classes": list(dataset.class_names),
+            "train_images": len(dataset.y_train),
+            "val_images": len(dataset.y_val),
+            "skipped_files": [list(s) for s in dataset.skipped],
+            "epochs_run": result.epochs_run,
+            "stopped_early": result.stopped_early,
+            "float_accuracy": result.float_accuracy,
+            "seconds": result.seconds,
+            "history": list(result.history),
+            "keras_sha256": folder.written[KERAS_FILE],
+        }
+        folder.write_json(TRAIN_FILE, summary)
+        folder.save_manifest()
     return summary
 
 
@@ -217,7 +226,9 @@ def quantize(
 
     The representative images come from the training split of ``data``
     (default: the data the model was trained on); accuracy is measured on
-    the held-out split.
+    the held-out split. ``model_int8.tflite`` and ``quantize.json`` are
+    written only when both are ready, each atomically; ``quantize.json``
+    names the SHA-256 of the .tflite and of the Keras model it came from.
     """
     from mnmcu.model.data import representative_samples
     from mnmcu.model.mobilenet import with_batch_size
@@ -225,36 +236,54 @@ def quantize(
     from mnmcu.quantize import compare_accuracy, convert_int8
 
     spec = load_spec(model_dir)
-    trained = (model_dir / TRAIN_FILE).exists()
-    options = TrainOptions()
-    if trained:
-        saved = _read_json(model_dir / TRAIN_FILE, "training record", "train the model again")
-        options = TrainOptions(**saved["options"])
-    if data is not None:
-        options = replace(options, data=data)
-    if not trained:
-        logger.warning(
-            "%s has not been trained ('mnmcu train'); int8 ranges and accuracy are of "
-            "random weights",
-            model_dir,
-        )
-    if dataset is None:
-        dataset = _load_data(spec, options)
-    model = load_model(model_dir / KERAS_FILE)
-    fixed = with_batch_size(model, spec, 1)
-    samples = representative_samples(dataset, representative, seed)
-    flatbuffer = convert_int8(fixed, samples, progress)
-    (model_dir / TFLITE_FILE).write_bytes(flatbuffer)
-    acc = compare_accuracy(model, flatbuffer, dataset.x_val, dataset.y_val, progress)
-    summary = {
-        "tflite": TFLITE_FILE,
-        "tflite_bytes": len(flatbuffer),
-        "representative_images": int(len(samples)),
-        "data": dataset.source,
-        "accuracy": acc.to_dict(),
-    }
-    _write_json(model_dir / QUANT_FILE, summary)
+    with output_folder(model_dir, False, "mnmcu quantize", option="MODEL_DIR", exists_ok=True) as (
+        folder
+    ):
+        model = load_model(model_dir / KERAS_FILE)  # a damaged file fails before anything else
+        keras_sha = sha256_of(model_dir / KERAS_FILE)
+        trained = (model_dir / TRAIN_FILE).exists()
+        options = TrainOptions()
+        if trained:
+            saved = _read_json(model_dir / TRAIN_FILE, "training record", "train the model again")
+            options = _saved_options(saved, model_dir)
+        if data is not None:
+            options = replace(options, data=data)
+        check_not_inside(model_dir, options.data, "MODEL_DIR")
+        if not trained:
+            logger.warning(
+                "%s has not been trained ('mnmcu train'); int8 ranges and accuracy are of "
+                "random weights",
+                model_dir,
+            )
+        if dataset is None:
+            dataset = _load_data(spec, options)
+        fixed = with_batch_size(model, spec, 1)
+        samples = representative_samples(dataset, representative, seed)
+        flatbuffer = convert_int8(fixed, samples, progress)
+        acc = compare_accuracy(model, flatbuffer, dataset.x_val, dataset.y_val, progress)
+        summary = {
+            "tflite": TFLITE_FILE,
+            "tflite_bytes": len(flatbuffer),
+            "tflite_sha256": sha256_bytes(flatbuffer),
+            "keras_sha256": keras_sha,
+            "representative_images": int(len(samples)),
+            "data": dataset.source,
+            "accuracy": acc.to_dict(),
+        }
+        folder.write(TFLITE_FILE, flatbuffer)
+        folder.write_json(QUANT_FILE, summary)
+        folder.save_manifest()
     return summary
+
+
+def _saved_options(saved: Any, model_dir: Path) -> TrainOptions:
+    try:
+        return TrainOptions(**saved["options"])
+    except (KeyError, TypeError) as exc:
+        raise ModelError(
+            f"training record {model_dir / TRAIN_FILE} is malformed ({exc!r})",
+            "train the model again",
+        ) from None
 
 
 def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True) -> Analysis:
@@ -370,17 +399,86 @@ def build(
     """
     if bare_metal:
         board.bare_metal()  # fail before training if the board has none
-    progress = progress or NullProgress()
-    times = StageTimes(on_stage=on_stage)
-    check_output(out, force)
+    check_not_inside(out, options.data)
+    with output_folder(out, force, "mnmcu build") as folder:
+        outputs = [*MODEL_FILES, TFLITE_FILE, QUANT_FILE, REPORT_FILE, REPORT_HTML]
+        folder.check_writable(outputs + ([TRAIN_FILE] if train_model else []))
+        if board.platformio is not None:
+            _check_firmware_folder(out / FIRMWARE_DIR, force)
+        return _build_into(
+            folder,
+            spec,
+            board,
+            options,
+            train_model,
+            representative,
+            progress or NullProgress(),
+            StageTimes(on_stage=on_stage),
+            classes_from_data,
+            runtime,
+            compile_firmware,
+            bare_metal,
+        )
+
+
+def _check_firmware_folder(path: Path, force: bool) -> None:
+    """Refuse, before training, a firmware folder ``emit`` would refuse for its manifest."""
+    from mnmcu.emit.project import PROJECT_FILE
+    from mnmcu.outdir import read_manifest
+
+    if path.is_dir() and any(path.iterdir()):
+        if not force:
+            raise OutputExists(
+                f"output folder {path} already holds files",
+                "choose another --out, or pass --force to write over mnmcu's files there",
+            )
+        read_manifest(path, PROJECT_FILE)
+
+
+def _check_class_names(dataset: Any, options: TrainOptions) -> None:
+    """Refuse, before training, class names the firmware cannot carry."""
+    builtin = options.data == "builtin" or options.data.startswith("builtin:")
+    where = "" if builtin else f" in {options.data}"
+    check_class_names(dataset.class_names, "class" if builtin else "class folder", where)
+
+
+def _check_classes(spec: ModelSpec, dataset: Any, options: TrainOptions) -> None:
+    """Refuse a --classes that the dataset folder does not have, before training."""
+    if len(dataset.class_names) != spec.classes:
+        names = ", ".join(dataset.class_names)
+        raise InvalidValue(
+            f"--classes {spec.classes} but {options.data} has {len(dataset.class_names)} class "
+            f"folders ({names})",
+            "leave out --classes (the folders set it) or pass "
+            f"--classes {len(dataset.class_names)}",
+        )
+
+
+def _build_into(
+    folder: OutputFolder,
+    spec: ModelSpec,
+    board: Board,
+    options: TrainOptions,
+    train_model: bool,
+    representative: int,
+    progress: Progress,
+    times: StageTimes,
+    classes_from_data: bool,
+    runtime: str | None,
+    compile_firmware: bool,
+    bare_metal: bool,
+) -> BuildResult:
+    out = folder.path
     with times.stage("data"):
         classes = None if classes_from_data else spec.classes
         dataset = load_data(options.data, spec.resolution, spec.channels, classes, options)
+        if not classes_from_data:
+            _check_classes(spec, dataset, options)
+        _check_class_names(dataset, options)
         spec = replace(
             spec, classes=len(dataset.class_names), class_names=tuple(dataset.class_names)
         )
     with times.stage("model"):
-        prepare_output(out, force)
         create_model(spec, out, force=True, seed=options.seed, untrained=not train_model)
     train_summary: dict[str, Any] | None = None
     if train_model:
@@ -410,6 +508,7 @@ def build(
         "macs": analysis.macs,
         "tflite": TFLITE_FILE,
         "tflite_bytes": analysis.tflite_bytes,
+        "tflite_sha256": quant["tflite_sha256"],
         "accuracy": quant["accuracy"],
         "training": train_summary,
         "analysis": analysis.to_dict(),
@@ -421,6 +520,13 @@ def build(
         },
         "memory_plan": _aot_plan(out / TFLITE_FILE, board),
     }
+
+    def write_reports(html: bool = True) -> None:
+        folder.write_json(REPORT_FILE, report)
+        if html:
+            folder.write(REPORT_HTML, render_report_html(report))
+        folder.save_manifest()
+
     if board.platformio is not None:
         report["firmware"] = firmware = {}
         with times.stage("emit"):
@@ -429,19 +535,18 @@ def build(
             firmware["runtime"] = project.runtime
         if compile_firmware:
             # what was made so far stays on record if the compiler fails
-            _write_json(out / REPORT_FILE, report)
+            write_reports(html=False)
             with times.stage("compile"):
                 from mnmcu.build import footprint, pio_run
 
                 try:
                     elf = pio_run(project.project_dir, progress=progress)
                 except MnmcuError:
-                    write_report_html(out, report)
+                    write_reports()
                     raise
                 firmware["elf"] = str(elf)
                 firmware["footprint"] = footprint(elf, project).to_dict()
-    _write_json(out / REPORT_FILE, report)
-    write_report_html(out, report)
+    write_reports()
     return BuildResult(report, analysis)
 
 

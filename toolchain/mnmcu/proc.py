@@ -6,12 +6,12 @@ command, its exit status (or the timeout) and the tail of its output.
 
 from __future__ import annotations
 
-import shlex
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 from mnmcu.errors import CommandFailed, ToolMissing
+from mnmcu.escape import shell_join
 from mnmcu.log import logger
 
 OUTPUT_TAIL_LINES = 30
@@ -37,7 +37,7 @@ def run_command(
     :class:`ToolMissing` when the program does not exist.
     """
     args = [str(c) for c in cmd]
-    quoted = shlex.join(args)
+    quoted = shell_join(args)
     logger.debug("running: %s", quoted)
     try:
         proc = subprocess.run(

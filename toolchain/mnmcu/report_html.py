@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from mnmcu import __version__
+from mnmcu.escape import visible
+from mnmcu.outdir import write_file
 
 REPORT_HTML = "report.html"
 
@@ -137,8 +139,10 @@ def _confusion_figure(matrices: Sequence[tuple[str, list[list[int]]]], names: li
             for c, value in enumerate(row):
                 ax.text(c, r, str(value), ha="center", va="center", fontsize=8)
         ticks = list(range(len(m)))
-        ax.set_xticks(ticks, names[: len(m)], rotation=45, ha="right")
-        ax.set_yticks(ticks, names[: len(m)])
+        # class names are the user's: never matplotlib's $...$ mathtext
+        labels = [visible(str(n)) for n in names[: len(m)]]
+        ax.set_xticks(ticks, labels, rotation=45, ha="right", parse_math=False)
+        ax.set_yticks(ticks, labels, parse_math=False)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(title)
@@ -348,6 +352,4 @@ def write_report_html(
     out_dir: Path, report: dict[str, Any], profile: Sequence[dict[str, Any]] | None = None
 ) -> Path:
     """Write ``report.html`` for ``report`` into ``out_dir``; return its path."""
-    path = Path(out_dir) / REPORT_HTML
-    path.write_text(render_report_html(report, profile), encoding="utf-8")
-    return path
+    return write_file(Path(out_dir) / REPORT_HTML, render_report_html(report, profile))

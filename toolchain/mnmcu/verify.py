@@ -10,6 +10,7 @@ intermediate tensor and names the first op that differs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -17,8 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
+from mnmcu.errors import UnsupportedModel
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.outdir import output_folder
 from mnmcu.prune import Pruning
 from mnmcu.quantize import check_softmax_scale
 
@@ -67,6 +70,18 @@ class VerifyResult:
         d = asdict(self)
         d["bit_exact"] = self.bit_exact
         return d
+
+
+def check_batch_one(graph: Graph) -> None:
+    """Refuse a model whose input holds more than one image: verify and the firmware run one."""
+    shape = list(graph.input.shape)
+    if not shape or shape[0] != 1:
+        batch = shape[0] if shape else "none"
+        raise UnsupportedModel(
+            f"the model's input {shape} has batch {batch}; mnmcu runs one input at a time "
+            "(batch 1)",
+            "convert the model with batch size 1 ('mnmcu quantize' does)",
+        )
 
 
 def make_inputs(
@@ -138,8 +153,25 @@ def verify(
     """Generate, compile and run the AOT C for ``model``; compare with both references.
 
     ``samples`` are extra int8 inputs (e.g. quantized dataset images).
-    Generated sources and binaries go to ``workdir`` (a temporary folder if None).
+    Generated sources and binaries go to ``workdir`` (a temporary folder if
+    None), which must be new or empty (the ``--keep`` folder).
     """
+    with contextlib.ExitStack() as stack:
+        if workdir is not None:
+            stack.enter_context(output_folder(workdir, False, "mnmcu verify", option="--keep"))
+        return _verify(model, count, samples, layers, sanitize, workdir, seed, progress)
+
+
+def _verify(
+    model: Path,
+    count: int,
+    samples: np.ndarray | None,
+    layers: bool,
+    sanitize: bool,
+    workdir: Path | None,
+    seed: int,
+    progress: Progress | None,
+) -> VerifyResult:
     from mnmcu.emit.aot import emit_aot, firmware_plan
     from mnmcu.emit.host import compile_host, run_host
     from mnmcu.plan import check_plan
@@ -151,6 +183,7 @@ def verify(
     graph = load_graph(model)
     check_int8_mobilenet(graph)
     check_softmax_scale(graph)
+    check_batch_one(graph)
     inputs, kinds = make_inputs(graph, count, samples, seed)
     timeout = RUN_TIMEOUT_S + RUN_TIMEOUT_PER_INPUT_S * len(inputs)
     steps = 5 + int(sanitize) + int(layers)

@@ -21,6 +21,7 @@ from mnmcu.emit import cgen
 from mnmcu.errors import InvalidValue, UnsupportedModel
 from mnmcu.graph import DYNAMIC_SHAPE_OPS, Graph, Op, Tensor
 from mnmcu.log import logger
+from mnmcu.outdir import write_file
 from mnmcu.paths import data_dir
 from mnmcu.plan import MemoryPlan
 from mnmcu.qmath import (  # noqa: F401 - re-exported: the kernels' constants
@@ -1109,7 +1110,7 @@ def kernel_files(graph: Graph, kernels: str = "portable") -> list[str]:
 def _write(path: Path, text: str | bytes) -> Path:
     data = text.encode() if isinstance(text, str) else text
     if not path.exists() or path.read_bytes() != data:
-        path.write_bytes(data)
+        write_file(path, data)
     return path
 
 

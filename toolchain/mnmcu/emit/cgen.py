@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
-from mnmcu import __version__
+from mnmcu import __version__, escape
 from mnmcu.paths import data_dir
 
 # Keywords of C99, C11, C23 and C++ (generated headers are included from C++),
@@ -94,22 +94,39 @@ def c_float(value: float) -> str:
 
 
 def c_string(text: str) -> str:
-    """A C string literal of printable ASCII ``text``."""
+    """A C string literal of ``text``, read back as its UTF-8 bytes.
+
+    ``"`` and ``\\`` are escaped, every ``?`` too (``\\?``: with trigraphs
+    enabled, ``??=`` or ``??/`` would become another character, ``??/`` an
+    escape), and every byte outside printable ASCII is an octal escape (three
+    digits, so a following digit cannot extend it). The literal is on one line.
+    """
+    try:
+        data = text.encode("utf-8", "surrogateescape")  # a non-UTF-8 file name: its bytes
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "backslashreplace")
     out = []
-    for ch in text:
-        if ch in ('"', "\\"):
+    for byte in data:
+        ch = chr(byte)
+        if ch in ('"', "\\", "?"):
             out.append("\\" + ch)
         elif " " <= ch <= "~":
             out.append(ch)
         else:
-            out.append(f"\\{ord(ch) & 0xFF:03o}")
+            out.append(f"\\{byte:03o}")
     return '"' + "".join(out) + '"'
 
 
 def c_comment(text: str) -> str:
-    """``text`` safe inside a ``/* */`` comment on one line."""
-    clean = "".join(ch if " " <= ch <= "~" else "?" for ch in text)
-    return clean.replace("*/", "* /").replace("/*", "/ *")
+    """``text`` safe inside a ``/* */`` comment, on one line, ASCII only.
+
+    Control and non-ASCII characters are shown as escapes (``\\n``,
+    ``\\u00e9``); ``*/`` and ``/*`` are broken up, so the comment neither ends
+    early nor nests (``-Wcomment``), and so is every ``??`` (no trigraph).
+    """
+    clean = escape.ascii_visible(text)
+    clean = clean.replace("*/", "* /").replace("/*", "/ *")
+    return re.sub(r"\?(?=\?)", "? ", clean)
 
 
 def _wrap(items: Sequence[str], indent: str = "    ", width: int = LINE_WIDTH) -> str:
@@ -175,13 +192,16 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def banner(filename: str, model_name: str, model_sha256: str, what: str) -> str:
-    """The comment that opens every generated file.
+def banner_lines(filename: str, model_name: str, model_sha256: str, what: str) -> list[str]:
+    """The text of the banner that opens every generated file, one string per line.
 
     It names the file, the generator and its version, the source model and
-    its SHA-256, and says not to edit the file.
+    its SHA-256, and says not to edit the file. The lines are raw text: each
+    format's writer puts them through its comment helper (:func:`c_comment`,
+    :func:`mnmcu.escape.hash_comment`, ...), which keeps a hostile model
+    name on its line.
     """
-    lines = [
+    return [
         filename,
         what,
         "",
@@ -189,6 +209,11 @@ def banner(filename: str, model_name: str, model_sha256: str, what: str) -> str:
         f"(SHA-256 {model_sha256}).",
         "Do not edit: changes are lost when mnmcu generates this file again.",
     ]
+
+
+def banner(filename: str, model_name: str, model_sha256: str, what: str) -> str:
+    """:func:`banner_lines` as a C block comment."""
+    lines = banner_lines(filename, model_name, model_sha256, what)
     body = "\n".join((" * " + c_comment(line)).rstrip() for line in lines)
     return f"/*\n{body}\n */\n"
 

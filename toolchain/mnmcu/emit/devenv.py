@@ -27,6 +27,7 @@ from pathlib import Path
 from mnmcu import __version__
 from mnmcu.boards import BOARDS_PLACEHOLDER, Board, all_boards
 from mnmcu.errors import MnmcuError
+from mnmcu.outdir import write_file
 from mnmcu.paths import data_dir
 
 SAMPLE_DIR = "firmware/sample"
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"{ini} is up to date")
         return 0
-    ini.write_text(text, encoding="utf-8")
+    write_file(ini, text)
     print(f"{ini} written")
     return 0
 

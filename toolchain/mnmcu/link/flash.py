@@ -14,6 +14,7 @@ from mnmcu.boards import Board
 from mnmcu.build import default_core_dir, pio_command, pio_environment
 from mnmcu.emit.project import ProjectInfo, load_project
 from mnmcu.errors import InvalidValue, ToolMissing
+from mnmcu.escape import shell_join
 from mnmcu.log import NullProgress, Progress
 from mnmcu.proc import run_command
 
@@ -48,7 +49,7 @@ def flash_command(board: Board, info: ProjectInfo, port: str) -> list[str]:
         if missing:
             raise InvalidValue(
                 f"the firmware of {info.project_dir} is not built ({missing[0]} is missing)",
-                f"build it first: pio run -d {info.project_dir}",
+                f"build it first: {shell_join(['pio', 'run', '-d', info.project_dir])}",
             )
         cmd = [sys.executable, "-m", "esptool", "--chip", _ESP_CHIPS[board.id], "--port", port]
         cmd += ["--baud", str(board.upload.speed or 460800), "write_flash"]

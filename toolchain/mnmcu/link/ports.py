@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from mnmcu.boards import Board
 from mnmcu.errors import MnmcuError
+from mnmcu.escape import visible
 
 
 class PortNotFound(MnmcuError):
@@ -25,9 +26,10 @@ class PortInfo:
     description: str
 
     def describe(self) -> str:
-        """E.g. ``/dev/ttyACM0 (0483:374B STM32 STLink)``."""
+        """E.g. ``/dev/ttyACM0 (0483:374B STM32 STLink)``, on one line (the USB strings are the
+        device's)."""
         ids = f"{self.vid:04X}:{self.pid:04X} " if self.vid is not None and self.pid else ""
-        return f"{self.device} ({ids}{self.description})".replace(" ()", "")
+        return visible(f"{self.device} ({ids}{self.description})".replace(" ()", ""))
 
 
 def list_ports() -> list[PortInfo]:
@@ -55,9 +57,11 @@ def _seen(ports: Sequence[PortInfo]) -> str:
 def select_port(
     board: Board | None, port: str | None, ports: Sequence[PortInfo] | None = None
 ) -> str:
-    """``port`` if given, else the one port that fits ``board`` (or the only port at all).
+    """``port`` if given, else the one port whose USB VID:PID is one of ``board``'s.
 
-    Raises :class:`PortNotFound` naming the ports seen when none or several fit.
+    Without a board, or for a board with no USB ids, nothing is guessed.
+    Raises :class:`PortNotFound` naming the ports seen when no port, or more
+    than one, fits.
     """
     if port:
         return port
@@ -68,12 +72,15 @@ def select_port(
             "--port socket://HOST:PORT",
         )
     seen = list_ports() if ports is None else list(ports)
-    if board is not None and board.serial.usb_ids:
-        candidates = matching_ports(board, seen)
-        wanted = f"board {board.id} (USB {', '.join(board.serial.usb_ids)})"
-    else:
-        candidates = seen
-        wanted = "a board"
+    if board is None or not board.serial.usb_ids:
+        why = "no --board" if board is None else f"board {board.id} has no USB id to find it by"
+        raise PortNotFound(
+            f"no --port given and {why}; ports seen: {_seen(seen)}",
+            "choose one with --port (a device such as /dev/ttyACM0, or socket://HOST:PORT)"
+            + ("" if board is not None else ", or pass --board to find it by USB id"),
+        )
+    candidates = matching_ports(board, seen)
+    wanted = f"board {board.id} (USB {', '.join(board.serial.usb_ids)})"
     if len(candidates) == 1:
         return candidates[0].device
     if not candidates:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,8 @@ ARCHS = ("v1", "v2", "v3-small", "v3-large")
 MAX_ALPHA = 1.4
 MIN_RESOLUTION = 32
 MAX_RESOLUTION = 1024
+MAX_CLASSES = 1000
+MAX_CLASS_NAME = 64
 
 # The narrowest layer of each architecture before alpha is applied, and how
 # Keras rounds it: V1 truncates (int(32 * alpha)), V2/V3 round to multiples of 8
@@ -46,7 +49,7 @@ _ALLOWED = {
     "alpha": "use a width multiplier in (0, 1.4], e.g. 0.25, 0.5, 1.0",
     "rho": "use a resolution multiplier in (0, 1], e.g. 0.4286 for 96x96 (input = round(224*rho))",
     "resolution": f"use an input size from {MIN_RESOLUTION} to {MAX_RESOLUTION} pixels, e.g. 96",
-    "classes": "use at least 2 classes",
+    "classes": f"use at least 2 and at most {MAX_CLASSES} classes",
 }
 
 
@@ -105,6 +108,8 @@ class ModelSpec:
         resolution_from(None, self.resolution)
         if self.classes < 2:
             raise InvalidValue(f"classes {self.classes} is too few", _ALLOWED["classes"])
+        if self.classes > MAX_CLASSES:
+            raise InvalidValue(f"classes {self.classes} is too many", _ALLOWED["classes"])
         if self.channels not in (1, 3):
             raise InvalidValue(
                 f"channels {self.channels} is not supported", "use 3 (RGB) or 1 (grayscale)"
@@ -144,7 +149,9 @@ class ModelSpec:
         return cls(**known)
 
     def save(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        from mnmcu.outdir import json_text, write_file
+
+        write_file(path, json_text(self.to_dict()))
 
     @classmethod
     def load(cls, path: Path) -> ModelSpec:
@@ -156,6 +163,38 @@ class ModelSpec:
             ) from None
         except (json.JSONDecodeError, TypeError) as exc:
             raise ModelError(f"model description {path} is unreadable ({exc})") from None
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a class in the firmware, or ``None`` if it can.
+
+    The firmware prints the class name in its boot line, whose fields are
+    separated by spaces, and stores it as a C string: printable ASCII
+    without spaces, at most 64 characters.
+    """
+    if not name:
+        return "is empty"
+    if any(not (" " < ch <= "~") for ch in name):
+        return "has spaces, control or non-ASCII characters"
+    if len(name) > MAX_CLASS_NAME:
+        return f"is longer than {MAX_CLASS_NAME} characters"
+    return None
+
+
+def check_class_names(names: Sequence[str], what: str = "class name", where: str = "") -> None:
+    """Raise :class:`InvalidValue` for the first of ``names`` the firmware cannot carry.
+
+    The message reads ``<what> '<name>'<where> <problem>``.
+    """
+    for name in names:
+        problem = class_name_problem(name)
+        if problem is not None:
+            shown = repr(name) if len(repr(name)) <= 80 else repr(name)[:76] + "...'"
+            raise InvalidValue(
+                f"{what} {shown}{where} {problem}",
+                "use printable ASCII without spaces, at most "
+                f"{MAX_CLASS_NAME} characters (the boot line separates fields by spaces)",
+            )
 
 
 def pretrained_combinations() -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -443,6 +444,13 @@ def load_model(path: str | Path) -> keras.Model:
     if not source.is_file():
         raise ModelError(
             f"model file {source} does not exist", "check the path, or train a model first"
+        )
+    if not zipfile.is_zipfile(source):
+        size = source.stat().st_size
+        raise ModelError(
+            f"{source} is not a readable Keras model: at {size} bytes it is damaged or "
+            "truncated (not a complete .keras zip archive)",
+            "build it again ('mnmcu model' or 'mnmcu build'), or restore it",
         )
     try:
         model = keras.saving.load_model(source, compile=False)
