@@ -1,11 +1,16 @@
-"""``mnmcu fit``'s flash and RAM predictions for qemu-m4 (AOT) against real firmware builds.
+"""``mnmcu fit``'s predictions for qemu-m4 and qemu-m55 (AOT) against real firmware builds.
 
 Each point is converted (untrained), emitted and built with ``pio run``; the ELF's flash
-and RAM (``mnmcu.build.footprint``) must be within 10% of what ``fit`` predicted, and the
-RAM never below it. None of these points is one the size model was calibrated on.
+and RAM (``mnmcu.build.footprint``) must be within 10% of what ``fit`` predicted on
+qemu-m4, and the RAM never below it. Each firmware also runs once in QEMU with
+``-icount shift=0``: its instructions per inference must be within 15% of the latency
+``fit`` predicted (times the clock) on both boards. None of these points is one the size
+model or the latency model was calibrated on.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -15,49 +20,87 @@ from mnmcu.build import Footprint, footprint, pio_run
 from mnmcu.emit.project import emit_project
 from mnmcu.fit import Candidate, fit
 from mnmcu.model.spec import ModelSpec
+from mnmcu.sim import run_qemu
 
-from ..conftest import require_tool
+from ..conftest import require_qemu_tools
 
 pytestmark = [pytest.mark.sim, pytest.mark.slow]
 
-INSTALL = "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi"
 TOLERANCE = 0.10
+LATENCY_TOLERANCE = 0.15
 # (arch, alpha, size): grid points of mnmcu fit, small inputs so the builds stay short
 POINTS = [
     ("v1", 0.1, 96),
     ("v1", 0.25, 64),
-    ("v1", 0.5, 32),
     ("v1", 0.75, 80),
     ("v2", 0.25, 48),
+    ("v2", 0.35, 64),
+    ("v2", 0.5, 32),
     ("v3-small", 0.5, 48),
+    ("v3-small", 0.35, 64),
+    ("v3-small", 0.75, 32),
 ]
+# Three points of each architecture, for the latency on both boards too.
+LATENCY_POINTS = POINTS
+Point = tuple[str, float, int]
 
 
 @pytest.fixture(scope="module")
-def measured(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, float, int], Footprint]:
-    """Each point converted, emitted and built once for the module."""
-    require_tool("arm-none-eabi-gcc", INSTALL, "MNMCU_REQUIRE_QEMU")
-    root = tmp_path_factory.mktemp("fit_builds")
-    board = get_board("qemu-m4")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[Point, Path]:
+    require_qemu_tools()
+    root = tmp_path_factory.mktemp("fit_models")
     result = {}
     for arch, alpha, size in POINTS:
-        name = f"{arch}_{alpha:g}_{size}"
-        tflite = root / f"{name}.tflite"
+        tflite = root / f"{arch}_{alpha:g}_{size}.tflite"
         tflite.write_bytes(convert_untrained(ModelSpec(arch, alpha, size, classes=2)))
-        info = emit_project(tflite, board, root / name)
+        result[arch, alpha, size] = tflite
+    return result
+
+
+def _build(
+    board_id: str, points: list[Point], models: dict[Point, Path], root: Path
+) -> dict[Point, tuple[Footprint, int]]:
+    """Each point emitted, built and run once: its footprint and instructions."""
+    board = get_board(board_id)
+    result = {}
+    for point in points:
+        name = f"{point[0]}_{point[1]:g}_{point[2]}"
+        info = emit_project(models[point], board, root / name)
         elf = pio_run(info.project_dir, core_dir=root / "core")
-        result[arch, alpha, size] = footprint(elf, info)
+        run = run_qemu(board, elf, icount=True, timeout=120)
+        assert run.ok and run.instructions is not None, run.boot_line
+        result[point] = (footprint(elf, info), run.instructions)
     return result
 
 
 @pytest.fixture(scope="module")
-def predicted() -> dict[tuple[str, float, int], Candidate]:
-    board = get_board("qemu-m4")
+def built_m4(
+    models: dict[Point, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[Point, tuple[Footprint, int]]:
+    """Each point built for qemu-m4 and run once for the module."""
+    return _build("qemu-m4", POINTS, models, tmp_path_factory.mktemp("fit_m4"))
+
+
+@pytest.fixture(scope="module")
+def built_m55(
+    models: dict[Point, Path], tmp_path_factory: pytest.TempPathFactory
+) -> dict[Point, tuple[Footprint, int]]:
+    """The latency points built for qemu-m55 and run once for the module."""
+    return _build("qemu-m55", LATENCY_POINTS, models, tmp_path_factory.mktemp("fit_m55"))
+
+
+def _candidates(board_id: str) -> dict[Point, Candidate]:
+    board = get_board(board_id)
     found = {}
     for arch in sorted({p[0] for p in POINTS}):
         for c in fit(board, arch, "aot", classes=2).candidates:
             found[c.arch, c.alpha, c.size] = c
     return found
+
+
+@pytest.fixture(scope="module")
+def predicted() -> dict[Point, Candidate]:
+    return _candidates("qemu-m4")
 
 
 def test_points_are_on_the_grid(predicted: dict[tuple[str, float, int], Candidate]) -> None:
@@ -67,11 +110,11 @@ def test_points_are_on_the_grid(predicted: dict[tuple[str, float, int], Candidat
 @pytest.mark.parametrize("point", POINTS, ids=[f"{a}-{al:g}-{s}" for a, al, s in POINTS])
 def test_prediction_within_ten_percent_of_the_elf(
     point: tuple[str, float, int],
-    measured: dict[tuple[str, float, int], Footprint],
-    predicted: dict[tuple[str, float, int], Candidate],
+    built_m4: dict[Point, tuple[Footprint, int]],
+    predicted: dict[Point, Candidate],
     record_property: pytest.RecordProperty,
 ) -> None:
-    fp, c = measured[point], predicted[point]
+    fp, c = built_m4[point][0], predicted[point]
     flash_error = (c.flash_bytes - fp.flash_bytes) / fp.flash_bytes
     ram_error = (c.ram_bytes - fp.ram_bytes) / fp.ram_bytes
     row = (
@@ -85,3 +128,31 @@ def test_prediction_within_ten_percent_of_the_elf(
     assert abs(ram_error) <= TOLERANCE, row
     assert c.ram_bytes >= fp.ram_bytes, row
     assert c.ram_parts["arena"] == fp.arena_bytes, row
+
+
+@pytest.mark.parametrize("board_id", ["qemu-m4", "qemu-m55"])
+@pytest.mark.parametrize(
+    "point", LATENCY_POINTS, ids=[f"{a}-{al:g}-{s}" for a, al, s in LATENCY_POINTS]
+)
+def test_latency_within_fifteen_percent_of_the_instructions(
+    board_id: str,
+    point: Point,
+    request: pytest.FixtureRequest,
+    record_property: pytest.RecordProperty,
+) -> None:
+    """fit's latency times the clock against the instructions QEMU counted (not cycles)."""
+    board = get_board(board_id)
+    assert board.cpu.clock_hz is not None
+    built = request.getfixturevalue("built_m4" if board_id == "qemu-m4" else "built_m55")
+    instructions = built[point][1]
+    c = _candidates(board_id)[point]
+    assert c.latency_ms is not None
+    predicted_count = c.latency_ms / 1000 * board.cpu.clock_hz
+    error = (predicted_count - instructions) / instructions
+    row = (
+        f"{board_id} {point[0]} alpha {point[1]:g} {point[2]}x{point[2]}: predicted "
+        f"{predicted_count:,.0f} instructions, measured {instructions:,} ({100 * error:+.1f}%)"
+    )
+    print(row)
+    record_property("latency", row)
+    assert abs(error) <= LATENCY_TOLERANCE, row

@@ -100,7 +100,8 @@ class Analysis:
         return d
 
 
-def _macs(graph: Graph, op: Op) -> int:
+def layer_macs(graph: Graph, op: Op) -> int:
+    """Multiply-accumulates of one op (0 for ops without weights)."""
     out = graph.tensor(op.outputs[0])
     if op.opcode not in MAC_OPS:
         return 0
@@ -175,7 +176,7 @@ def analyze(
                     if i >= 0 and not graph.tensor(i).is_constant
                 ),
                 output_shape=graph.tensor(op.outputs[0]).shape,
-                macs=_macs(graph, op),
+                macs=layer_macs(graph, op),
                 params=p,
                 weight_bytes=w_bytes,
                 activation_bytes=graph.tensor(op.outputs[0]).nbytes,

@@ -96,6 +96,7 @@ class KernelBench:
     runs: tuple[KernelRun, ...] = field(default=())
     computed_macs: int = 0
     dropped_channels: int = 0
+    model_path: str = ""
 
     @property
     def portable(self) -> KernelRun:
@@ -119,6 +120,7 @@ class KernelBench:
         return {
             "board": self.board,
             "model": self.model,
+            "model_path": self.model_path,
             "macs": self.macs,
             "computed_macs": self.computed_macs,
             "dropped_channels": self.dropped_channels,
@@ -294,6 +296,7 @@ def kernel_bench(
         runs=tuple(runs),
         computed_macs=computed,
         dropped_channels=pruning.dropped_channels,
+        model_path=str(Path(tflite).resolve()) if model_name != VWW_SPEC.name else "",
     )
 
 

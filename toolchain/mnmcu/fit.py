@@ -17,10 +17,13 @@ Nothing is trained or converted: each grid point's int8 graph comes from
   measured) + the interpreter and stack; flash = the .tflite flatbuffer
   (estimated from its constants) + TFLite Micro's code. TFLite Micro cannot
   be compiled here, so flash is not calibrated by a build.
-* **Latency**: MACs x cycles per MAC of the runtime and core
-  (:data:`CYCLES_PER_MAC`, each figure with its source) / the clock the
-  firmware runs the core at (:func:`clock_text`: on STM32 boards the board
-  file's clock plan, which the firmware sets up).
+* **Latency**: for the AOT runtime, the instructions of every op predicted by
+  :mod:`mnmcu.latency` (a cost per MAC, output, pixel and call of each op
+  class, fitted to per-layer QEMU counts of the board's kernel set); for
+  TFLite Micro, MACs x cycles per MAC (:data:`CYCLES_PER_MAC`, each figure
+  with its source). Either is divided by the clock the firmware runs the
+  core at (:func:`clock_text`: on STM32 boards the board file's clock plan,
+  which the firmware sets up).
 
 A configuration fits when flash and RAM, plus :data:`SAFETY_MARGIN` of each,
 are within the board's limits (and the budgets given), and the latency, when
@@ -147,10 +150,16 @@ FRAMEWORK_OVERHEAD: dict[str, tuple[int, int, str]] = {
 
 @dataclass(frozen=True)
 class LatencyFigure:
-    """Cycles (or instructions) per MAC of a runtime on a core, with its source."""
+    """Cycles (or instructions) per MAC of a runtime on a core, with its source.
+
+    With ``kernels`` (an AOT kernel set of :data:`mnmcu.latency.COEFFICIENTS`)
+    the latency comes from the per-op model instead, and ``cycles_per_mac``
+    is only that model's figure for the VWW shape, for reference.
+    """
 
     cycles_per_mac: float
     source: str
+    kernels: str | None = None
 
 
 _AOT_PORTABLE = LatencyFigure(
@@ -197,8 +206,15 @@ def latency_figure(board: Board, runtime: str) -> LatencyFigure | None:
     """The cycles-per-MAC figure for ``runtime`` on ``board``, or None without one."""
     if runtime == "aot":
         from mnmcu.emit.aot import board_kernels
+        from mnmcu.latency import coefficients
 
-        return CYCLES_PER_MAC[("aot", board_kernels(board))] if board.cpu.arch == "arm" else None
+        kernels = board_kernels(board)
+        entry = coefficients().get(kernels)
+        if board.cpu.arch != "arm" or entry is None:
+            return None
+        base = CYCLES_PER_MAC[("aot", kernels)]
+        source = f"per-op model fitted to {entry['source']}; instructions, used as cycles"
+        return LatencyFigure(base.cycles_per_mac, source, kernels)
     kernels = board.runtime.kernels
     if kernels == "cmsis-nn" and board.cpu.helium:
         return CYCLES_PER_MAC[("tflm", "cmsis-nn-helium")]
@@ -385,7 +401,14 @@ def candidate(
     figure = latency_figure(board, runtime)
     latency = None
     if figure is not None and board.cpu.clock_hz:
-        latency = round(macs * figure.cycles_per_mac / board.cpu.clock_hz * 1000, 3)
+        cycles = macs * figure.cycles_per_mac
+        if figure.kernels is not None:
+            from mnmcu import latency as per_op
+
+            table = per_op.kernel_coefficients(figure.kernels)
+            if table is not None:
+                cycles = per_op.predict(graph, table)
+        latency = round(cycles / board.cpu.clock_hz * 1000, 3)
     limits = limits or board_limits(board, None, None, None)
     return Candidate(
         arch=arch,
