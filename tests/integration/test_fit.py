@@ -195,8 +195,9 @@ def test_budgets_nothing_meets_give_one_line(args: list[str], fragments: list[st
     [
         (["--ram-budget", "lots"], "--ram-budget 'lots'"),
         (["--flash-budget", "0"], "--flash-budget '0'"),
-        (["--max-latency-ms", "-5"], "--max-latency-ms -5"),
-        (["--classes", "1"], "--classes 1"),
+        (["--max-latency-ms", "-5"], "'--max-latency-ms': '-5' is not in (0,"),
+        (["--max-latency-ms", "nan"], "'--max-latency-ms': 'nan'"),
+        (["--classes", "1"], "'--classes': 1 is not in the range 2<=x<=1000"),
     ],
 )
 def test_bad_fit_values(args: list[str], fragment: str) -> None:
