@@ -70,3 +70,7 @@ class CommandFailed(MnmcuError):
 
 class DoesNotFit(MnmcuError):
     """No model configuration satisfies the board's memory and the budgets given."""
+
+
+class InvalidModel(UnsupportedModel):
+    """A .tflite file that is corrupt or does not hold together (indices, shapes, buffers...)."""
