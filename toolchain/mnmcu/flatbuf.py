@@ -1,12 +1,17 @@
-"""A bounds-checked reader of FlatBuffers tables, for .tflite files from anywhere.
+"""A checked reader of FlatBuffers tables, for .tflite files from anywhere.
 
 A table is addressed by the field numbers of its schema (field ``n`` sits
 at vtable slot ``4 + 2n``; for TFLite see the ``Offset(...)`` calls in
 ``ai_edge_litert/schema_py_generated.py``). Every offset, vector length and
 string is checked against the end of the file before it is read, so a
-forged file gives :class:`OutOfBounds` naming what was read, never a read
+forged file gives :class:`Corrupt` naming what was read, never a read
 of other bytes, a wrapped-around negative offset or a huge allocation.
-Vectors of numbers come back as read-only numpy views of the file.
+What is read must also pass the FlatBuffers verifier's rules (the one LiteRT
+runs; TFLite Micro on a device runs none): tables, offsets and scalars
+aligned to their size, offsets non-zero and below 2^31, strings terminated
+by a zero byte; vector data is aligned to its element size, as a FlatBuffers
+builder writes it. Vectors of numbers come back as tuples or read-only numpy
+views of the file.
 """
 
 from __future__ import annotations
@@ -32,13 +37,22 @@ FORMATS = {
 }
 
 
-class OutOfBounds(ValueError):
+class Corrupt(ValueError):
+    """A table, vector or string outside the file, misaligned or malformed."""
+
+
+class OutOfBounds(Corrupt):
     """A table, vector or string that does not lie inside the file."""
 
     def __init__(self, what: str, pos: int, size: int, file_size: int) -> None:
         super().__init__(
             f"{what} (bytes {pos} to {pos + size}) lies outside the file of {file_size} bytes"
         )
+
+
+def _aligned(what: str, pos: int, alignment: int) -> None:
+    if pos % alignment:
+        raise Corrupt(f"{what} at byte {pos} is not aligned to {alignment} bytes")
 
 
 class TooMany(ValueError):
@@ -55,8 +69,8 @@ def _slots(count: int) -> struct.Struct:
 
 def root(buf: bytes, what: str) -> Table:
     """The root table of ``buf``."""
-    if len(buf) < 4:
-        raise OutOfBounds(what, 0, 4, len(buf))
+    if len(buf) < 8:
+        raise OutOfBounds(what, 0, 8, len(buf))
     return Table(buf, _U32(buf, 0)[0], what)
 
 
@@ -69,12 +83,18 @@ class Table:
         size = len(buf)
         if pos < 0 or pos + 4 > size:
             raise OutOfBounds(what, pos, 4, size)
+        if pos & 3:
+            _aligned(what, pos, 4)
         vtable = pos - _I32(buf, pos)[0]
         if vtable < 0 or vtable + 4 > size:
             raise OutOfBounds(f"the field table of {what}", vtable, 4, size)
+        if vtable & 1:
+            _aligned(f"the field table of {what}", vtable, 2)
         vsize = _U16(buf, vtable)[0]
         if vtable + vsize > size:
             raise OutOfBounds(f"the field table of {what}", vtable, vsize, size)
+        if vsize < 4 or vsize % 2:
+            raise Corrupt(f"the field table of {what} has a size of {vsize} bytes")
         self.buf, self.pos, self.what = buf, pos, what
         self._fields = _slots(max(vsize - 4, 0) // 2).unpack_from(buf, vtable + 4)
 
@@ -93,7 +113,12 @@ class Table:
             return 0
         if at + 4 > len(self.buf):
             raise OutOfBounds(what, at, 4, len(self.buf))
-        return at + int(_U32(self.buf, at)[0])
+        if at & 3:
+            _aligned(f"the offset of {what}", at, 4)
+        offset = int(_U32(self.buf, at)[0])
+        if not 0 < offset < 1 << 31:
+            raise Corrupt(f"the offset of {what} at byte {at} is {offset}")
+        return at + offset
 
     def scalar(self, field: int, kind: str, default: int = 0) -> int:
         """A scalar field of type ``kind`` (a key of :data:`FORMATS`)."""
@@ -103,6 +128,8 @@ class Table:
         fmt = FORMATS[kind]
         if at + fmt.size > len(self.buf):
             raise OutOfBounds(f"field {field} of {self.what}", at, fmt.size, len(self.buf))
+        if at % fmt.size:
+            _aligned(f"field {field} of {self.what}", at, fmt.size)
         value: int = fmt.unpack_from(self.buf, at)[0]
         return value
 
@@ -119,9 +146,13 @@ class Table:
         size = len(self.buf)
         if start + 4 > size:
             raise OutOfBounds(f"the length of {what}", start, 4, size)
+        if start & 3:
+            _aligned(f"the length of {what}", start, 4)
         count = int(_U32(self.buf, start)[0])
         if start + 4 + count * item > size:
             raise OutOfBounds(what, start + 4, count * item, size)
+        if item > 4 and count and (start + 4) % item:
+            _aligned(what, start + 4, item)
         return start + 4, count
 
     def array(self, field: int, dtype: str, what: str, limit: int | None = None) -> np.ndarray:
@@ -139,7 +170,7 @@ class Table:
 
         ``code`` is the element's struct code: ``i`` int32, ``q`` int64, ``f`` float32.
         """
-        start, count = self._vector(field, struct.calcsize(code), what)
+        start, count = self._vector(field, _SIZES[code], what)
         if limit is not None and count > limit:
             raise TooMany(what, count, limit)
         return _vector_format(count, code).unpack_from(self.buf, start) if count else ()
@@ -147,7 +178,12 @@ class Table:
     def string(self, field: int, what: str) -> bytes:
         """A string's bytes, undecoded (empty if absent)."""
         start, count = self._vector(field, 1, what)
-        return bytes(self.buf[start : start + count])
+        if not start:
+            return b""
+        end = start + count
+        if end >= len(self.buf) or self.buf[end] != 0:
+            raise Corrupt(f"{what} (bytes {start} to {end}) does not end with a zero byte")
+        return bytes(self.buf[start:end])
 
     def tables(self, field: int, item: str, limit: int | None = None) -> Tables:
         """A vector of tables named ``item 0``, ``item 1``...; at most ``limit`` long."""
@@ -156,6 +192,9 @@ class Table:
         if limit is not None and count > limit:
             raise TooMany(what, count, limit)
         return Tables(self.buf, start, count, item)
+
+
+_SIZES = {"i": 4, "q": 8, "f": 4}
 
 
 @lru_cache(maxsize=512)

@@ -98,6 +98,10 @@ class _Schema:
         self.ops = _enum_names(schema.BuiltinOperator)
         self.types = {k: v.lower() for k, v in _enum_names(schema.TensorType).items()}
         self.options = _enum_names(schema.BuiltinOptions)
+        # the generated object-API class of each options type (Conv2DOptionsT...)
+        self.option_classes = {
+            k: getattr(schema, f"{v}T") for k, v in self.options.items() if hasattr(schema, f"{v}T")
+        }
         self.padding = _enum_names(schema.Padding)
         self.activations = _enum_names(schema.ActivationFunctionType)
 
@@ -175,7 +179,7 @@ def load_graph(model: bytes | Path | str) -> Graph:
         graph = _parse(buf, label, source)
     except flatbuf.TooMany as exc:
         raise InvalidModel(f"{label}: {exc}") from None
-    except flatbuf.OutOfBounds as exc:
+    except flatbuf.Corrupt as exc:
         raise InvalidModel(f"{label} is a corrupt TFLite file: {exc}") from None
     validate.check_graph(graph)
     return graph
@@ -296,20 +300,17 @@ def _op(
     kind_name = names.options.get(kind, f"UNKNOWN_{kind}")
     validate.check_options_type(label, index, opcode, kind_name)
     options: dict[str, Any] = {}
-    if kind:
+    if kind in names.option_classes:
         table = op.table(_OP_OPTIONS, f"the options of op {index}")
         if table is None:
             raise InvalidModel(f"{label}: op {index} {opcode} names {kind_name} but has none")
-        from flatbuffers.table import Table
-
         try:
-            decoded = names.module.BuiltinOptionsCreator(kind, Table(buf, table.pos))
+            decoded = names.option_classes[kind].InitFromBuf(buf, table.pos)
         except Exception as exc:  # the generated decoder on a damaged table
             raise InvalidModel(
                 f"{label}: the options of op {index} {opcode} are corrupt ({type(exc).__name__})"
             ) from None
-        if decoded is not None:
-            options = _options(decoded, names)
+        options = _options(decoded, names)
     return Op(
         index=index,
         opcode=opcode,

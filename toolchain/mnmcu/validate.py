@@ -467,6 +467,8 @@ def _mean(c: _Op) -> tuple[int, ...]:
 def _broadcast(c: _Op) -> tuple[int, ...]:
     a, b = c.tensor(0).shape, c.tensor(1).shape
     c.activation()
+    if c.op.opcode == "ADD":
+        _add_scales(c)
     out = []
     for i in range(1, max(len(a), len(b)) + 1):
         da, db = a[-i] if i <= len(a) else 1, b[-i] if i <= len(b) else 1
@@ -474,6 +476,20 @@ def _broadcast(c: _Op) -> tuple[int, ...]:
             raise c.fail(f"cannot broadcast {list(a)} with {list(b)}")
         out.append(max(da, db))
     return tuple(reversed(out))
+
+
+def _add_scales(c: _Op) -> None:
+    """TFLite's int8 ADD aborts the process unless 2 max(input scales) < 2^20 output scale."""
+    q1, q2 = c.tensor(0).quantization, c.tensor(1).quantization
+    qo = c.graph.tensors[c.op.outputs[0]].quantization
+    if q1 is None or q2 is None or qo is None:
+        return
+    twice_max = 2.0 * max(q1.scale[0], q2.scale[0])
+    if twice_max >= (1 << 20) * qo.scale[0]:
+        raise c.fail(
+            f"output scale {qo.scale[0]!r} is too small for input scales {q1.scale[0]!r} "
+            f"and {q2.scale[0]!r} (TFLite needs 2 x the larger one below 2^20 x the output's)"
+        )
 
 
 def _elementwise(c: _Op) -> tuple[int, ...]:

@@ -17,11 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from mnmcu.errors import InvalidValue
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.quantize import check_softmax_scale
 
 RUN_TIMEOUT_S = 60.0
+# The inputs of one run, all in memory at once (and again as outputs of each runtime).
+MAX_INPUT_BYTES = 256 << 20
 RUN_TIMEOUT_PER_INPUT_S = 5.0
 
 
@@ -71,8 +74,18 @@ class VerifyResult:
 def make_inputs(
     graph: Graph, count: int, samples: np.ndarray | None = None, seed: int = 0
 ) -> tuple[np.ndarray, dict[str, int]]:
-    """``count`` int8 inputs: all -128, all 127, dataset samples if given, then random."""
+    """``count`` int8 inputs: all -128, all 127, dataset samples if given, then random.
+
+    Refuses (before allocating) more than :data:`MAX_INPUT_BYTES` of inputs.
+    """
     shape = graph.input.shape[1:]
+    size = graph.input.nbytes
+    if count * size > MAX_INPUT_BYTES:
+        raise InvalidValue(
+            f"{count} inputs of {size:,} bytes need {count * size:,} bytes, more than the "
+            f"{MAX_INPUT_BYTES // (1 << 20)} MiB mnmcu holds at once",
+            f"use a count of {max(MAX_INPUT_BYTES // size, 1)} or fewer",
+        )
     parts = [np.full((1, *shape), -128, np.int8), np.full((1, *shape), 127, np.int8)]
     kinds = {"min": 1, "max": 1, "dataset": 0, "random": 0}
     if samples is not None and len(samples):

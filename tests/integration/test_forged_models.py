@@ -1,0 +1,112 @@
+"""Forged models: each is refused by analyze, emit and verify with one line naming what is wrong.
+
+The cases of issue 12, each forged from the repository's sample model with
+the TFLite schema's object API: exit status 1, one ``error:`` line naming
+the tensor or op and the value, no traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from ..conftest import REPO, run_mnmcu
+from ..tflite_fuzz import pack
+from .test_cli_errors import one_error_line
+
+SAMPLE = REPO / "firmware" / "sample" / "mnmcu_sample.tflite"
+# In the sample model op 0 is CONV_2D reading the input (tensor 0), weights 57
+# and bias 56, writing tensor 58, which op 1 (DEPTHWISE_CONV_2D) reads.
+CONV_WEIGHTS, CONV_OUT = 57, 58
+
+
+def _huge_input(m: Any) -> None:
+    m.subgraphs[0].tensors[0].shape = np.array([1, 200000, 200000, 3], np.int32)
+
+
+def _tensor_index(m: Any) -> None:
+    m.subgraphs[0].operators[0].inputs = np.array([0, 5000, 56], np.int32)
+
+
+def _opcode_index(m: Any) -> None:
+    m.subgraphs[0].operators[0].opcodeIndex = 9
+
+
+def _zero_scale(m: Any) -> None:
+    m.subgraphs[0].tensors[CONV_OUT].quantization.scale = np.array([0.0], np.float32)
+
+
+def _weights_vs_buffer(m: Any) -> None:
+    m.subgraphs[0].tensors[CONV_WEIGHTS].shape = np.array([3, 3, 3, 4], np.int32)
+
+
+def _utf8_name(m: Any) -> None:
+    m.subgraphs[0].tensors[CONV_OUT].name = b"conv1\xff\xfe"
+
+
+def _batch_4(m: Any) -> None:
+    m.subgraphs[0].tensors[0].shape = np.array([4, 32, 32, 3], np.int32)
+
+
+def _negative_shape(m: Any) -> None:
+    m.subgraphs[0].tensors[CONV_OUT].shape = np.array([1, -16, 16, 3], np.int32)
+
+
+def _reads_later_output(m: Any) -> None:
+    ops = m.subgraphs[0].operators
+    ops[1].inputs = np.array([ops[2].outputs[0], *ops[1].inputs[1:]], np.int32)
+
+
+# case -> (forgery, fragments the error line must hold)
+CASES: dict[str, tuple[Callable[[Any], None], tuple[str, ...]]] = {
+    "huge-input": (_huge_input, ("tensor 0", "[1, 200000, 200000, 3]", "16 MiB")),
+    "tensor-index": (_tensor_index, ("op 0 CONV_2D", "tensor 5000", "88 tensors")),
+    "opcode-index": (_opcode_index, ("op 0", "opcode index 9", "5 opcodes")),
+    "zero-scale": (_zero_scale, (f"tensor {CONV_OUT}", "scale 0.0", "above 0")),
+    "weights-vs-buffer": (
+        _weights_vs_buffer,
+        (f"tensor {CONV_WEIGHTS}", "[3, 3, 3, 4]", "108 bytes", "81 bytes"),
+    ),
+    "utf8-name": (_utf8_name, (f"tensor {CONV_OUT}", "not valid UTF-8", "0xff")),
+    "batch-4": (_batch_4, ("graph input", "[4, 32, 32, 3]", "batch 4")),
+    "negative-shape": (_negative_shape, (f"tensor {CONV_OUT}", "[1, -16, 16, 3]", "-16")),
+    "reads-later-output": (_reads_later_output, ("op 1 DEPTHWISE_CONV_2D", "before op 2")),
+}
+
+
+def forge(tmp_path: Path, name: str, edit: Callable[[Any], None]) -> Path:
+    """The sample model with ``edit`` applied to its unpacked schema object (ModelT)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(SAMPLE.read_bytes(), 0)
+    edit(model)
+    path = tmp_path / f"{name}.tflite"
+    path.write_bytes(pack(model))
+    return path
+
+
+@pytest.mark.parametrize("command", ["analyze", "emit", "verify"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_forged_model_is_refused(tmp_path: Path, case: str, command: str) -> None:
+    edit, fragments = CASES[case]
+    model = forge(tmp_path, case, edit)
+    args = {
+        "analyze": ["analyze", str(model), "--board", "qemu-m4"],
+        "emit": ["emit", str(model), "--board", "qemu-m4", "--out", str(tmp_path / "out")],
+        "verify": ["verify", str(model), "--count", "3", "--no-sanitize"],
+    }[command]
+    result = run_mnmcu(*args)
+    one_error_line(result, str(model), *fragments, code=1)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_sample_itself_passes(tmp_path: Path) -> None:
+    """The forgeries start from a model every command accepts."""
+    model = forge(tmp_path, "unchanged", lambda m: None)
+    result = run_mnmcu("analyze", str(model), "--board", "qemu-m4")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "warning" not in result.stderr
