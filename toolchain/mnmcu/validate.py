@@ -10,19 +10,21 @@ While each tensor is read, before any array is built: its name is UTF-8 of
 at most :data:`MAX_NAME_BYTES`; its type has a known size; its shape has at
 most :data:`MAX_RANK` dimensions, each at least 1, and at most
 :data:`MAX_TENSOR_BYTES`; a constant's buffer holds exactly shape x type
-size bytes. Each op's options are of the op's own type. Then the graph
-(:func:`check_graph`):
+size bytes; its quantization scales are finite and above 0, with one zero
+point each within the type's range and, per channel, one scale per entry of
+the axis; it uses no feature mnmcu's runtimes lack (sparse or variable
+tensors, data outside the file, custom quantization). Each op's options are
+of the op's own type. Then the graph (:func:`check_graph`):
 
 * one input, ``[1, H, W, C]`` (batch 1), and one output of batch 1;
 * every tensor index an op or the graph names exists;
 * order: an op reads only the graph input, constants and outputs of
   earlier ops; each tensor is written by one op; no op writes the input or
   a constant;
-* quantization: scales finite and above 0, one zero point per scale within
-  its type's range; per channel, one scale per entry of the axis;
 * each op of :data:`mnmcu.graph.SUPPORTED_OPS`: its number of inputs,
   constant operands, option values, and an output shape equal to the one
-  the op computes from its inputs (as TFLite's kernels do in Prepare);
+  the op computes from its inputs (as TFLite's kernels do in Prepare); an
+  ADD's scales as TFLite's ADD needs them (it aborts the process otherwise);
 * all activations (non-constant tensors) together at most
   :data:`MAX_ACTIVATION_BYTES`.
 """
@@ -413,13 +415,33 @@ def _conv(c: _Op) -> tuple[int, ...]:
         cout = filt[0]
         if filt[3] != cin:
             raise c.fail(f"its filter {list(filt)} does not fit {cin} input channels")
+    _weights(c, 3 if c.op.opcode == "DEPTHWISE_CONV_2D" else 0, cout)
     _bias(c, cout)
+    if c.tensor(0).dtype == "int8" and c.optional(2) is None:
+        raise c.fail("it has no bias; TFLite's int8 convolutions need one")
     return (
         n,
         c.window(h, filt[1], sh, dh, "height"),
         c.window(w, filt[2], sw, dw, "width"),
         cout,
     )
+
+
+def _weights(c: _Op, axis: int, channels: int) -> None:
+    """Quantized int8 weights as TFLite's int8 kernels take them: one scale per output
+    channel along ``axis`` (or one for all), symmetric (zero point 0) except a
+    FULLY_CONNECTED's per-tensor ones."""
+    w = c.tensor(1)
+    q = w.quantization
+    if w.dtype != "int8" or q is None:
+        return
+    if any(q.zero_point) and (len(q.scale) > 1 or c.op.opcode != "FULLY_CONNECTED"):
+        raise c.fail(f"its weights have zero points {sorted(set(q.zero_point))}, not 0")
+    if len(q.scale) > 1 and (q.axis != axis or len(q.scale) != channels):
+        raise c.fail(
+            f"its weights have {len(q.scale)} scales along dimension {q.axis}; per-channel "
+            f"weights have {channels} along dimension {axis}"
+        )
 
 
 def _bias(c: _Op, channels: int) -> None:
@@ -444,6 +466,7 @@ def _fully_connected(c: _Op) -> tuple[int, ...]:
         raise c.fail("its weights are shuffled; mnmcu reads the DEFAULT format")
     if x.elements % depth:
         raise c.fail(f"its input {list(x.shape)} is not a whole number of rows of {depth}")
+    _weights(c, 0, units)
     _bias(c, units)
     if c.options.get("keep_num_dims", False):
         if x.shape[-1:] != (depth,):

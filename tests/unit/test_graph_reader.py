@@ -1,0 +1,117 @@
+"""The checked flatbuffer reader against LiteRT's generated bindings, and what it refuses."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mnmcu import flatbuf, validate
+from mnmcu.errors import InvalidModel
+from mnmcu.graph import load_graph
+
+SAMPLE = Path(__file__).resolve().parents[2] / "firmware" / "sample" / "mnmcu_sample.tflite"
+
+
+def test_reader_matches_the_generated_bindings() -> None:
+    """Every field mnmcu reads by number equals what the schema's object API decodes."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = SAMPLE.read_bytes()
+    graph = load_graph(buf)
+    model = schema.ModelT.InitFromPackedBuf(buf, 0)
+    sg = model.subgraphs[0]
+    assert graph.inputs == tuple(sg.inputs) and graph.outputs == tuple(sg.outputs)
+    types = {v: k.lower() for k, v in vars(schema.TensorType).items() if not k.startswith("_")}
+    for t, ref in zip(graph.tensors, sg.tensors, strict=True):
+        assert t.name == ref.name.decode() and t.shape == tuple(ref.shape)
+        assert t.dtype == types[ref.type]
+        q = ref.quantization
+        if q is not None and q.scale is not None and len(q.scale):
+            assert t.quantization is not None
+            assert t.quantization.scale == tuple(float(s) for s in q.scale)
+            assert t.quantization.zero_point == tuple(int(z) for z in q.zeroPoint)
+            assert t.quantization.axis == q.quantizedDimension
+        else:
+            assert t.quantization is None
+        data = model.buffers[ref.buffer].data
+        if data is not None and len(data):
+            assert t.data is not None and t.data.tobytes() == np.asarray(data).tobytes()
+        else:
+            assert t.data is None
+    ops = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    for op, ref in zip(graph.ops, sg.operators, strict=True):
+        assert op.opcode == ops[model.operatorCodes[ref.opcodeIndex].builtinCode]
+        assert op.inputs == tuple(ref.inputs) and op.outputs == tuple(ref.outputs)
+        if ref.builtinOptions is not None:
+            keys = {key.lower() for key in vars(ref.builtinOptions)}
+            assert {k.replace("_", "") for k in op.options} == keys
+            assert op.options.get("stride_w", 1) == getattr(ref.builtinOptions, "strideW", 1)
+
+
+def test_offsets_outside_the_file_are_refused() -> None:
+    buf = bytearray(SAMPLE.read_bytes())
+    struct.pack_into("<I", buf, 0, len(buf) + 100)
+    with pytest.raises(flatbuf.OutOfBounds, match="outside the file"):
+        flatbuf.root(bytes(buf), "the model")
+
+
+def test_misaligned_tables_are_refused() -> None:
+    buf = bytearray(SAMPLE.read_bytes())
+    struct.pack_into("<I", buf, 0, struct.unpack_from("<I", buf, 0)[0] + 1)
+    with pytest.raises(flatbuf.Corrupt, match="not aligned"):
+        flatbuf.root(bytes(buf), "the model")
+
+
+def test_a_string_without_its_zero_byte_is_refused() -> None:
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = bytearray(SAMPLE.read_bytes())
+    name = schema.Model.GetRootAs(buf, 0).Subgraphs(0).Tensors(3)._tab
+    start = name.Vector(name.Offset(10))
+    length = struct.unpack_from("<I", buf, start - 4)[0]
+    buf[start + length] = ord("x")
+    with pytest.raises(InvalidModel, match="tensor 3 .* does not end with a zero byte"):
+        load_graph(bytes(buf))
+
+
+def test_vector_limits_apply_before_reading() -> None:
+    model = flatbuf.root(SAMPLE.read_bytes(), "the model")
+    subgraph = model.tables(2, "subgraph")[0]
+    with pytest.raises(flatbuf.TooMany, match="88 entries, more than the 10"):
+        subgraph.tables(0, "tensor", limit=10)
+
+
+def test_shapes_are_checked_before_any_size_is_used() -> None:
+    with pytest.raises(InvalidModel, match="120,000,000,000 bytes"):
+        validate.check_shape("m", "tensor 0", (1, 200000, 200000, 3), "int8")
+    with pytest.raises(InvalidModel, match="dimension 2 is 0"):
+        validate.check_shape("m", "tensor 0", (1, 2, 0, 3), "int8")
+    # dimensions whose product overflows int64 are still refused, not wrapped
+    assert validate.check_shape("m", "t", (1, 4, 4, 3), "int8") == (1, 4, 4, 3)
+    with pytest.raises(InvalidModel, match="more than the 16 MiB"):
+        validate.check_shape("m", "t", (2**31 - 1,) * 4, "int32")
+
+
+@pytest.mark.parametrize(
+    ("scale", "zero_point", "fragment"),
+    [
+        ((0.0,), (0,), "scale 0.0"),
+        ((float("nan"),), (0,), "scale nan"),
+        ((1.0, float("inf")), (0, 0), "scale inf"),
+        ((-1.0,), (0,), "scale -1.0"),
+        ((0.5,), (), "1 quantization scales and 0 zero points"),
+        ((0.5,), (128,), "zero point 128, outside [-128, 127]"),
+        ((0.5, 0.5), (0, 0), "2 quantization scales for shape [3, 4]"),
+    ],
+)
+def test_quantization_rules(scale: tuple, zero_point: tuple, fragment: str) -> None:
+    with pytest.raises(InvalidModel, match=fragment.replace("[", r"\[")):
+        validate.check_quantization("m", "tensor 1", "int8", (3, 4), scale, zero_point, 0)
+
+
+def test_names_in_messages_stay_on_one_line() -> None:
+    assert validate.tensor_label(4, "a\nb\x00c") == "tensor 4 'a\\nb\\x00c'"
+    assert len(validate.name_label("x" * 500)) == 60
