@@ -318,17 +318,21 @@ def _setattr(obj: Any, name: str, value: Any) -> Undo:
     return lambda: setattr(obj, name, old)
 
 
-def _activations(sg: Any) -> list[Any]:
-    consts = {t for op in sg.operators for t in op.inputs[1:]}
-    return [t for i, t in enumerate(sg.tensors) if i not in consts and t.shape is not None]
-
-
 def _scale_spatial(m: Any, k: int) -> Undo:
-    """Every H and W of rank-4 activations times k (the graph stays consistent)."""
+    """Every H and W of rank-4 activations times k, except after a MEAN (squeeze-and-excite
+    paths stay 1x1): the graph stays consistent, only larger."""
+    schema = _schema()
     sg = m.subgraphs[0]
+    consts = {i for i, t in enumerate(sg.tensors) if m.buffers[t.buffer].data is not None}
+    pooled: set[int] = set()
+    for op in sg.operators:
+        code = m.operatorCodes[op.opcodeIndex].builtinCode
+        ins = [t for t in op.inputs if t >= 0 and t not in consts]
+        if code == schema.BuiltinOperator.MEAN or all(t in pooled for t in ins):
+            pooled.update(int(t) for t in op.outputs)
     undo = []
-    for t in _activations(sg):
-        if len(t.shape) == 4 and t.shape[1] > 1:
+    for i, t in enumerate(sg.tensors):
+        if i not in consts and i not in pooled and t.shape is not None and len(t.shape) == 4:
             shape = np.array(t.shape).copy()
             shape[1:3] *= k
             undo.append(_setattr(t, "shape", shape))

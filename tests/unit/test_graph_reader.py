@@ -115,3 +115,38 @@ def test_quantization_rules(scale: tuple, zero_point: tuple, fragment: str) -> N
 def test_names_in_messages_stay_on_one_line() -> None:
     assert validate.tensor_label(4, "a\nb\x00c") == "tensor 4 'a\\nb\\x00c'"
     assert len(validate.name_label("x" * 500)) == 60
+
+
+def _forged(edit) -> bytes:  # type: ignore[no-untyped-def]
+    from ai_edge_litert import schema_py_generated as schema
+
+    from ..tflite_fuzz import pack
+
+    model = schema.ModelT.InitFromPackedBuf(SAMPLE.read_bytes(), 0)
+    edit(model, schema)
+    return pack(model)
+
+
+def test_metadata_and_signatures_name_what_exists() -> None:
+    def metadata(m, schema):  # type: ignore[no-untyped-def]
+        m.metadata[0].buffer = len(m.buffers) + 3
+
+    def signature(m, schema):  # type: ignore[no-untyped-def]
+        m.signatureDefs[0].outputs[0].tensorIndex = 500
+
+    with pytest.raises(
+        InvalidModel, match=r"metadata entry 0 uses buffer 94, but the model has 91"
+    ):
+        load_graph(_forged(metadata))
+    with pytest.raises(InvalidModel, match="signature 0 output 0 is tensor 500"):
+        load_graph(_forged(signature))
+
+
+def test_an_offline_memory_plan_is_refused() -> None:
+    def plan(m, schema):  # type: ignore[no-untyped-def]
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = b"OfflineMemoryAllocation", 1
+        m.metadata.append(entry)
+
+    with pytest.raises(InvalidModel, match="metadata entry 2 is an offline memory plan"):
+        load_graph(_forged(plan))

@@ -63,7 +63,7 @@ DYNAMIC_SHAPE_OPS = frozenset({"SHAPE", "STRIDED_SLICE", "PACK"})
 # Field numbers of the TFLite schema tables read here (schema.fbs; the
 # generated bindings read field n at vtable slot 4 + 2n).
 _MODEL_VERSION, _MODEL_CODES, _MODEL_SUBGRAPHS, _MODEL_BUFFERS = 0, 1, 2, 4
-_MODEL_METADATA, _MODEL_SIGNATURES, _MODEL_EXTERNAL = 7, 8, 9
+_MODEL_METADATA, _MODEL_SIGNATURES, _MODEL_EXTERNAL = 6, 7, 9
 _CODE_DEPRECATED, _CODE_CUSTOM, _CODE_BUILTIN = 0, 1, 3
 _SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPS = 0, 1, 2, 3
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME, _TENSOR_QUANT = 0, 1, 2, 3, 4
@@ -199,7 +199,8 @@ def _parse(buf: bytes, label: str, source: str) -> Graph:
     validate.refuse_features(
         label, "the model", [("keeps buffers outside the file", model.present(_MODEL_EXTERNAL))]
     )
-    opcodes = [_opcode(label, code, names) for code in model.tables(_MODEL_CODES, "operator code")]
+    codes = model.tables(_MODEL_CODES, "operator code", limit=validate.MAX_OPS)
+    opcodes = [_opcode(label, code, names) for code in codes]
     buffers = model.tables(_MODEL_BUFFERS, "buffer")
     sg = subgraphs[0]
     limit = validate.MAX_TENSORS
@@ -277,8 +278,9 @@ def _quantization(
 ) -> Quantization | None:
     if q.present(_QUANT_DETAILS) and q.scalar(_QUANT_DETAILS, "uint8"):
         validate.refuse_features(label, what, [("has custom quantization", True)])
-    scale = q.numbers(_QUANT_SCALE, "f", f"the scales of {what}")
-    zero_point = q.numbers(_QUANT_ZERO_POINT, "q", f"the zero points of {what}")
+    most = max(shape, default=1)  # per channel, one per entry of a dimension
+    scale = q.numbers(_QUANT_SCALE, "f", f"the scales of {what}", most)
+    zero_point = q.numbers(_QUANT_ZERO_POINT, "q", f"the zero points of {what}", most)
     axis = q.scalar(_QUANT_AXIS, "int32")
     validate.check_quantization(label, what, dtype, shape, scale, zero_point, axis)
     return Quantization(scale, zero_point, axis) if scale else None
@@ -334,8 +336,8 @@ def _check_references(label: str, model: flatbuf.Table, buffers: int, tensors: i
     for sig in model.tables(_MODEL_SIGNATURES, "signature", limit=64):
         if sig.scalar(_SIGNATURE_SUBGRAPH, "uint32") != 0:
             raise InvalidModel(f"{label}: {sig.what} names a subgraph other than the only one")
-        for field in (_SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS):
-            for entry in sig.tables(field, f"tensor of {sig.what}", limit=validate.MAX_TENSORS):
+        for field, role in ((_SIGNATURE_INPUTS, "input"), (_SIGNATURE_OUTPUTS, "output")):
+            for entry in sig.tables(field, f"{sig.what} {role}", limit=validate.MAX_TENSORS):
                 t = entry.scalar(_TENSORMAP_INDEX, "uint32")
                 if t >= tensors:
                     raise InvalidModel(

@@ -16,7 +16,8 @@ the axis; it uses no feature mnmcu's runtimes lack (sparse or variable
 tensors, data outside the file, custom quantization). Each op's options are
 of the op's own type. Then the graph (:func:`check_graph`):
 
-* one input, ``[1, H, W, C]`` (batch 1), and one output of batch 1;
+* one input, ``[N, H, W, C]``, and one output (the commands that run one
+  image, emit, verify and hil, also need N = 1: :func:`check_single_image`);
 * every tensor index an op or the graph names exists;
 * order: an op reads only the graph input, constants and outputs of
   earlier ops; each tensor is written by one op; no op writes the input or
@@ -247,6 +248,17 @@ def check_graph(graph: Graph) -> None:
         )
 
 
+def check_single_image(graph: Graph) -> None:
+    """Commands that run the model on one image (emit, verify, hil) need batch 1."""
+    t = graph.input
+    if t.shape[0] != 1:
+        raise InvalidModel(
+            f"{graph.source or 'model'}: the graph input {_label(graph, t.index)} has shape "
+            f"{list(t.shape)}, batch {t.shape[0]}; the firmware and verify run one image at a time",
+            "convert the model with batch size 1 (keras.Input(..., batch_size=1))",
+        )
+
+
 def _label(graph: Graph, index: int) -> str:
     return tensor_label(index, graph.tensors[index].name)
 
@@ -269,13 +281,7 @@ def _check_io(graph: Graph, label: str) -> None:
         if what == "input" and len(t.shape) != 4:
             raise InvalidModel(
                 f"{label}: the graph input {_label(graph, index)} has shape {list(t.shape)}; "
-                "mnmcu takes one image, [1, height, width, channels]"
-            )
-        if not t.shape or t.shape[0] != 1:
-            raise InvalidModel(
-                f"{label}: the graph {what} {_label(graph, index)} has shape {list(t.shape)}, "
-                f"batch {t.shape[0] if t.shape else 'none'}; mnmcu runs one image at a time",
-                "convert the model with batch size 1 (keras.Input(..., batch_size=1))",
+                "mnmcu takes images, [batch, height, width, channels]"
             )
     if not graph.ops:
         raise InvalidModel(f"{label} has no ops")
@@ -412,8 +418,8 @@ def _conv(c: _Op) -> tuple[int, ...]:
                 f"multiplier {multiplier} (expected [1, kh, kw, {cin * multiplier}])"
             )
     else:
-        cout = filt[0]
-        if filt[3] != cin:
+        cout = filt[0]  # grouped: each of cin / filt[3] groups has cout / groups filters
+        if cin % filt[3] or cout % (cin // filt[3]):
             raise c.fail(f"its filter {list(filt)} does not fit {cin} input channels")
     _weights(c, 3 if c.op.opcode == "DEPTHWISE_CONV_2D" else 0, cout)
     _bias(c, cout)

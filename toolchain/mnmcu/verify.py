@@ -21,6 +21,7 @@ from mnmcu.errors import InvalidValue
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.quantize import check_softmax_scale
+from mnmcu.validate import check_single_image
 
 RUN_TIMEOUT_S = 60.0
 # The inputs of one run, all in memory at once (and again as outputs of each runtime).
@@ -76,8 +77,10 @@ def make_inputs(
 ) -> tuple[np.ndarray, dict[str, int]]:
     """``count`` int8 inputs: all -128, all 127, dataset samples if given, then random.
 
-    Refuses (before allocating) more than :data:`MAX_INPUT_BYTES` of inputs.
+    Refuses models of another batch than 1 and (before allocating) more than
+    :data:`MAX_INPUT_BYTES` of inputs.
     """
+    check_single_image(graph)
     shape = graph.input.shape[1:]
     size = graph.input.nbytes
     if count * size > MAX_INPUT_BYTES:
