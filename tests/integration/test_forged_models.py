@@ -130,3 +130,30 @@ def test_batch_4_is_analyzed(tmp_path: Path) -> None:
     four = run_mnmcu("analyze", str(forge(tmp_path, "batch4", _batch_4)), "--json")
     assert four.returncode == 0 and "Traceback" not in four.stderr, four.stderr
     assert json.loads(four.stdout)["macs"] == 4 * json.loads(one.stdout)["macs"]
+
+
+def test_a_failing_tflm_worker_is_one_warning_line(tmp_path: Path) -> None:
+    """The TFLite Micro measurement failing (here: its runtime raising with a multi-line
+    message) gives one warning line and an estimate, never a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    fake = tmp_path / "fake" / "tflite_micro"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise RuntimeError("the runtime broke\\n  on line two")\n')
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = os.pathsep.join([str(fake.parent), str(REPO / "toolchain")])
+    result = subprocess.run(
+        [sys.executable, "-m", "mnmcu", "analyze", str(SAMPLE), "--board", "qemu-m4"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("warning: TFLite Micro arena not measured (")
+    assert "the runtime broke on line two" in lines[0] and "Traceback" not in result.stderr
+    assert "activations_estimated" not in result.stdout  # tables, not JSON
