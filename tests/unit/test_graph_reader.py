@@ -150,3 +150,57 @@ def test_an_offline_memory_plan_is_refused() -> None:
 
     with pytest.raises(InvalidModel, match="metadata entry 2 is an offline memory plan"):
         load_graph(_forged(plan))
+
+
+def _graph(**change: object):  # type: ignore[no-untyped-def]
+    """input 8x8x4 -> CONV 3x3/2 SAME (8 filters) -> DEPTHWISE 3x3 -> ADD with itself."""
+    from mnmcu.graph import Graph, Op, Quantization, Tensor
+
+    q = Quantization((0.05,), (-3,))
+    wq = Quantization((0.01,) * 8, (0,) * 8, 0)
+
+    def t(i: int, shape: tuple[int, ...], dtype: str = "int8", data: bool = False, quant=q):  # type: ignore[no-untyped-def]
+        return Tensor(i, f"t{i}", shape, dtype, quant, np.zeros(shape, dtype) if data else None)
+
+    tensors = [
+        t(0, (1, 8, 8, 4)),
+        t(1, (8, 3, 3, 4), data=True, quant=wq),
+        t(2, (8,), "int32", data=True, quant=wq),
+        t(3, (1, 4, 4, 8)),
+        t(4, (1, 3, 3, 8), data=True, quant=Quantization((0.01,) * 8, (0,) * 8, 3)),
+        t(5, (8,), "int32", data=True, quant=wq),
+        t(6, change.pop("dw_out", (1, 4, 4, 8))),
+        t(7, (1, 4, 4, 8)),
+    ]
+    conv = {"padding": "SAME", "stride_h": 2, "stride_w": 2, "dilation_h_factor": 1,
+            "dilation_w_factor": 1, "fused_activation_function": "RELU6"}  # fmt: skip
+    dw = dict(conv, stride_h=1, stride_w=1, depth_multiplier=change.pop("multiplier", 1))
+    ops = [
+        Op(0, "CONV_2D", (0, 1, 2), (3,), conv),
+        Op(1, "DEPTHWISE_CONV_2D", change.pop("dw_inputs", (3, 4, 5)), (6,), dw),
+        Op(2, "ADD", (6, 6), change.pop("add_outputs", (7,)), {}),
+    ]
+    assert not change
+    return Graph(tuple(tensors), tuple(ops), (0,), (7,), 0, "g.tflite")
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({}, None),
+        ({"dw_out": (1, 4, 4, 16)}, "give shape [1, 4, 4, 8], but its output tensor 6"),
+        ({"multiplier": 2}, "with depth multiplier 2"),
+        ({"dw_inputs": (7, 4, 5)}, "op 1 DEPTHWISE_CONV_2D reads tensor 7 't7' before op 2"),
+        ({"dw_inputs": (3, 4, -1)}, "it has no bias"),
+        ({"dw_inputs": (3, 3, 5)}, "input 1 tensor 3 't3' must be a constant"),
+        ({"add_outputs": (5,)}, "op 2 ADD writes tensor 5 't5', a constant"),
+        ({"add_outputs": (0,)}, "op 2 ADD writes tensor 0 't0', the graph input"),
+    ],
+)
+def test_graph_rules(change: dict, fragment: str | None) -> None:
+    graph = _graph(**change)
+    if fragment is None:
+        validate.check_graph(graph)
+        return
+    with pytest.raises(InvalidModel, match=fragment.replace("[", r"\[")):
+        validate.check_graph(graph)

@@ -24,9 +24,9 @@ from mnmcu.quantize import check_softmax_scale
 from mnmcu.validate import check_single_image
 
 RUN_TIMEOUT_S = 60.0
+RUN_TIMEOUT_PER_INPUT_S = 5.0
 # The inputs of one run, all in memory at once (and again as outputs of each runtime).
 MAX_INPUT_BYTES = 256 << 20
-RUN_TIMEOUT_PER_INPUT_S = 5.0
 
 
 @dataclass(frozen=True)
