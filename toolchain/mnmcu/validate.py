@@ -49,7 +49,7 @@ MAX_ACTIVATION_BYTES = 64 * MIB
 MAX_TENSORS = 4096
 MAX_OPS = 1024
 MAX_RANK = 4
-MAX_NAME_BYTES = 1024
+MAX_NAME_BYTES = 4096
 # Kernel sizes, pooling windows, strides and dilation factors: 1 to MAX_WINDOW,
 # which keeps every index a kernel computes inside 32 bits.
 MAX_WINDOW = 1024
