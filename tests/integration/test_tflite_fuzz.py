@@ -1,7 +1,8 @@
 """Mutated .tflite models through mnmcu: processed consistently or refused with one line.
 
-Seeds: the repository's sample model (MobileNet V1) and the session's V2 and
-V3-Small models. ``tests/tflite_fuzz.py`` makes the mutants (schema-aware
+Seeds: the repository's sample model (MobileNet V1), the session's V2 and
+V3-Small models, and test_aot's small model with a SHAPE/STRIDED_SLICE/PACK
+chain. ``tests/tflite_fuzz.py`` makes the mutants (schema-aware
 field writes, object-API rebuilds, random bytes) and runs them in-process;
 here it runs as a subprocess under RLIMIT_AS = 2 GB (its compilers and
 runtimes inherit the limit), split over two processes:
@@ -32,12 +33,13 @@ import pytest
 
 from ..conftest import REPO
 from ..tflite_fuzz import Mutator, load_seeds
+from .test_aot import shape_chain_model
 
 MUTANTS = int(os.environ.get("MNMCU_FUZZ_MUTANTS", "20000"))
 EMIT_MUTANTS = int(os.environ.get("MNMCU_FUZZ_EMIT_MUTANTS", "500"))
 MEMORY_LIMIT = 2 << 30
 SEED = 12
-WEIGHTS = "4,1,1"  # the sample model is the cheapest to parse and to compile
+WEIGHTS = "4,1,1,1"  # the sample model is the cheapest MobileNet to parse and to compile
 WORKERS = 2
 SAMPLE = REPO / "firmware" / "sample" / "mnmcu_sample.tflite"
 
@@ -92,8 +94,11 @@ def _summary(reports: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def seeds(int8_models: dict[str, Path]) -> list[Path]:
-    return [SAMPLE, int8_models["v2"], int8_models["v3-small"]]
+def seeds(int8_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """The three MobileNets, and a small model with the SHAPE/STRIDED_SLICE/PACK chain."""
+    chain = tmp_path_factory.mktemp("fuzz-seeds") / "shape_chain.tflite"
+    chain.write_bytes(shape_chain_model())
+    return [SAMPLE, int8_models["v2"], int8_models["v3-small"], chain]
 
 
 @pytest.fixture(scope="module")

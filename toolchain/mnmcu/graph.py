@@ -62,18 +62,24 @@ DYNAMIC_SHAPE_OPS = frozenset({"SHAPE", "STRIDED_SLICE", "PACK"})
 
 # Field numbers of the TFLite schema tables read here (schema.fbs; the
 # generated bindings read field n at vtable slot 4 + 2n).
-_MODEL_VERSION, _MODEL_CODES, _MODEL_SUBGRAPHS, _MODEL_BUFFERS = 0, 1, 2, 4
+_MODEL_VERSION, _MODEL_CODES, _MODEL_SUBGRAPHS, _MODEL_DESCRIPTION, _MODEL_BUFFERS = 0, 1, 2, 3, 4
 _MODEL_METADATA, _MODEL_SIGNATURES, _MODEL_EXTERNAL = 6, 7, 9
 _CODE_DEPRECATED, _CODE_CUSTOM, _CODE_BUILTIN = 0, 1, 3
-_SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPS = 0, 1, 2, 3
+_SUBGRAPH_TENSORS, _SUBGRAPH_INPUTS, _SUBGRAPH_OUTPUTS, _SUBGRAPH_OPS, _SUBGRAPH_NAME = (
+    0,
+    1,
+    2,
+    3,
+    4,
+)
 _TENSOR_SHAPE, _TENSOR_TYPE, _TENSOR_BUFFER, _TENSOR_NAME, _TENSOR_QUANT = 0, 1, 2, 3, 4
 _TENSOR_VARIABLE, _TENSOR_SPARSITY, _TENSOR_EXTERNAL = 5, 6, 10
 _QUANT_SCALE, _QUANT_ZERO_POINT, _QUANT_DETAILS, _QUANT_AXIS = 2, 3, 4, 6
 _OP_CODE, _OP_INPUTS, _OP_OUTPUTS, _OP_OPTIONS_TYPE, _OP_OPTIONS = 0, 1, 2, 3, 4
 _BUFFER_DATA, _BUFFER_OFFSET, _BUFFER_SIZE = 0, 1, 2
 _METADATA_NAME, _METADATA_BUFFER = 0, 1
-_SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS, _SIGNATURE_SUBGRAPH = 0, 1, 4
-_TENSORMAP_INDEX = 1
+_SIGNATURE_INPUTS, _SIGNATURE_OUTPUTS, _SIGNATURE_KEY, _SIGNATURE_SUBGRAPH = 0, 1, 2, 4
+_TENSORMAP_NAME, _TENSORMAP_INDEX = 0, 1
 # Metadata TFLite Micro acts on: offsets for its arena planner, taken as given.
 _OFFLINE_PLAN = b"OfflineMemoryAllocation"
 _NUMPY_TYPES = {name: np.dtype(name) for name in DTYPE_SIZE}
@@ -201,7 +207,7 @@ def _parse(buf: bytes, label: str, source: str) -> Graph:
     )
     codes = model.tables(_MODEL_CODES, "operator code", limit=validate.MAX_OPS)
     opcodes = [_opcode(label, code, names) for code in codes]
-    buffers = model.tables(_MODEL_BUFFERS, "buffer")
+    buffers = model.tables(_MODEL_BUFFERS, "buffer", limit=2 * validate.MAX_TENSORS)
     sg = subgraphs[0]
     limit = validate.MAX_TENSORS
     tensors = tuple(
@@ -212,7 +218,7 @@ def _parse(buf: bytes, label: str, source: str) -> Graph:
         _op(buf, label, i, op, opcodes, names)
         for i, op in enumerate(sg.tables(_SUBGRAPH_OPS, "op", limit=validate.MAX_OPS))
     )
-    _check_references(label, model, len(buffers), len(tensors))
+    _check_other_tables(label, model, sg, buffers, len(tensors))
     return Graph(
         tensors=tensors,
         ops=ops,
@@ -226,8 +232,8 @@ def _parse(buf: bytes, label: str, source: str) -> Graph:
 def _opcode(label: str, code: flatbuf.Table, names: _Schema) -> str:
     builtin = max(code.scalar(_CODE_BUILTIN, "int32"), code.scalar(_CODE_DEPRECATED, "int8"))
     opcode = names.ops.get(builtin, f"UNKNOWN_{builtin}")
+    raw = code.string(_CODE_CUSTOM, f"the custom code of {code.what}")
     if opcode == "CUSTOM":
-        raw = code.string(_CODE_CUSTOM, f"the custom code of {code.what}")
         opcode = f"CUSTOM({validate.check_name(label, f'the custom op of {code.what}', raw)})"
     return opcode
 
@@ -322,22 +328,34 @@ def _op(
     )
 
 
-def _check_references(label: str, model: flatbuf.Table, buffers: int, tensors: int) -> None:
-    """Metadata and signatures must name buffers and tensors that exist; no offline plan."""
+def _check_other_tables(
+    label: str, model: flatbuf.Table, sg: flatbuf.Table, buffers: flatbuf.Tables, tensors: int
+) -> None:
+    """What the graph does not use must still hold together, as LiteRT's verifier (and a
+    device) sees it: every buffer, string and signature inside the file; metadata and
+    signatures naming buffers and tensors that exist; no offline memory plan."""
+    for i, buffer in enumerate(buffers):
+        buffer.array(_BUFFER_DATA, "u1", f"the data of buffer {i}")
+    model.string(_MODEL_DESCRIPTION, "the model's description")
+    sg.string(_SUBGRAPH_NAME, "the subgraph's name")
     for item in model.tables(_MODEL_METADATA, "metadata entry", limit=validate.MAX_TENSORS):
         b = item.scalar(_METADATA_BUFFER, "uint32")
-        if b >= buffers:
-            raise InvalidModel(f"{label}: {item.what} uses buffer {b}, but the model has {buffers}")
+        if b >= len(buffers):
+            raise InvalidModel(
+                f"{label}: {item.what} uses buffer {b}, but the model has {len(buffers)}"
+            )
         if item.string(_METADATA_NAME, f"the name of {item.what}") == _OFFLINE_PLAN:
             raise InvalidModel(
                 f"{label}: {item.what} is an offline memory plan "
                 f"({_OFFLINE_PLAN.decode()}), which mnmcu does not use"
             )
     for sig in model.tables(_MODEL_SIGNATURES, "signature", limit=64):
+        sig.string(_SIGNATURE_KEY, f"the key of {sig.what}")
         if sig.scalar(_SIGNATURE_SUBGRAPH, "uint32") != 0:
             raise InvalidModel(f"{label}: {sig.what} names a subgraph other than the only one")
         for field, role in ((_SIGNATURE_INPUTS, "input"), (_SIGNATURE_OUTPUTS, "output")):
             for entry in sig.tables(field, f"{sig.what} {role}", limit=validate.MAX_TENSORS):
+                entry.string(_TENSORMAP_NAME, f"the name of {entry.what}")
                 t = entry.scalar(_TENSORMAP_INDEX, "uint32")
                 if t >= tensors:
                     raise InvalidModel(

@@ -99,12 +99,13 @@ def tflm_run(
 
 def _tflm_failure(model: Path, failure: str) -> MnmcuError:
     """One line for a worker that reported an error, crashed or timed out."""
-    lines = [line.strip() for line in failure.splitlines() if line.strip()]
+    head, _, tail = failure.partition("; last output:")
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
     last = lines[-1] if lines else ""
     try:
         detail = str(json.loads(last)["error"])
     except (ValueError, KeyError, TypeError):
-        status = re.search(r"(exit status -?\d+|did not finish within \S+ s)", failure)
+        status = re.search(r"(exit status -?\d+|did not finish within \S+ s)", head)
         detail = ", ".join(x for x in (status.group(1) if status else "", last[:200]) if x)
     if "No module named 'tflite_micro'" in detail:
         return ToolMissing("the tflite-micro runtime is not installed", "pip install tflite-micro")

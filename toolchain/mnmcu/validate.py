@@ -23,7 +23,8 @@ of the op's own type. Then the graph (:func:`check_graph`):
   earlier ops; each tensor is written by one op; no op writes the input or
   a constant;
 * each op of :data:`mnmcu.graph.SUPPORTED_OPS`: its number of inputs,
-  constant operands, option values, and an output shape equal to the one
+  constant operands, quantization parameters on its 8- and 16-bit integer
+  tensors, option values, and an output shape equal to the one
   the op computes from its inputs (as TFLite's kernels do in Prepare); an
   ADD's scales as TFLite's ADD needs them (it aborts the process otherwise);
 * all activations (non-constant tensors) together at most
@@ -55,6 +56,7 @@ MAX_NAME_BYTES = 4096
 MAX_WINDOW = 1024
 FUSED_ACTIVATIONS = ("NONE", "RELU", "RELU6", "RELU_N1_TO_1")
 _ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
+_QUANTIZED_TYPES = ("int8", "uint8", "int16")
 _LIMIT_HINT = "no microcontroller holds a model that large"
 
 
@@ -527,6 +529,17 @@ def _elementwise(c: _Op) -> tuple[int, ...]:
         beta = float(c.options.get("beta", 0.0))
         if not (math.isfinite(beta) and beta > 0) or not shape:
             raise c.fail(f"beta {beta!r} on shape {list(shape)}; beta must be finite and > 0")
+        out = c.graph.tensors[c.op.outputs[0]]
+        q = out.quantization
+        if (
+            out.dtype == "int8"
+            and q is not None
+            and (q.zero_point[0] != -128 or abs(q.scale[0] - 1 / 256) > 0.001 / 256)
+        ):
+            raise c.fail(
+                f"its int8 output has scale {q.scale[0]!r} and zero point {q.zero_point[0]}; "
+                "TFLite's softmax writes scale 1/256, zero point -128"
+            )
     return shape
 
 
@@ -557,6 +570,10 @@ def _reshape(c: _Op) -> tuple[int, ...]:
 
 
 def _shape(c: _Op) -> tuple[int, ...]:
+    out_type = {2: "int32", 4: "int64"}.get(int(c.options.get("out_type", 2)))
+    out = c.graph.tensors[c.op.outputs[0]]
+    if out_type != out.dtype:
+        raise c.fail(f"its output {_label(c.graph, out.index)} is {out.dtype}, not {out_type}")
     return (len(c.tensor(0).shape),)
 
 
@@ -638,6 +655,11 @@ def _check_op(graph: Graph, op: Op, label: str) -> None:
                 raise c.fail(f"input {position} is missing")
         elif position in rule.constant and not graph.tensors[index].is_constant:
             raise c.fail(f"input {position} {_label(graph, index)} must be a constant")
+    for index in (*op.inputs, *op.outputs):
+        t = graph.tensors[index] if index >= 0 else None
+        if t is not None and t.dtype in _QUANTIZED_TYPES and t.quantization is None:
+            # TFLite's integer kernels would divide by its scale of 0 (softmax aborts)
+            raise c.fail(f"{_label(graph, index)} is {t.dtype} without quantization parameters")
     expected = rule.shape(c)
     out = graph.tensors[op.outputs[0]]
     if out.shape != expected:

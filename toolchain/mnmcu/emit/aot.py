@@ -509,8 +509,12 @@ def _strided_slice_1d(data: np.ndarray, op: Op, begin: int, end: int, stride: in
     if opts.get("ellipsis_mask", 0) or opts.get("new_axis_mask", 0) or data.ndim != 1:
         raise UnsupportedModel(f"op {op.index} STRIDED_SLICE is not a 1-D slice of a shape")
     n = len(data)
+    if stride == 0:
+        raise UnsupportedModel(f"op {op.index} STRIDED_SLICE has a stride of 0")
     if opts.get("shrink_axis_mask", 0) & 1:
         idx = begin + n if begin < 0 else begin
+        if not 0 <= idx < n:
+            raise UnsupportedModel(f"op {op.index} STRIDED_SLICE takes entry {begin} of {n}")
         return np.asarray(data[idx])
     if opts.get("begin_mask", 0) & 1:
         begin = 0 if stride > 0 else n - 1
@@ -546,7 +550,23 @@ def fold_shape_ops(graph: Graph) -> dict[int, np.ndarray]:
             )
         elif op.opcode == "PACK":
             axis = int(op.options.get("axis", 0))
-            values[op.outputs[0]] = np.stack([value(t) for t in op.inputs], axis=axis)
+            packed = [value(t) for t in op.inputs]
+            if (
+                len({v.shape for v in packed}) != 1
+                or not -packed[0].ndim - 1 <= axis <= packed[0].ndim
+            ):
+                raise UnsupportedModel(
+                    f"op {op.index} PACK: its values do not stack on axis {axis}"
+                )
+            values[op.outputs[0]] = np.stack(packed, axis=axis)
+        else:
+            continue
+        out = graph.tensor(op.outputs[0])
+        if values[out.index].shape != out.shape:
+            raise UnsupportedModel(
+                f"op {op.index} {op.opcode} computes shape {list(values[out.index].shape)}, "
+                f"but its output '{out.name}' has shape {list(out.shape)}"
+            )
     for op in graph.ops:
         for pos, t in enumerate(op.inputs):
             if t not in values or op.opcode in DYNAMIC_SHAPE_OPS:
