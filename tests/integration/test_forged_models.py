@@ -157,3 +157,12 @@ def test_a_failing_tflm_worker_is_one_warning_line(tmp_path: Path) -> None:
     assert lines[0].startswith("warning: TFLite Micro arena not measured (")
     assert "the runtime broke on line two" in lines[0] and "Traceback" not in result.stderr
     assert "activations_estimated" not in result.stdout  # tables, not JSON
+
+
+def test_verify_bounds_its_inputs_before_allocating(tmp_path: Path) -> None:
+    """A valid model with a 12 MiB input: 30 inputs would need 360 MiB; refused up front."""
+    from ..tflite_fuzz import _scale_spatial
+
+    model = forge(tmp_path, "wide", lambda m: _scale_spatial(m, 64))  # 2048x2048x3 input
+    result = run_mnmcu("verify", str(model), "--count", "30", "--no-sanitize")
+    one_error_line(result, "30 inputs of 12,582,912 bytes", "256 MiB", "21 or fewer", code=2)
