@@ -446,11 +446,19 @@ def mutate_structure(rng: random.Random, m: Any) -> tuple[str, Undo]:
 
 
 def pack(m: Any) -> bytes:
+    """A schema.ModelT as .tflite bytes."""
     import flatbuffers
 
     builder = flatbuffers.Builder(1024)
     builder.Finish(m.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def forge(model: bytes, edit: Callable[[Any], object]) -> bytes:
+    """``model`` unpacked with the schema's object API (ModelT), edited, packed again."""
+    m = _schema().ModelT.InitFromPackedBuf(model, 0)
+    edit(m)
+    return pack(m)
 
 
 @dataclass

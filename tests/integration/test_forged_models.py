@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from ..conftest import REPO, run_mnmcu
-from ..tflite_fuzz import pack
+from ..tflite_fuzz import forge as forge_model
 from .test_cli_errors import one_error_line
 
 SAMPLE = REPO / "firmware" / "sample" / "mnmcu_sample.tflite"
@@ -84,14 +84,10 @@ CASES: dict[str, tuple[Callable[[Any], None], tuple[str, ...]]] = {
 }
 
 
-def forge(tmp_path: Path, name: str, edit: Callable[[Any], None]) -> Path:
+def forge(tmp_path: Path, name: str, edit: Callable[[Any], object]) -> Path:
     """The sample model with ``edit`` applied to its unpacked schema object (ModelT)."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.ModelT.InitFromPackedBuf(SAMPLE.read_bytes(), 0)
-    edit(model)
     path = tmp_path / f"{name}.tflite"
-    path.write_bytes(pack(model))
+    path.write_bytes(forge_model(SAMPLE.read_bytes(), edit))
     return path
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -117,21 +119,17 @@ def test_names_in_messages_stay_on_one_line() -> None:
     assert len(validate.name_label("x" * 500)) == 60
 
 
-def _forged(edit) -> bytes:  # type: ignore[no-untyped-def]
-    from ai_edge_litert import schema_py_generated as schema
+def _forged(edit: Callable[[Any], object]) -> bytes:
+    from ..tflite_fuzz import forge
 
-    from ..tflite_fuzz import pack
-
-    model = schema.ModelT.InitFromPackedBuf(SAMPLE.read_bytes(), 0)
-    edit(model, schema)
-    return pack(model)
+    return forge(SAMPLE.read_bytes(), edit)
 
 
 def test_metadata_and_signatures_name_what_exists() -> None:
-    def metadata(m, schema):  # type: ignore[no-untyped-def]
+    def metadata(m: Any) -> None:
         m.metadata[0].buffer = len(m.buffers) + 3
 
-    def signature(m, schema):  # type: ignore[no-untyped-def]
+    def signature(m: Any) -> None:
         m.signatureDefs[0].outputs[0].tensorIndex = 500
 
     with pytest.raises(
@@ -143,7 +141,9 @@ def test_metadata_and_signatures_name_what_exists() -> None:
 
 
 def test_an_offline_memory_plan_is_refused() -> None:
-    def plan(m, schema):  # type: ignore[no-untyped-def]
+    def plan(m: Any) -> None:
+        from ai_edge_litert import schema_py_generated as schema
+
         entry = schema.MetadataT()
         entry.name, entry.buffer = b"OfflineMemoryAllocation", 1
         m.metadata.append(entry)

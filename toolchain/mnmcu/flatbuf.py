@@ -155,13 +155,10 @@ class Table:
             _aligned(what, start + 4, item)
         return start + 4, count
 
-    def array(self, field: int, dtype: str, what: str, limit: int | None = None) -> np.ndarray:
-        """A vector of numbers as a read-only view (empty if absent); at most ``limit`` long."""
-        dt = np.dtype(dtype)
-        start, count = self._vector(field, dt.itemsize, what)
-        if limit is not None and count > limit:
-            raise TooMany(what, count, limit)
-        return np.frombuffer(self.buf, dt, count, start)
+    def bytes_view(self, field: int, what: str) -> np.ndarray:
+        """A vector of bytes as a read-only uint8 view of the file (empty if absent)."""
+        start, count = self._vector(field, 1, what)
+        return np.frombuffer(self.buf, np.uint8, count, start)
 
     def numbers(
         self, field: int, code: str, what: str, limit: int | None = None

@@ -272,7 +272,7 @@ def _tensor(
         validate.refuse_features(
             label, f"buffer {b} of {what}", [("lies outside the flatbuffer", bool(outside))]
         )
-    raw = buffer.array(_BUFFER_DATA, "u1", f"the data of buffer {b}")
+    raw = buffer.bytes_view(_BUFFER_DATA, f"the data of buffer {b}")
     if not raw.size:
         return Tensor(index, name, shape, dtype, quant)
     validate.check_constant(label, what, shape, dtype, b, raw.size)
@@ -335,7 +335,7 @@ def _check_other_tables(
     device) sees it: every buffer, string and signature inside the file; metadata and
     signatures naming buffers and tensors that exist; no offline memory plan."""
     for i, buffer in enumerate(buffers):
-        buffer.array(_BUFFER_DATA, "u1", f"the data of buffer {i}")
+        buffer.bytes_view(_BUFFER_DATA, f"the data of buffer {i}")
     model.string(_MODEL_DESCRIPTION, "the model's description")
     sg.string(_SUBGRAPH_NAME, "the subgraph's name")
     for item in model.tables(_MODEL_METADATA, "metadata entry", limit=validate.MAX_TENSORS):
