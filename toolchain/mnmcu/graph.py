@@ -112,14 +112,9 @@ class _Schema:
         self.activations = _enum_names(schema.ActivationFunctionType)
 
 
-_schema: _Schema | None = None
-
-
+@cache
 def _names() -> _Schema:
-    global _schema
-    if _schema is None:
-        _schema = _Schema()
-    return _schema
+    return _Schema()
 
 
 def _options(opts: Any, names: _Schema) -> dict[str, Any]:
