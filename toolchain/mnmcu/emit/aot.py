@@ -42,6 +42,7 @@ from mnmcu.qmath import (  # noqa: F401 - re-exported: the kernels' constants
     padding,
     quantize_multiplier,
     quantize_value,
+    requant_multiplier,
     requantize_table,
     softmax_params,
 )
@@ -343,8 +344,12 @@ def _strided_slice_1d(data: np.ndarray, op: Op, begin: int, end: int, stride: in
     if opts.get("ellipsis_mask", 0) or opts.get("new_axis_mask", 0) or data.ndim != 1:
         raise UnsupportedModel(f"op {op.index} STRIDED_SLICE is not a 1-D slice of a shape")
     n = len(data)
+    if stride == 0:
+        raise UnsupportedModel(f"op {op.index} STRIDED_SLICE has a stride of 0")
     if opts.get("shrink_axis_mask", 0) & 1:
         idx = begin + n if begin < 0 else begin
+        if not 0 <= idx < n:
+            raise UnsupportedModel(f"op {op.index} STRIDED_SLICE takes entry {begin} of {n}")
         return np.asarray(data[idx])
     if opts.get("begin_mask", 0) & 1:
         begin = 0 if stride > 0 else n - 1
@@ -380,7 +385,23 @@ def fold_shape_ops(graph: Graph) -> dict[int, np.ndarray]:
             )
         elif op.opcode == "PACK":
             axis = int(op.options.get("axis", 0))
-            values[op.outputs[0]] = np.stack([value(t) for t in op.inputs], axis=axis)
+            packed = [value(t) for t in op.inputs]
+            if (
+                len({v.shape for v in packed}) != 1
+                or not -packed[0].ndim - 1 <= axis <= packed[0].ndim
+            ):
+                raise UnsupportedModel(
+                    f"op {op.index} PACK: its values do not stack on axis {axis}"
+                )
+            values[op.outputs[0]] = np.stack(packed, axis=axis)
+        else:
+            continue
+        out = graph.tensor(op.outputs[0])
+        if values[out.index].shape != out.shape:
+            raise UnsupportedModel(
+                f"op {op.index} {op.opcode} computes shape {list(values[out.index].shape)}, "
+                f"but its output '{out.name}' has shape {list(out.shape)}"
+            )
     for op in graph.ops:
         for pos, t in enumerate(op.inputs):
             if t not in values or op.opcode in DYNAMIC_SHAPE_OPS:
@@ -545,7 +566,8 @@ def _per_channel_requant(
             f"op {op.index}: {len(q.scale)} filter scales for {channels} channels"
         )
     scales = q.scale if len(q.scale) == channels else q.scale * channels
-    pairs = [conv_multiplier(in_scale, float(s), out_scale) for s in scales]
+    where = f"op {op.index} {op.opcode}"
+    pairs = [conv_multiplier(in_scale, float(s), out_scale, where) for s in scales]
     mult = low.array(
         f"op{op.index:03d}_multiplier",
         _ints([m for m, _ in pairs]),
@@ -866,7 +888,9 @@ def _lower_mul(low: _Lowering, op: Op) -> Call:
         str(op.options.get("fused_activation_function", "NONE")), so, zo
     )
     # mul.cc computes input1_scale * input2_scale / output_scale in float32.
-    multiplier, shift = quantize_multiplier(float(_F32(sa) * _F32(sb) / _F32(so)))
+    with np.errstate(over="ignore"):
+        real = float(_F32(sa) * _F32(sb) / _F32(so))
+    multiplier, shift = requant_multiplier(real, f"op {op.index} MUL")
     offsets = (-za, -zb)
     scalar = _scalar_constant(low, op)
     if scalar is not None:
