@@ -4,10 +4,10 @@
  *
  * Bit-exact with mnmcu_conv.c: int32 sums are exact in any order, so only
  * the way the accumulators are summed differs; requantisation is
- * mnmcu_requant_fast(), equal to the portable one under the conditions
- * mnmcu.emit.aot checks before choosing these kernels. Compiled for a core
- * with Helium (Cortex-M55), they requantise four outputs per vector sequence
- * (mnmcu_mve.h); for the whole int8 activation range the clamp is one SSAT.
+ * mnmcu_requant_pre2() of a doubled accumulator, equal to the portable one
+ * under the conditions mnmcu.emit.aot checks before choosing these kernels
+ * (mnmcu_dsp.h). Outputs are saturated to int8 with SSAT; a narrower
+ * activation range is clamped afterwards, four outputs per word.
  */
 /* The hot loops of the runtime: compiled for speed also in -Os builds. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -26,215 +26,6 @@ static int conv_args_valid(const mnmcu_conv2d_params_t *params, const void *inpu
            mnmcu_act_valid(params->act_min, params->act_max);
 }
 
-/* ---- CONV_2D 1x1, stride 1 ---------------------------------------------- */
-
-/* Scratch of the convolutions per output channel: its prepared requantisation
- * and two accumulators (C rounded up to even). */
-static int32_t per_channel_bytes(const mnmcu_conv2d_params_t *params)
-{
-    return params->output.c * (int32_t)sizeof(mnmcu_requant_t) +
-           2 * ((params->output.c + 1) & ~1) * (int32_t)sizeof(int32_t);
-}
-
-int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
-{
-    return 2 * ((params->input.c + 7) & ~7) * (int32_t)sizeof(int16_t) +
-           per_channel_bytes(params);
-}
-
-/*
- * Two pixels' channels as int16, four channels per 16 bytes: pixel 0's
- * channels (0, 2) and (1, 3), then pixel 1's; channels past depth, up to the
- * next multiple of 8, are 0.
- */
-static void expand_pair(const int8_t *x0, const int8_t *x1, int32_t depth, int32_t *dst)
-{
-    int32_t k;
-    if (((depth + 3) >> 2) & 1) {
-        /* The odd last group is followed by a group of zeros. */
-        const int32_t last = 4 * ((depth + 3) >> 2);
-        dst[last] = dst[last + 1] = dst[last + 2] = dst[last + 3] = 0;
-    }
-    for (k = 0; k + 3 < depth; k += 4) {
-        const int32_t a = mnmcu_read_s8x4(x0 + k);
-        const int32_t b = mnmcu_read_s8x4(x1 + k);
-        dst[0] = mnmcu_sxtb16(a);
-        dst[1] = mnmcu_sxtb16_ror8(a);
-        dst[2] = mnmcu_sxtb16(b);
-        dst[3] = mnmcu_sxtb16_ror8(b);
-        dst += 4;
-    }
-    if (k < depth) {
-        int8_t a[4] = {0, 0, 0, 0};
-        int8_t b[4] = {0, 0, 0, 0};
-        int32_t i;
-        for (i = 0; k + i < depth; ++i) {
-            a[i] = x0[k + i];
-            b[i] = x1[k + i];
-        }
-        dst[0] = mnmcu_sxtb16(mnmcu_read_s8x4(a));
-        dst[1] = mnmcu_sxtb16_ror8(mnmcu_read_s8x4(a));
-        dst[2] = mnmcu_sxtb16(mnmcu_read_s8x4(b));
-        dst[3] = mnmcu_sxtb16_ror8(mnmcu_read_s8x4(b));
-    }
-}
-
-/*
- * The accumulators of every pair of output channels for an expanded pixel
- * pair x (groups of four input channels, an even number of them): for pair j,
- * acc0[2j], acc0[2j + 1] (pixel 0) and acc1[2j], acc1[2j + 1] (pixel 1), each
- * starting from the bias; w in the pair-interleaved layout.
- */
-static void conv_pairs(const int32_t *x, const int8_t *w, int32_t groups, const int32_t *bias,
-                       int32_t pairs, int32_t *acc0, int32_t *acc1)
-{
-#if MNMCU_HAVE_DSP
-    /* The loop over pairs is in the assembly too, its state in a stack frame
-     * of its own: the group loop needs 13 registers. */
-    int32_t a00, a01, a10, a11, xp, n;
-    int32_t xa0 = (int32_t)(uintptr_t)bias, xa1 = (int32_t)(uintptr_t)acc0;
-    int32_t xb0 = (int32_t)(uintptr_t)acc1, xb1 = pairs;
-    int32_t wr = (int32_t)(uintptr_t)x, we = groups >> 1;
-#define MNMCU_1X1_GROUP                                                                        \
-    "ldrd %[xa0], %[xa1], [%[xp]], #8\n\t"                                                     \
-    "ldrd %[xb0], %[xb1], [%[xp]], #8\n\t"                                                     \
-    "ldr %[wr], [%[w]], #4\n\t"                                                                \
-    "sxtb16 %[we], %[wr]\n\t"                                                                  \
-    "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
-    "smlad %[a00], %[xa0], %[we], %[a00]\n\t"                                                  \
-    "smlad %[a00], %[xa1], %[wr], %[a00]\n\t"                                                  \
-    "smlad %[a10], %[xb0], %[we], %[a10]\n\t"                                                  \
-    "smlad %[a10], %[xb1], %[wr], %[a10]\n\t"                                                  \
-    "ldr %[wr], [%[w]], #4\n\t"                                                                \
-    "sxtb16 %[we], %[wr]\n\t"                                                                  \
-    "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
-    "smlad %[a01], %[xa0], %[we], %[a01]\n\t"                                                  \
-    "smlad %[a01], %[xa1], %[wr], %[a01]\n\t"                                                  \
-    "smlad %[a11], %[xb0], %[we], %[a11]\n\t"                                                  \
-    "smlad %[a11], %[xb1], %[wr], %[a11]\n\t"
-    __asm__ volatile(
-        /* Frame: 0 x, 4 groups / 2, 8 bias, 12 acc0, 16 acc1, 20 pairs left. */
-        "sub sp, sp, #24\n\t"
-        "strd %[wr], %[we], [sp, #0]\n\t"
-        "strd %[xa0], %[xa1], [sp, #8]\n\t"
-        "strd %[xb0], %[xb1], [sp, #16]\n\t"
-        "2:\n\t"
-        "ldr %[xa0], [sp, #8]\n\t"
-        "ldrd %[a00], %[a01], [%[xa0]], #8\n\t"
-        "str %[xa0], [sp, #8]\n\t"
-        "mov %[a10], %[a00]\n\t"
-        "mov %[a11], %[a01]\n\t"
-        "ldrd %[xp], %[n], [sp, #0]\n\t"
-        "1:\n\t" MNMCU_1X1_GROUP MNMCU_1X1_GROUP
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        "ldrd %[xa0], %[xa1], [sp, #12]\n\t"
-        "strd %[a00], %[a01], [%[xa0]], #8\n\t"
-        "strd %[a10], %[a11], [%[xa1]], #8\n\t"
-        "strd %[xa0], %[xa1], [sp, #12]\n\t"
-        "ldr %[xa0], [sp, #20]\n\t"
-        "subs %[xa0], %[xa0], #1\n\t"
-        "str %[xa0], [sp, #20]\n\t"
-        "bne 2b\n\t"
-        "add sp, sp, #24"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [xp] "=&r"(xp), [n] "=&r"(n), [w] "+r"(w), [xa0] "+r"(xa0), [xa1] "+r"(xa1),
-          [xb0] "+r"(xb0), [xb1] "+r"(xb1), [wr] "+r"(wr), [we] "+r"(we)
-        :
-        : "cc", "memory");
-#undef MNMCU_1X1_GROUP
-#else
-    for (; pairs > 0; --pairs) {
-        int32_t a00 = bias[0], a01 = bias[1], a10 = bias[0], a11 = bias[1];
-        const int32_t *xp = x;
-        int32_t g;
-        for (g = 0; g < groups; ++g) {
-            const int32_t wa = mnmcu_read_s8x4(w);
-            const int32_t wb = mnmcu_read_s8x4(w + 4);
-            a00 = mnmcu_smlad(xp[0], mnmcu_sxtb16(wa), a00);
-            a00 = mnmcu_smlad(xp[1], mnmcu_sxtb16_ror8(wa), a00);
-            a10 = mnmcu_smlad(xp[2], mnmcu_sxtb16(wa), a10);
-            a10 = mnmcu_smlad(xp[3], mnmcu_sxtb16_ror8(wa), a10);
-            a01 = mnmcu_smlad(xp[0], mnmcu_sxtb16(wb), a01);
-            a01 = mnmcu_smlad(xp[1], mnmcu_sxtb16_ror8(wb), a01);
-            a11 = mnmcu_smlad(xp[2], mnmcu_sxtb16(wb), a11);
-            a11 = mnmcu_smlad(xp[3], mnmcu_sxtb16_ror8(wb), a11);
-            xp += 4;
-            w += 8;
-        }
-        acc0[0] = a00;
-        acc0[1] = a01;
-        acc1[0] = a10;
-        acc1[1] = a11;
-        acc0 += 2;
-        acc1 += 2;
-        bias += 2;
-    }
-#endif
-}
-
-/*
- * One pixel's n accumulators (channels 0..n-1) requantised into out: four
- * channels per vector with Helium, else with the prepared constants rq.
- */
-static void requant_pixel(const mnmcu_conv2d_params_t *params, const mnmcu_requant_t *rq,
-                          const int32_t *acc, int32_t n, int8_t *out)
-{
-    const int32_t act_min = params->act_min, act_max = params->act_max;
-    int32_t c;
-#if MNMCU_HAVE_MVE
-    for (c = 0; c < n; c += 4) {
-        const mve_pred16_t p = vctp32q((uint32_t)(n - c));
-        const int32x4_t v = mnmcu_output_mve(
-            vldrwq_z_s32(acc + c, p), vldrwq_z_s32(params->multiplier + c, p),
-            vldrwq_z_s32(params->shift + c, p), params->output_offset, act_min, act_max);
-        vstrbq_p_s32(out + c, v, p);
-    }
-    (void)rq;
-#else
-    if (mnmcu_act_full(act_min, act_max)) {
-        for (c = 0; c < n; ++c) {
-            out[c] = (int8_t)mnmcu_ssat8(mnmcu_requant_pre(acc[c], rq + c));
-        }
-        return;
-    }
-    for (c = 0; c < n; ++c) {
-        out[c] = mnmcu_output_pre(acc[c], rq + c, act_min, act_max, 0);
-    }
-#endif
-}
-
-/*
- * Every output channel of two pixels (or one, when o1 is NULL) from their
- * expanded inputs (an even number of groups), into acc (pixel 0's channels,
- * then pixel 1's from acc + C rounded up to even); then each pixel's
- * channels requantised into o0 and o1.
- */
-static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expanded,
-                        int32_t groups, const int8_t *filter, const int32_t *bias,
-                        const mnmcu_requant_t *rq, int32_t *acc, int8_t *o0, int8_t *o1)
-{
-    const int32_t channels = params->output.c;
-    int32_t *acc1 = acc + ((channels + 1) & ~1);
-    conv_pairs(expanded, filter, groups, bias, (channels + 1) >> 1, acc, acc1);
-    requant_pixel(params, rq, acc, channels, o0);
-    if (o1 != NULL) {
-        requant_pixel(params, rq, acc1, channels, o1);
-    }
-}
-
-/* The prepared requantisation of every output channel, into rq. */
-static const mnmcu_requant_t *prepare_requant(const mnmcu_conv2d_params_t *params,
-                                              mnmcu_requant_t *rq)
-{
-    int32_t c;
-    for (c = 0; c < params->output.c; ++c) {
-        rq[c] = mnmcu_requant_prepare(params->multiplier[c], params->shift[c],
-                                      params->output_offset);
-    }
-    return rq;
-}
-
 static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
 {
     const mnmcu_dims_t *in = &params->input;
@@ -244,6 +35,256 @@ static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
            params->dilation_w >= 1 && params->pad_h >= 0 && params->pad_w >= 0;
 }
 
+/* ---- three pixels, every output channel ---------------------------------- */
+
+/*
+ * The convolutions multiply three pixels (or windows) at a time with every
+ * pair of output channels. The pixels are expanded once into int16, doubled
+ * (2 * x fits int16), four values per 24 bytes: pixel 0's values (0, 2) and
+ * (1, 3) as two words, then pixel 1's, then pixel 2's. Per output channel
+ * pair the kernel keeps six accumulators in registers, reads each group's
+ * eight weights with one LDRD and extends them with SXTB16, and requantises
+ * the six doubled sums with mnmcu_requant_pre2() before the next pair.
+ */
+
+/* Words per pair of output channels in the prepared constants. */
+#define PAIR_WORDS 8
+
+/* What conv3_pairs() works on (field offsets are used by its assembly). */
+typedef struct {
+    const int32_t *x;     /* 0: three expanded pixels */
+    const int32_t *x_end; /* 4: x + 6 * groups (groups even, >= 2) */
+    const int8_t *w;      /* 8: pair-interleaved weights of the first pair */
+    const int32_t *pair;  /* 12: prepared constants of the first pair */
+    int8_t *out;          /* 16: pixel 0's output, channel 2 * first pair */
+    int32_t stride;       /* 20: bytes from one pixel's outputs to the next pixel's */
+    int32_t pairs;        /* 24: pairs to compute, >= 1 */
+} conv3_t;
+
+/*
+ * Prepared constants of output channels (2j, 2j + 1), PAIR_WORDS words:
+ * both doubled biases, both multipliers, both rounding terms (with the output
+ * offset, see mnmcu_requant_prepare()) and both exponents.
+ */
+static void prepare_pairs(const mnmcu_conv2d_params_t *params, const int32_t *bias,
+                          int32_t *pair)
+{
+    const int32_t channels = params->output.c;
+    int32_t c;
+    for (c = 0; c < channels + (channels & 1); ++c) {
+        int32_t *p = pair + (c >> 1) * PAIR_WORDS + (c & 1);
+        mnmcu_requant_t rq = {0, 0, 1};
+        if (c < channels) {
+            rq = mnmcu_requant_prepare(params->multiplier[c], params->shift[c],
+                                       params->output_offset);
+        }
+        p[0] = c < channels ? bias[c] * 2 : 0;
+        p[2] = rq.multiplier;
+        p[4] = rq.round;
+        p[6] = rq.exponent;
+    }
+}
+
+/* One pair of output channels of three pixels; only channel 2j when !both. */
+static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pair, int8_t *out,
+                         int both)
+{
+    int32_t acc[3][2];
+    const int32_t *x;
+    int32_t p, k;
+    for (p = 0; p < 3; ++p) {
+        acc[p][0] = pair[0];
+        acc[p][1] = pair[1];
+    }
+    for (x = ctx->x; x < ctx->x_end; x += 6) {
+        const int32_t wa = mnmcu_read_s8x4(w), wb = mnmcu_read_s8x4(w + 4);
+        const int32_t wa0 = mnmcu_sxtb16(wa), wa1 = mnmcu_sxtb16_ror8(wa);
+        const int32_t wb0 = mnmcu_sxtb16(wb), wb1 = mnmcu_sxtb16_ror8(wb);
+        w += 8;
+        for (p = 0; p < 3; ++p) {
+            acc[p][0] = mnmcu_smlad(x[2 * p + 1], wa1, mnmcu_smlad(x[2 * p], wa0, acc[p][0]));
+            acc[p][1] = mnmcu_smlad(x[2 * p + 1], wb1, mnmcu_smlad(x[2 * p], wb0, acc[p][1]));
+        }
+    }
+    for (p = 0; p < 3; ++p) {
+        for (k = 0; k < 1 + both; ++k) {
+            out[p * ctx->stride + k] = (int8_t)mnmcu_ssat8(
+                mnmcu_requant_pre2(acc[p][k], pair[2 + k], pair[4 + k], pair[6 + k]));
+        }
+    }
+}
+
+#if MNMCU_HAVE_DSP
+/*
+ * conv3_pair_c() over ctx->pairs pairs, in assembly: the six accumulators
+ * (r0-r5), four extended weights (r6-r9), a pixel's two words (r10, r11), the
+ * pixel pointer (r12) and the weight pointer (lr) take every register; the
+ * rest of the state lives in a copy of *ctx on the stack.
+ */
+#define MNMCU_CONV3_GROUP                                                                      \
+    "ldrd r6, r8, [lr], #8\n\t"                                                                \
+    "sxtb16 r7, r6, ror #8\n\t"                                                                \
+    "sxtb16 r6, r6\n\t"                                                                        \
+    "sxtb16 r9, r8, ror #8\n\t"                                                                \
+    "sxtb16 r8, r8\n\t"                                                                        \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r0, r10, r6, r0\n\t"                                                                \
+    "smlad r0, r11, r7, r0\n\t"                                                                \
+    "smlad r1, r10, r8, r1\n\t"                                                                \
+    "smlad r1, r11, r9, r1\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r2, r10, r6, r2\n\t"                                                                \
+    "smlad r2, r11, r7, r2\n\t"                                                                \
+    "smlad r3, r10, r8, r3\n\t"                                                                \
+    "smlad r3, r11, r9, r3\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r4, r10, r6, r4\n\t"                                                                \
+    "smlad r4, r11, r7, r4\n\t"                                                                \
+    "smlad r5, r10, r8, r5\n\t"                                                                \
+    "smlad r5, r11, r9, r5\n\t"
+/* Requantise accumulator a with multiplier m, rounding term r, exponent e. */
+#define MNMCU_CONV3_REQUANT(a, m, r, e)                                                        \
+    "add r12, " r ", " a ", asr #31\n\t"                                                       \
+    "smmlar " a ", " a ", " m ", r12\n\t"                                                      \
+    "asr " a ", " a ", " e "\n\t"                                                              \
+    "ssat " a ", #8, " a "\n\t"
+__attribute__((naked, noinline)) static void conv3_pairs_asm(const conv3_t *ctx __attribute__((unused)))
+{
+    __asm__(
+        "push {r4-r11, lr}\n\t"
+        "sub sp, sp, #32\n\t"
+        /* Frame: 0 x, 4 x_end, 8 w, 12 pair, 16 out, 20 stride, 24 pairs left. */
+        "ldm r0, {r1-r7}\n\t"
+        "stm sp, {r1-r7}\n\t"
+        "ldr lr, [sp, #8]\n\t"
+        "2:\n\t"
+        "ldr r12, [sp, #12]\n\t"
+        "ldm r12!, {r0, r1}\n\t"
+        "str r12, [sp, #12]\n\t"
+        "mov r2, r0\n\t"
+        "mov r3, r1\n\t"
+        "mov r4, r0\n\t"
+        "mov r5, r1\n\t"
+        "ldr r12, [sp, #0]\n\t"
+        "1:\n\t" MNMCU_CONV3_GROUP MNMCU_CONV3_GROUP
+        "ldr r10, [sp, #4]\n\t"
+        "cmp r12, r10\n\t"
+        "bne 1b\n\t"
+        /* Multipliers r6 r7, rounding terms r8 r9, exponents r10 r11. */
+        "ldr r12, [sp, #12]\n\t"
+        "ldm r12!, {r6-r11}\n\t"
+        "str r12, [sp, #12]\n\t" MNMCU_CONV3_REQUANT("r0", "r6", "r8", "r10")
+            MNMCU_CONV3_REQUANT("r2", "r6", "r8", "r10") MNMCU_CONV3_REQUANT("r4", "r6", "r8", "r10")
+                MNMCU_CONV3_REQUANT("r1", "r7", "r9", "r11")
+                    MNMCU_CONV3_REQUANT("r3", "r7", "r9", "r11")
+                        MNMCU_CONV3_REQUANT("r5", "r7", "r9", "r11")
+        /* Outputs: pixel 0 at out, pixel 1 at out + stride, pixel 2 at out + 2 * stride. */
+        "ldrd r12, r6, [sp, #16]\n\t"
+        "add r7, r12, r6\n\t"
+        "strb r0, [r12]\n\t"
+        "strb r1, [r12, #1]\n\t"
+        "strb r2, [r7]\n\t"
+        "strb r3, [r7, #1]\n\t"
+        "strb r4, [r7, r6]\n\t"
+        "add r7, r7, r6\n\t"
+        "strb r5, [r7, #1]\n\t"
+        "add r12, r12, #2\n\t"
+        "ldr r7, [sp, #24]\n\t"
+        "str r12, [sp, #16]\n\t"
+        "subs r7, r7, #1\n\t"
+        "str r7, [sp, #24]\n\t"
+        "bne 2b\n\t"
+        "add sp, sp, #32\n\t"
+        "pop {r4-r11, pc}\n\t");
+}
+#undef MNMCU_CONV3_GROUP
+#undef MNMCU_CONV3_REQUANT
+#endif
+
+/*
+ * Every output channel of the three expanded pixels at ctx->x; channels
+ * 2 * ctx->pairs - 1 and up (an odd last channel) in C.
+ */
+static void conv3(conv3_t *ctx, int32_t channels)
+{
+    const int32_t full = channels >> 1;
+    /* Weight bytes per pair: eight per group of four values. */
+    const int32_t pair_bytes = (int32_t)(ctx->x_end - ctx->x) / 6 * 8;
+#if MNMCU_HAVE_DSP
+    if (full > 0) {
+        ctx->pairs = full;
+        conv3_pairs_asm(ctx);
+    }
+#else
+    int32_t j;
+    for (j = 0; j < full; ++j) {
+        conv3_pair_c(ctx, ctx->w + j * pair_bytes, ctx->pair + j * PAIR_WORDS, ctx->out + 2 * j,
+                     1);
+    }
+#endif
+    if (channels & 1) {
+        conv3_pair_c(ctx, ctx->w + full * pair_bytes, ctx->pair + full * PAIR_WORDS,
+                     ctx->out + 2 * full, 0);
+    }
+}
+
+/* 2 * x as int16 pairs: bytes (0, 2) of a, then bytes (1, 3). */
+MNMCU_INLINE void expand_word(int32_t a, int32_t *dst)
+{
+    const int32_t even = mnmcu_sxtb16(a), odd = mnmcu_sxtb16_ror8(a);
+    dst[0] = mnmcu_sadd16(even, even);
+    dst[1] = mnmcu_sadd16(odd, odd);
+}
+
+/*
+ * Three pixels of depth values into dst (the layout above); values past
+ * depth, up to the next multiple of four, are 0. Groups past that are not
+ * written (the caller zeroes them once).
+ */
+static void expand3(const int8_t *x0, const int8_t *x1, const int8_t *x2, int32_t depth,
+                    int32_t *dst)
+{
+    int32_t k;
+    for (k = 0; k + 3 < depth; k += 4) {
+        expand_word(mnmcu_read_s8x4(x0 + k), dst);
+        expand_word(mnmcu_read_s8x4(x1 + k), dst + 2);
+        expand_word(mnmcu_read_s8x4(x2 + k), dst + 4);
+        dst += 6;
+    }
+    if (k < depth) {
+        int8_t a[3][4] = {{0}};
+        int32_t i;
+        for (i = 0; k + i < depth; ++i) {
+            a[0][i] = x0[k + i];
+            a[1][i] = x1[k + i];
+            a[2][i] = x2[k + i];
+        }
+        for (i = 0; i < 3; ++i) {
+            expand_word(mnmcu_read_s8x4(a[i]), dst + 2 * i);
+        }
+    }
+}
+
+/* Groups of four values the kernels multiply: depth rounded up to 8. */
+static int32_t conv_groups(int32_t depth)
+{
+    return ((depth + 7) >> 3) * 2;
+}
+
+/* Scratch of three expanded pixels of depth values and the prepared constants. */
+static int32_t conv3_scratch_bytes(int32_t depth, int32_t channels)
+{
+    return 6 * conv_groups(depth) * (int32_t)sizeof(int32_t) +
+           ((channels + 1) >> 1) * PAIR_WORDS * (int32_t)sizeof(int32_t);
+}
+
+/* ---- CONV_2D 1x1, stride 1 ---------------------------------------------- */
+
+int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
+{
+    return conv3_scratch_bytes(params->input.c, params->output.c);
+}
+
 mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
                                            const int8_t *input, const int8_t *filter,
                                            const int32_t *bias, int8_t *output,
@@ -251,8 +292,7 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
 {
     int32_t pixels, depth, groups, channels, p;
     int32_t *expanded;
-    int32_t *acc;
-    const mnmcu_requant_t *rq;
+    conv3_t ctx;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
@@ -267,30 +307,51 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
         scratch->size < mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(params)) {
         return MNMCU_ERR_BUFFER;
     }
-    expanded = (int32_t *)scratch->buf;
     pixels = params->input.n * params->input.h * params->input.w;
     depth = params->input.c;
-    groups = ((depth + 7) >> 3) * 2;
+    groups = conv_groups(depth);
     channels = params->output.c;
-    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(expanded + 4 * groups));
-    acc = (int32_t *)(void *)(rq + channels);
-    for (p = 0; p < pixels; p += 2) {
-        const int two = p + 1 < pixels;
-        const int8_t *x0 = input + (int64_t)p * depth;
-        int8_t *o0 = output + (int64_t)p * channels;
-        expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
-        conv_pixels(params, expanded, groups, filter, bias, rq, acc, o0,
-                    two ? o0 + channels : NULL);
+    expanded = (int32_t *)scratch->buf;
+    ctx.pair = expanded + 6 * groups;
+    prepare_pairs(params, bias, (int32_t *)ctx.pair);
+    /* A group of zeros after an odd number of groups of four. */
+    memset(expanded + 6 * ((depth + 3) >> 2), 0,
+           (size_t)(groups - ((depth + 3) >> 2)) * 6 * sizeof(int32_t));
+    ctx.x = expanded;
+    ctx.x_end = expanded + 6 * groups;
+    ctx.w = filter;
+    ctx.stride = channels;
+    if (pixels < 3) {
+        /* Each pixel three times, its outputs written over each other. */
+        ctx.stride = 0;
+        for (p = 0; p < pixels; ++p) {
+            const int8_t *x = input + (int64_t)p * depth;
+            expand3(x, x, x, depth, expanded);
+            ctx.out = output + (int64_t)p * channels;
+            conv3(&ctx, channels);
+        }
+    } else {
+        for (p = 0; p < pixels; p += 3) {
+            /* The last block ends at the last pixel, computing up to two again. */
+            const int32_t q = MNMCU_MIN(p, pixels - 3);
+            const int8_t *x = input + (int64_t)q * depth;
+            expand3(x, x + depth, x + 2 * depth, depth, expanded);
+            ctx.out = output + (int64_t)q * channels;
+            conv3(&ctx, channels);
+        }
+    }
+    if (!mnmcu_act_full(params->act_min, params->act_max)) {
+        mnmcu_clamp_s8(output, pixels * channels, params->act_min, params->act_max);
     }
     return MNMCU_OK;
 }
 
-/* ---- CONV_2D, any window, through copies of two windows ----------------- */
+/* ---- CONV_2D, any window, through copies of three windows --------------- */
 
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    const int32_t patch8 = (params->filter.h * params->filter.w * params->filter.c + 7) & ~7;
-    return 2 * patch8 + 2 * patch8 * (int32_t)sizeof(int16_t) + per_channel_bytes(params);
+    const int32_t patch = params->filter.h * params->filter.w * params->filter.c;
+    return conv3_scratch_bytes(patch, params->output.c) + 3 * 4 * conv_groups(patch);
 }
 
 /* n bytes from src to dst, four at a time then one at a time (any alignment). */
@@ -305,12 +366,18 @@ static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
     }
 }
 
-/* The window of output pixel (out_y, out_x), the input zero point outside the image. */
-static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *in_batch,
-                          int32_t out_y, int32_t out_x, int8_t zero_point, int8_t *dst)
+/* The window of output pixel q (flat over N, OH, OW), the input zero point outside the image. */
+static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *input, int32_t q,
+                          int8_t zero_point, int8_t *dst)
 {
     const mnmcu_dims_t *in = &params->input;
     const mnmcu_dims_t *fd = &params->filter;
+    const mnmcu_dims_t *od = &params->output;
+    const int32_t plane = od->h * od->w;
+    const int32_t batch = q / plane;
+    const int32_t out_y = (q - batch * plane) / od->w;
+    const int32_t out_x = q - batch * plane - out_y * od->w;
+    const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
     const int32_t y0 = out_y * params->stride_h - params->pad_h;
     const int32_t x0 = out_x * params->stride_w - params->pad_w;
     int32_t ky, kx, ic;
@@ -348,15 +415,11 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
                                        const int8_t *filter, const int32_t *bias, int8_t *output,
                                        const mnmcu_buffer_t *scratch)
 {
-    const mnmcu_dims_t *in;
-    const mnmcu_dims_t *od;
-    int32_t patch, patch8, batch, out_y, out_x;
-    int8_t *window0;
-    int8_t *window1;
+    int32_t patch, groups, pixels, channels, p, k;
     int32_t *expanded;
-    int32_t *acc;
-    const mnmcu_requant_t *rq;
+    int8_t *window[3];
     int8_t zero_point;
+    conv3_t ctx;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
@@ -368,36 +431,41 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
         scratch->size < mnmcu_conv2d_s8_dsp_get_buffer_size(params)) {
         return MNMCU_ERR_BUFFER;
     }
-    in = &params->input;
-    od = &params->output;
     patch = params->filter.h * params->filter.w * params->filter.c;
-    patch8 = (patch + 7) & ~7;
+    groups = conv_groups(patch);
+    channels = params->output.c;
+    pixels = params->output.n * params->output.h * params->output.w;
     expanded = (int32_t *)scratch->buf;
-    window0 = (int8_t *)(expanded + patch8);
-    window1 = window0 + patch8;
-    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(window1 + patch8));
-    acc = (int32_t *)(void *)(rq + od->c);
+    ctx.pair = expanded + 6 * groups;
+    prepare_pairs(params, bias, (int32_t *)ctx.pair);
+    window[0] = (int8_t *)(void *)((int32_t *)ctx.pair + ((channels + 1) >> 1) * PAIR_WORDS);
+    window[1] = window[0] + 4 * groups;
+    window[2] = window[1] + 4 * groups;
+    /* Values past the window meet zero weights; they are zeroed once. */
+    for (k = 0; k < 3; ++k) {
+        memset(window[k] + patch, 0, (size_t)(4 * groups - patch));
+    }
     zero_point = (int8_t)(-params->input_offset);
-    /* Bytes past the window meet zero weights; they are zeroed once. */
-    memset(window0 + patch, 0, (size_t)(patch8 - patch));
-    memset(window1 + patch, 0, (size_t)(patch8 - patch));
-
-    for (batch = 0; batch < in->n; ++batch) {
-        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
-        for (out_y = 0; out_y < od->h; ++out_y) {
-            int8_t *out_row = output + ((int64_t)batch * od->h + out_y) * od->w * od->c;
-            for (out_x = 0; out_x < od->w; out_x += 2) {
-                const int two = out_x + 1 < od->w;
-                int8_t *o0 = out_row + (int64_t)out_x * od->c;
-                gather_window(params, in_batch, out_y, out_x, zero_point, window0);
-                if (two) {
-                    gather_window(params, in_batch, out_y, out_x + 1, zero_point, window1);
-                }
-                expand_pair(window0, two ? window1 : window0, patch8, expanded);
-                conv_pixels(params, expanded, patch8 >> 2, filter, bias, rq, acc, o0,
-                            two ? o0 + od->c : NULL);
-            }
+    ctx.x = expanded;
+    ctx.x_end = expanded + 6 * groups;
+    ctx.w = filter;
+    ctx.stride = channels;
+    if (pixels < 3) {
+        ctx.stride = 0;
+    }
+    for (p = 0; p < pixels; p += pixels < 3 ? 1 : 3) {
+        /* The last block ends at the last pixel, computing up to two again;
+         * with fewer than three pixels, each one three times over itself. */
+        const int32_t q = pixels < 3 ? p : MNMCU_MIN(p, pixels - 3);
+        for (k = 0; k < 3; ++k) {
+            gather_window(params, input, pixels < 3 ? q : q + k, zero_point, window[k]);
         }
+        expand3(window[0], window[1], window[2], 4 * groups, expanded);
+        ctx.out = output + (int64_t)q * channels;
+        conv3(&ctx, channels);
+    }
+    if (!mnmcu_act_full(params->act_min, params->act_max)) {
+        mnmcu_clamp_s8(output, pixels * channels, params->act_min, params->act_max);
     }
     return MNMCU_OK;
 }

@@ -93,8 +93,8 @@ _FAST_OPCODES = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL"})
 # [_FAST_MIN_SHIFT, -1] (see mnmcu_kernels_fast.h).
 _FAST_ACC_LIMIT = 1 << 30
 _FAST_MIN_SHIFT = -22
-# Bytes of one output channel's prepared requantisation (mnmcu_requant_t).
-_REQUANT_BYTES = 12
+# Bytes of the DSP convolutions' prepared constants per pair of output channels.
+_PAIR_BYTES = 32
 
 
 # --------------------------------------------------------------------------
@@ -201,10 +201,10 @@ def _dw_group_scratch(taps: int, channels: int) -> int:
 
 
 def _conv_scratch(one: bool, depth: int, channels: int) -> int:
-    """A DSP convolution's scratch: int16 pixels or windows, prepared requantisation."""
+    """A DSP convolution's scratch: three int16 pixels (and int8 windows), prepared constants."""
     depth8 = -(-depth // 8) * 8
-    prepared = _REQUANT_BYTES * channels + 8 * (channels + (channels & 1))
-    return (4 if one else 6) * depth8 + prepared
+    prepared = _PAIR_BYTES // 2 * (channels + (channels & 1))
+    return (6 if one else 9) * depth8 + prepared
 
 
 def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
