@@ -59,10 +59,13 @@ MNMCU_INLINE int32_t mnmcu_sxtb16(int32_t x)
     return __sxtb16(x);
 }
 
-/* Bytes 1 and 3 of x, sign-extended into the low and high halves. */
+/* Bytes 1 and 3 of x, sign-extended into the low and high halves (one SXTB16
+ * with its rotation; the compiler does not fold a separate rotation into it). */
 MNMCU_INLINE int32_t mnmcu_sxtb16_ror8(int32_t x)
 {
-    return __sxtb16((int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24)));
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
 }
 
 /* acc + lo(a) * lo(b) + hi(a) * hi(b). */
@@ -113,6 +116,22 @@ MNMCU_INLINE int32_t mnmcu_smmlar(int32_t a, int32_t b, int32_t acc)
 MNMCU_INLINE int32_t mnmcu_ssat8(int32_t x)
 {
     return __ssat(x, 8);
+}
+
+/* The low halves of a and b, a's low (PKHBT). */
+MNMCU_INLINE int32_t mnmcu_pack_lo(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* The high halves of a and b, a's low (PKHTB). */
+MNMCU_INLINE int32_t mnmcu_pack_hi(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
 }
 
 /* Byte-wise max(a, b) of four int8: SSUB8 sets a GE flag per byte where
@@ -211,6 +230,16 @@ MNMCU_INLINE int32_t mnmcu_smmlar(int32_t a, int32_t b, int32_t acc)
 MNMCU_INLINE int32_t mnmcu_ssat8(int32_t x)
 {
     return x < -128 ? -128 : (x > 127 ? 127 : x);
+}
+
+MNMCU_INLINE int32_t mnmcu_pack_lo(int32_t a, int32_t b)
+{
+    return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
+}
+
+MNMCU_INLINE int32_t mnmcu_pack_hi(int32_t a, int32_t b)
+{
+    return (int32_t)(((uint32_t)a >> 16) | ((uint32_t)b & 0xFFFF0000u));
 }
 
 MNMCU_INLINE int32_t mnmcu_max_s8x4(int32_t a, int32_t b)

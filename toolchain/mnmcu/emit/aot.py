@@ -76,6 +76,7 @@ _FAST_FILES = {
         "src/mnmcu_dsp.h",
         "src/mnmcu_mve.h",
         "src/mnmcu_conv_dsp.c",
+        "src/mnmcu_depthwise_dsp.c",
         "src/mnmcu_elementwise_dsp.c",
     ),
     "helium": (
@@ -84,6 +85,7 @@ _FAST_FILES = {
         "src/mnmcu_mve.h",
         "src/mnmcu_conv_dsp.c",
         "src/mnmcu_conv_mve.c",
+        "src/mnmcu_depthwise_dsp.c",
         "src/mnmcu_elementwise_dsp.c",
     ),
 }
@@ -176,28 +178,39 @@ def _requant_shifts(graph: Graph, op: Op, channels: int) -> list[int] | None:
     return [conv_multiplier(in_scale, float(sc), out_scale)[1] for sc in scales]
 
 
-def _dw_rows(
-    in_w: int, out_w: int, stride_w: int, kernel: tuple[int, int], dil: tuple[int, int]
-) -> bool:
-    """Whether a depthwise convolution runs on the 3x3 row kernel (shapes alone).
-
-    Rows of int16 pay off where neighbouring outputs share taps: stride 1,
-    rows of a few outputs; elsewhere groups of four channels do better.
-    """
-    if kernel != (3, 3) or dil != (1, 1) or stride_w != 1 or out_w < 4:
-        return False
-    return padding(in_w, 3, stride_w, 1, out_w) < (out_w - 1) * stride_w + 4
+# Scratch the DSP depthwise kernel aims at (DW_SCRATCH_BYTES of mnmcu_depthwise_dsp.c).
+_DW_SCRATCH_BYTES = 8192
 
 
-def _dw_rows_scratch(channels: int, out_w: int, stride_w: int) -> int:
-    """The 3x3 row kernel's scratch: three int16 input rows and one output row."""
-    width = (out_w - 1) * stride_w + 4
-    return -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w
+def _dw_fast(kernel: tuple[int, int], dil: tuple[int, int], multiplier: int) -> bool:
+    """Whether a depthwise convolution's shape has a fast kernel: no dilation, KH <= 5."""
+    return multiplier == 1 and dil == (1, 1) and kernel[0] <= 5
 
 
-def _dw_group_scratch(taps: int, channels: int) -> int:
-    """The depthwise group kernel's scratch: the int16 taps of one pixel."""
-    return -(-taps * channels // 4) * 4
+def _dw_scratch(
+    kernel: tuple[int, int], channels: int, out_hw: tuple[int, int], strides: tuple[int, int]
+) -> int:
+    """The DSP depthwise kernel's scratch (mnmcu_depthwise_dsp.c): int16 rows of a chunk
+    of channels, the whole padded map where four channels of it fit, else KH + 1 rows."""
+    width = ((((out_hw[1] + 3) & ~3) - 1) * strides[1] + kernel[1] + 2) & ~1
+    plane = (out_hw[0] - 1) * strides[0] + kernel[0]
+    held = plane if 4 * plane * width * 2 <= _DW_SCRATCH_BYTES else kernel[0] + 1
+    per_channel = held * width * 2
+    if channels * per_channel <= _DW_SCRATCH_BYTES:
+        return channels * per_channel
+    return max(4, _DW_SCRATCH_BYTES // per_channel & ~3) * per_channel
+
+
+def _dw_weights(rows: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
+    """Depthwise weights [C, KH*KW] as the DSP kernel's words: per channel and filter row,
+    the doubled weights as int16 pairs (even tap low), an odd last tap alone."""
+    kh, kw = kernel
+    taps = rows.reshape(-1, kh, kw) * 2
+    if kw & 1:
+        taps = np.concatenate([taps, np.zeros((taps.shape[0], kh, 1), dtype=np.int64)], axis=2)
+    low, high = taps[..., 0::2], taps[..., 1::2]
+    words = (low & 0xFFFF) | (high << 16)
+    return words.astype(np.int64).reshape(-1)
 
 
 def _conv_scratch(one: bool, depth: int, channels: int) -> int:
@@ -231,10 +244,11 @@ def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
                 int(op.options.get("dilation_h_factor", 1)),
                 int(op.options.get("dilation_w_factor", 1)),
             )
-            if _dw_rows(int(inp.shape[2]), out_w, stride_w, kernel, dil):
-                sizes[op.index] = _dw_rows_scratch(channels, out_w, stride_w)
-            else:
-                sizes[op.index] = _dw_group_scratch(kernel[0] * kernel[1], channels)
+            multiplier = channels // max(1, int(inp.shape[3]))
+            if _dw_fast(kernel, dil, multiplier) and channels == int(inp.shape[3]):
+                strides = (int(op.options["stride_h"]), stride_w)
+                out_hw = (int(out.shape[1]), out_w)
+                sizes[op.index] = _dw_scratch(kernel, channels, out_hw, strides)
             continue
         depth = kernel[0] * kernel[1] * int(inp.shape[3])
         one = kernel == (1, 1) and stride_w == 1 and int(op.options["stride_h"]) == 1
@@ -254,9 +268,9 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     With ``helium``, 1x1 convolutions of 32 or more input channels run on
     Helium (natural layout), the rest on the DSP kernels. The layouts are those of
     mnmcu_kernels_fast.h: convolutions get their output channels
-    interleaved in pairs, depthwise convolutions their channels in groups of
-    four, both with the input offset folded into the bias; stride-1 3x3
-    depthwise convolutions get channel-major weights and keep their bias.
+    interleaved in pairs, depthwise convolutions (depth multiplier 1, no
+    dilation, filters up to 5 rows) their doubled weights as int16 pairs per
+    channel and filter row, both with the input offset folded into the bias.
     """
     if kernels == "portable" or op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return None
@@ -300,21 +314,21 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     depth8 = -(-depth // 8) * 8
     out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
     kernel = (int(weights.shape[1]), int(weights.shape[2]))
-    if kind == "depthwise" and _dw_rows(int(inp.shape[2]), out_w, stride_w, kernel, dil):
-        return FastConv(
-            "mnmcu_depthwise_conv2d_3x3_s8_dsp_run",
-            rows.reshape(-1),  # [C][9], channel-major
-            bias,
-            _dw_rows_scratch(channels, out_w, stride_w),
-        )
     if kind == "depthwise":
-        taps = rows.shape[1]
-        whole = channels // 4 * 4
-        groups = rows[:whole].reshape(-1, 4, taps).transpose(0, 2, 1)  # [C/4, taps, 4]
-        rest = rows[whole:].T  # [taps, C % 4]
-        layout = np.concatenate([groups.reshape(-1), rest.reshape(-1)])
-        scratch = _dw_group_scratch(taps, channels)
-        return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", layout, folded, scratch)
+        if not _dw_fast(kernel, dil, 1):
+            return None
+        return FastConv(
+            "mnmcu_depthwise_conv2d_s8_dsp_run",
+            _dw_weights(rows, kernel),
+            folded,
+            _dw_scratch(
+                kernel,
+                channels,
+                (int(out.shape[1]), out_w),
+                (int(op.options["stride_h"]), stride_w),
+            ),
+            "int32_t",
+        )
     # Helium's 16-lane products pay off from 32 input channels; below, the DSP kernel is faster.
     if kind == "conv2d_1x1" and kernels == "helium" and depth >= 32:
         return FastConv("mnmcu_conv2d_1x1_s8_mve_run", rows.reshape(-1), folded, 0, "int8_t", False)

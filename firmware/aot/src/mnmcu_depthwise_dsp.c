@@ -1,0 +1,599 @@
+/*
+ * mnmcu_depthwise_dsp.c - fast DEPTHWISE_CONV_2D (depth multiplier 1, no
+ * dilation) for cores with the Arm DSP extension (layouts in
+ * mnmcu_kernels_fast.h).
+ *
+ * Input rows are sign-extended once into int16, channel-major, with the input
+ * zero point in the padding (the input offset is folded into the bias): the
+ * whole padded map of a chunk of channels where it is small, else a ring of
+ * KH rows. Rows of outputs are then computed channel by channel: four outputs
+ * at a time, the taps of a filter row as
+ * pairs of neighbouring columns (one word each) against the filter row's
+ * weights as int16 pairs (SMLAD, SMLAxy), the accumulators kept doubled
+ * (doubled weights and bias) and requantised with mnmcu_requant_pre2().
+ * Specialised loops serve 3x3 and 5x5 filters at strides 1 and 2; other
+ * shapes take a plain loop over the same layout.
+ *
+ * Bit-exact with mnmcu_depthwise_conv2d_s8_run() under the conditions
+ * mnmcu.emit.aot checks (see mnmcu_kernels_fast.h).
+ */
+/* The hot loops of the runtime: compiled for speed also in -Os builds. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("O2")
+#endif
+#include "mnmcu_dsp.h"
+#include "mnmcu_kernels_fast.h"
+
+/* Scratch the kernel aims at: channels are taken in chunks that fit. */
+#define DW_SCRATCH_BYTES 8192
+
+/*
+ * int16 columns of an expanded row: every tap of every output, outputs
+ * rounded up to a multiple of four (the last block is computed whole), one
+ * more column (read by the pairs of an odd filter width), even.
+ */
+static int32_t dw_width(const mnmcu_depthwise_conv2d_params_t *params)
+{
+    const int32_t outputs = (params->output.w + 3) & ~3;
+    return ((outputs - 1) * params->stride_w + params->filter.w + 2) & ~1;
+}
+
+/* Rows of the padded input map that some output reads. */
+static int32_t dw_plane_rows(const mnmcu_depthwise_conv2d_params_t *params)
+{
+    return (params->output.h - 1) * params->stride_h + params->filter.h;
+}
+
+/*
+ * Expanded rows per channel: the whole padded map when four channels of it
+ * fit in the scratch (channels are then taken one at a time over every row),
+ * else a ring of KH rows and one of padding (rows are then taken one at a
+ * time over every channel).
+ */
+static int32_t dw_rows_held(const mnmcu_depthwise_conv2d_params_t *params)
+{
+    const int32_t plane = dw_plane_rows(params);
+    const int32_t bytes = 4 * plane * dw_width(params) * (int32_t)sizeof(int16_t);
+    return bytes <= DW_SCRATCH_BYTES ? plane : params->filter.h + 1;
+}
+
+/* Channels per chunk: all of them, or a multiple of four that fits. */
+static int32_t dw_chunk(const mnmcu_depthwise_conv2d_params_t *params)
+{
+    const int32_t per_channel =
+        dw_rows_held(params) * dw_width(params) * (int32_t)sizeof(int16_t);
+    const int32_t fit = (DW_SCRATCH_BYTES / per_channel) & ~3;
+    return params->input.c * per_channel <= DW_SCRATCH_BYTES ? params->input.c
+                                                              : MNMCU_MAX(4, fit);
+}
+
+int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
+    const mnmcu_depthwise_conv2d_params_t *params)
+{
+    return dw_rows_held(params) * dw_chunk(params) * dw_width(params) *
+           (int32_t)sizeof(int16_t);
+}
+
+/* Weight words (int16 pairs) per filter row. */
+static int32_t dw_row_words(int32_t kw)
+{
+    return (kw + 1) >> 1;
+}
+
+/* The word of int16 columns (i, i + 1) at p, 2-byte aligned. */
+MNMCU_INLINE int32_t rd(const int16_t *p)
+{
+    return mnmcu_read_s16x2(p);
+}
+
+/*
+ * Rows of blocks of four outputs of one channel (field offsets are used by
+ * the assembly). In a row, block q's output i reads filter row ky from
+ * x[ky] + (4q + i) * stride (column 0 of its window) and goes to out +
+ * (4q + i) * step; after a row's blocks, x[ky] moves on by x_skip more bytes
+ * and out by out_skip more bytes.
+ */
+typedef struct {
+    const int16_t *x[5];  /* 0: filter rows at the first output's window */
+    const int32_t *w;     /* 20: dw_row_words(kw) words per filter row */
+    int32_t bias2;        /* 24: the doubled bias */
+    int32_t multiplier;   /* 28 */
+    int32_t round;        /* 32: with the output offset (mnmcu_requant_prepare()) */
+    int32_t exponent;     /* 36 */
+    int8_t *out;          /* 40 */
+    int32_t step;         /* 44: bytes between outputs */
+    int32_t quads;        /* 48: blocks of four per row, >= 1 */
+    int32_t rows;         /* 52: >= 1 */
+    int32_t x_skip;       /* 56 */
+    int32_t out_skip;     /* 60 */
+    int32_t kh;           /* filter and stride, for the C loops */
+    int32_t kw;
+    int32_t stride;
+} dw_quads_t;
+
+typedef void (*dw_quads_fn)(const dw_quads_t *job);
+
+/* A job in C, any filter and stride. */
+static void dw_quads_c(const dw_quads_t *job)
+{
+    const int32_t words = dw_row_words(job->kw);
+    const int32_t outputs = 4 * job->quads;
+    /* int16 columns from one row's first window to the next row's. */
+    const int32_t row_step = outputs * job->stride + job->x_skip / (int32_t)sizeof(int16_t);
+    int8_t *out = job->out;
+    int32_t r, i, ky, kx;
+    for (r = 0; r < job->rows; ++r) {
+        for (i = 0; i < outputs; ++i) {
+            int32_t acc = job->bias2;
+            for (ky = 0; ky < job->kh; ++ky) {
+                const int16_t *x = job->x[ky] + r * row_step + i * job->stride;
+                const int32_t *wr = job->w + ky * words;
+                for (kx = 0; kx + 1 < job->kw; kx += 2) {
+                    acc = mnmcu_smlad(rd(x + kx), wr[kx >> 1], acc);
+                }
+                if (kx < job->kw) {
+                    acc = mnmcu_smlabb(rd(x + kx), wr[kx >> 1], acc);
+                }
+            }
+            *out = (int8_t)mnmcu_ssat8(
+                mnmcu_requant_pre2(acc, job->multiplier, job->round, job->exponent));
+            out += job->step;
+        }
+        out += job->out_skip;
+    }
+}
+
+#if MNMCU_HAVE_DSP
+/*
+ * The jobs of 3x3 and 5x5 filters at strides 1 and 2 in assembly. A block's
+ * four accumulators are r0-r3; a filter row's taps are read as words of two
+ * neighbouring int16 columns (LDRD where aligned), its weights as int16 pairs
+ * (SMLAD for two taps, SMLABB/SMLATB for the odd last one). The job is copied
+ * to the stack (frame word 16: blocks left in the row); the four outputs are
+ * requantised with mnmcu_requant_pre2() (in lr, then the accumulator) and
+ * stored step bytes apart.
+ */
+#define DW_ENTER                                                                               \
+    "push {r4-r11, lr}\n\t"                                                                    \
+    "sub sp, sp, #68\n\t"                                                                      \
+    "ldm r0!, {r1-r12, lr}\n\t"                                                                \
+    "stm sp, {r1-r12, lr}\n\t"                                                                 \
+    "ldm r0, {r1-r3}\n\t"                                                                      \
+    "add r4, sp, #52\n\t"                                                                      \
+    "stm r4, {r1-r3}\n\t"                                                                      \
+    "ldr r1, [sp, #48]\n\t"                                                                    \
+    "str r1, [sp, #64]\n\t"
+#define DW_LEAVE                                                                               \
+    "add sp, sp, #68\n\t"                                                                      \
+    "pop {r4-r11, pc}\n\t"
+#define DW_INIT                                                                                \
+    "ldr r0, [sp, #24]\n\t"                                                                    \
+    "mov r1, r0\n\t"                                                                           \
+    "mov r2, r0\n\t"                                                                           \
+    "mov r3, r0\n\t"
+#define DW_REQUANT(a, m, r, e)                                                                 \
+    "add lr, " r ", " a ", asr #31\n\t"                                                        \
+    "smmlar " a ", " a ", " m ", lr\n\t"                                                       \
+    "asr " a ", " a ", " e "\n\t"                                                              \
+    "ssat " a ", #8, " a "\n\t"
+/* Requantise r0-r3 with m, r, e and store them through o (step in s); count the block. */
+#define DW_STORE(m, r, e, o, s)                                                                \
+    "ldrd " m ", " r ", [sp, #28]\n\t"                                                         \
+    "ldr " e ", [sp, #36]\n\t" DW_REQUANT("r0", m, r, e) DW_REQUANT("r1", m, r, e)             \
+        DW_REQUANT("r2", m, r, e) DW_REQUANT("r3", m, r, e)                                   \
+    "ldrd " o ", " s ", [sp, #40]\n\t"                                                         \
+    "strb r0, [" o "]\n\t"                                                                     \
+    "strb r1, [" o ", " s "]\n\t"                                                              \
+    "add " o ", " o ", " s ", lsl #1\n\t"                                                      \
+    "strb r2, [" o "]\n\t"                                                                     \
+    "strb r3, [" o ", " s "]\n\t"                                                              \
+    "add " o ", " o ", " s ", lsl #1\n\t"                                                      \
+    "str " o ", [sp, #40]\n\t"                                                                 \
+    "ldr lr, [sp, #64]\n\t"                                                                    \
+    "subs lr, lr, #1\n\t"                                                                      \
+    "str lr, [sp, #64]\n\t"
+/* After a row: blocks left reset, out moved on, rows counted (x moved by the caller). */
+#define DW_NEXT_ROW(t)                                                                         \
+    "ldr lr, [sp, #48]\n\t"                                                                    \
+    "str lr, [sp, #64]\n\t"                                                                    \
+    "ldr lr, [sp, #40]\n\t"                                                                    \
+    "ldr " t ", [sp, #60]\n\t"                                                                 \
+    "add lr, lr, " t "\n\t"                                                                    \
+    "str lr, [sp, #40]\n\t"                                                                    \
+    "ldr lr, [sp, #52]\n\t"                                                                    \
+    "subs lr, lr, #1\n\t"                                                                      \
+    "str lr, [sp, #52]\n\t"
+
+/* 3x3: rows in r4-r6, weights r7 (taps 0, 1) and r8 (tap 2), taps r9-r11, w in r12. */
+#define DW_K3S1_ROW(x, wofs)                                                                   \
+    "ldrd r7, r8, [r12, #" wofs "]\n\t"                                                        \
+    "ldrd r9, r10, [" x "], #8\n\t"                                                            \
+    "ldr r11, [" x ", #-6]\n\t"                                                                \
+    "smlad r0, r9, r7, r0\n\t"                                                                 \
+    "smlabb r0, r10, r8, r0\n\t"                                                               \
+    "smlad r1, r11, r7, r1\n\t"                                                                \
+    "smlatb r1, r10, r8, r1\n\t"                                                               \
+    "ldr r9, [" x ", #-2]\n\t"                                                                 \
+    "ldr r11, [" x "]\n\t"                                                                     \
+    "smlad r2, r10, r7, r2\n\t"                                                                \
+    "smlad r3, r9, r7, r3\n\t"                                                                 \
+    "smlabb r2, r11, r8, r2\n\t"                                                               \
+    "smlatb r3, r11, r8, r3\n\t"
+#define DW_K3S2_ROW(x, wofs)                                                                   \
+    "ldrd r7, r8, [r12, #" wofs "]\n\t"                                                        \
+    "ldrd r9, r10, [" x "], #16\n\t"                                                           \
+    "ldr r11, [" x ", #-8]\n\t"                                                                \
+    "smlad r0, r9, r7, r0\n\t"                                                                 \
+    "smlabb r0, r10, r8, r0\n\t"                                                               \
+    "smlad r1, r10, r7, r1\n\t"                                                                \
+    "smlabb r1, r11, r8, r1\n\t"                                                               \
+    "ldrd r9, r10, [" x ", #-4]\n\t"                                                           \
+    "smlad r2, r11, r7, r2\n\t"                                                                \
+    "smlabb r2, r9, r8, r2\n\t"                                                                \
+    "smlad r3, r9, r7, r3\n\t"                                                                 \
+    "smlabb r3, r10, r8, r3\n\t"
+#define DW_K3_FN(name, ROW)                                                                    \
+    __attribute__((naked, noinline)) static void name(                                         \
+        const dw_quads_t *job __attribute__((unused)))                                         \
+    {                                                                                          \
+        __asm__(DW_ENTER "ldm sp, {r4-r6}\n\t"                                                 \
+                         "ldr r12, [sp, #20]\n\t"                                              \
+                         "1:\n\t" DW_INIT ROW("r4", "0") ROW("r5", "8") ROW("r6", "16")        \
+                             DW_STORE("r7", "r8", "r9", "r10", "r11") "bne 1b\n\t"             \
+                             DW_NEXT_ROW("r7") "ldr r7, [sp, #56]\n\t"                         \
+                                               "add r4, r4, r7\n\t"                            \
+                                               "add r5, r5, r7\n\t"                            \
+                                               "add r6, r6, r7\n\t"                            \
+                                               "bne 1b\n\t" DW_LEAVE);                         \
+    }
+DW_K3_FN(dw_quads_k3s1, DW_K3S1_ROW)
+DW_K3_FN(dw_quads_k3s2, DW_K3S2_ROW)
+
+/*
+ * 5x5: weights r4 (taps 0, 1), r5 (2, 3), r6 (4), taps r7-r9, the row in r10
+ * (the frame's row pointer plus the column offset in r11), w in r12.
+ */
+#define DW_K5S1_ROW(k, wofs, wofs2)                                                            \
+    "ldr r10, [sp, #" k "]\n\t"                                                                \
+    "add r10, r10, r11\n\t"                                                                    \
+    "ldrd r4, r5, [r12, #" wofs "]\n\t"                                                        \
+    "ldr r6, [r12, #" wofs2 "]\n\t"                                                            \
+    "ldrd r7, r9, [r10]\n\t"                                                                   \
+    "ldr r8, [r10, #2]\n\t"                                                                    \
+    "smlad r0, r7, r4, r0\n\t"                                                                 \
+    "smlad r1, r8, r4, r1\n\t"                                                                 \
+    "smlad r2, r9, r4, r2\n\t"                                                                 \
+    "smlad r0, r9, r5, r0\n\t"                                                                 \
+    "ldr r7, [r10, #6]\n\t"                                                                    \
+    "smlad r3, r7, r4, r3\n\t"                                                                 \
+    "smlad r1, r7, r5, r1\n\t"                                                                 \
+    "ldrd r8, r9, [r10, #8]\n\t"                                                               \
+    "smlabb r0, r8, r6, r0\n\t"                                                                \
+    "smlatb r1, r8, r6, r1\n\t"                                                                \
+    "smlad r2, r8, r5, r2\n\t"                                                                 \
+    "smlabb r2, r9, r6, r2\n\t"                                                                \
+    "smlatb r3, r9, r6, r3\n\t"                                                                \
+    "ldr r7, [r10, #10]\n\t"                                                                   \
+    "smlad r3, r7, r5, r3\n\t"
+#define DW_K5S2_ROW(k, wofs, wofs2)                                                            \
+    "ldr r10, [sp, #" k "]\n\t"                                                                \
+    "add r10, r10, r11\n\t"                                                                    \
+    "ldrd r4, r5, [r12, #" wofs "]\n\t"                                                        \
+    "ldr r6, [r12, #" wofs2 "]\n\t"                                                            \
+    "ldrd r7, r8, [r10]\n\t"                                                                   \
+    "smlad r0, r7, r4, r0\n\t"                                                                 \
+    "smlad r0, r8, r5, r0\n\t"                                                                 \
+    "smlad r1, r8, r4, r1\n\t"                                                                 \
+    "ldrd r7, r9, [r10, #8]\n\t"                                                               \
+    "smlabb r0, r7, r6, r0\n\t"                                                                \
+    "smlad r1, r7, r5, r1\n\t"                                                                 \
+    "smlad r2, r7, r4, r2\n\t"                                                                 \
+    "smlabb r1, r9, r6, r1\n\t"                                                                \
+    "smlad r2, r9, r5, r2\n\t"                                                                 \
+    "smlad r3, r9, r4, r3\n\t"                                                                 \
+    "ldrd r7, r8, [r10, #16]\n\t"                                                              \
+    "smlabb r2, r7, r6, r2\n\t"                                                                \
+    "smlad r3, r7, r5, r3\n\t"                                                                 \
+    "smlabb r3, r8, r6, r3\n\t"
+#define DW_K5_FN(name, ROW, advance)                                                           \
+    __attribute__((naked, noinline)) static void name(                                         \
+        const dw_quads_t *job __attribute__((unused)))                                         \
+    {                                                                                          \
+        __asm__(DW_ENTER "ldr r12, [sp, #20]\n\t"                                              \
+                         "mov r11, #0\n\t"                                                     \
+                         "1:\n\t" DW_INIT ROW("0", "0", "8") ROW("4", "12", "20")              \
+                             ROW("8", "24", "32") ROW("12", "36", "44") ROW("16", "48", "56")  \
+                                 "add r11, r11, #" advance "\n\t"                              \
+                                 DW_STORE("r4", "r5", "r6", "r7", "r8") "bne 1b\n\t"           \
+                                 DW_NEXT_ROW("r4") "ldr r4, [sp, #56]\n\t"                     \
+                                                   "add r11, r11, r4\n\t"                      \
+                                                   "bne 1b\n\t" DW_LEAVE);                     \
+    }
+DW_K5_FN(dw_quads_k5s1, DW_K5S1_ROW, "8")
+DW_K5_FN(dw_quads_k5s2, DW_K5S2_ROW, "16")
+#endif
+
+/* The jobs of a filter and stride: assembly where there is some, else C. */
+static dw_quads_fn dw_quads_for(int32_t kh, int32_t kw, int32_t stride)
+{
+#if MNMCU_HAVE_DSP
+    if (kh == 3 && kw == 3 && stride == 1) {
+        return dw_quads_k3s1;
+    }
+    if (kh == 3 && kw == 3 && stride == 2) {
+        return dw_quads_k3s2;
+    }
+    if (kh == 5 && kw == 5 && stride == 1) {
+        return dw_quads_k5s1;
+    }
+    if (kh == 5 && kw == 5 && stride == 2) {
+        return dw_quads_k5s2;
+    }
+#else
+    (void)kh;
+    (void)kw;
+    (void)stride;
+#endif
+    return dw_quads_c;
+}
+
+/*
+ * rows rows of n outputs (x, out set for the first; rows row_step int16
+ * apart, out_row bytes apart). Every row but the last is computed in whole
+ * blocks, the outputs past n landing on the next row's first ones before
+ * they are computed; the last row's last n % 4 outputs go through a buffer.
+ */
+static void dw_run(dw_quads_t *job, dw_quads_fn fn, int32_t n, int32_t rows, int32_t row_step,
+                   int32_t out_row)
+{
+    const int32_t quads = (n + 3) >> 2, full = n >> 2, rest = n & 3;
+    int8_t *const out = job->out;
+    int8_t last[4];
+    int32_t k, i;
+    job->x_skip = (row_step - 4 * quads * job->stride) * (int32_t)sizeof(int16_t);
+    job->out_skip = out_row - 4 * quads * job->step;
+    if (rows > 1) {
+        job->quads = quads;
+        job->rows = rows - 1;
+        fn(job);
+        for (k = 0; k < job->kh; ++k) {
+            job->x[k] += (rows - 1) * row_step;
+        }
+        job->out = out + (rows - 1) * out_row;
+    }
+    job->rows = 1;
+    if (full > 0) {
+        job->quads = full;
+        fn(job);
+    }
+    if (rest > 0) {
+        int8_t *const tail = job->out + 4 * full * job->step;
+        const int32_t step = job->step;
+        for (k = 0; k < job->kh; ++k) {
+            job->x[k] += 4 * full * job->stride;
+        }
+        job->out = last;
+        job->step = 1;
+        job->quads = 1;
+        fn(job);
+        job->step = step;
+        for (i = 0; i < rest; ++i) {
+            tail[i * step] = last[i];
+        }
+    }
+}
+
+/*
+ * The first in_w columns of an input row, channels c0..c0 + n - 1, as int16
+ * into dst[c * width + x] (width: int16 values from one channel's rows to the
+ * next channel's); the padding columns keep the zero point they were filled
+ * with.
+ */
+static void dw_expand_row(const int8_t *row, int32_t in_w, int32_t channels, int32_t c0,
+                          int32_t n, int16_t *dst, int32_t width)
+{
+    int32_t x, c;
+    row += c0;
+    /* Four channels at a time over pairs of columns: each channel's pair one word. */
+    for (c = 0; c + 3 < n; c += 4) {
+        const int8_t *src = row + c;
+        int16_t *d = dst + c * width;
+        for (x = 0; x + 1 < in_w; x += 2) {
+            const int32_t a = mnmcu_read_s8x4(src), b = mnmcu_read_s8x4(src + channels);
+            const int32_t ea = mnmcu_sxtb16(a), oa = mnmcu_sxtb16_ror8(a);
+            const int32_t eb = mnmcu_sxtb16(b), ob = mnmcu_sxtb16_ror8(b);
+            const int32_t w0 = mnmcu_pack_lo(ea, eb), w2 = mnmcu_pack_hi(ea, eb);
+            const int32_t w1 = mnmcu_pack_lo(oa, ob), w3 = mnmcu_pack_hi(oa, ob);
+            memcpy(d + x, &w0, sizeof(w0));
+            memcpy(d + width + x, &w1, sizeof(w1));
+            memcpy(d + 2 * width + x, &w2, sizeof(w2));
+            memcpy(d + 3 * width + x, &w3, sizeof(w3));
+            src += 2 * channels;
+        }
+        if (x < in_w) {
+            d[x] = src[0];
+            d[width + x] = src[1];
+            d[2 * width + x] = src[2];
+            d[3 * width + x] = src[3];
+        }
+    }
+    for (; c < n; ++c) {
+        for (x = 0; x < in_w; ++x) {
+            dst[c * width + x] = row[x * channels + c];
+        }
+    }
+}
+
+/* n int16 values of v at dst, two per word where aligned. */
+static void dw_fill(int16_t *dst, int32_t n, int16_t v)
+{
+    const uint32_t two = (uint16_t)v * 0x10001u;
+    int32_t i = 0;
+    if (((uintptr_t)dst & 2u) != 0u && n > 0) {
+        dst[i++] = v;
+    }
+    for (; i + 2 <= n; i += 2) {
+        memcpy(dst + i, &two, sizeof(two));
+    }
+    if (i < n) {
+        dst[i] = v;
+    }
+}
+
+/* The padding columns of rows rows of width values: [0, pad) and [pad + columns, width). */
+static void dw_fill_pads(int16_t *dst, int32_t rows, int32_t width, int32_t pad, int32_t columns,
+                         int16_t v)
+{
+    const int32_t right = width - pad - columns;
+    int32_t r, i;
+    for (r = 0; r < rows; ++r) {
+        for (i = 0; i < pad; ++i) {
+            dst[i] = v;
+        }
+        for (i = 0; i < right; ++i) {
+            dst[pad + columns + i] = v;
+        }
+        dst += width;
+    }
+}
+
+/* The job of channel c's outputs, everything but x and out set from params. */
+static void dw_job_init(const mnmcu_depthwise_conv2d_params_t *params, const int32_t *filter,
+                        const int32_t *bias, int32_t c, dw_quads_t *job)
+{
+    const mnmcu_requant_t rq =
+        mnmcu_requant_prepare(params->multiplier[c], params->shift[c], params->output_offset);
+    job->kh = params->filter.h;
+    job->kw = params->filter.w;
+    job->stride = params->stride_w;
+    job->w = filter + (int64_t)c * job->kh * dw_row_words(job->kw);
+    job->bias2 = bias[c] * 2;
+    job->multiplier = rq.multiplier;
+    job->round = rq.round;
+    job->exponent = rq.exponent;
+    job->step = params->output.c;
+}
+
+mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
+                                                 const int8_t *input, const int32_t *filter,
+                                                 const int32_t *bias, int8_t *output,
+                                                 const mnmcu_buffer_t *scratch)
+{
+    const mnmcu_dims_t *in;
+    const mnmcu_dims_t *od;
+    int32_t kh, width, held, chunk, plane, columns, batch, c0, n, out_y, k, c, y;
+    int16_t *rows_buf;
+    int32_t ring_row[5];
+    int16_t zero_point;
+    dw_quads_fn fn;
+    dw_quads_t job;
+
+    if (params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
+        params->multiplier == NULL || params->shift == NULL ||
+        !mnmcu_dims_valid(&params->input) || !mnmcu_dims_valid(&params->filter) ||
+        !mnmcu_dims_valid(&params->output) || !mnmcu_act_valid(params->act_min, params->act_max)) {
+        return MNMCU_ERR_ARG;
+    }
+    in = &params->input;
+    od = &params->output;
+    kh = params->filter.h;
+    if (params->depth_multiplier != 1 || params->filter.n != 1 || params->filter.c != in->c ||
+        od->c != in->c || od->n != in->n || kh > 5 || params->stride_h < 1 ||
+        params->stride_w < 1 || params->dilation_h != 1 || params->dilation_w != 1 ||
+        params->pad_h < 0 || params->pad_w < 0 || params->pad_w >= dw_width(params)) {
+        return MNMCU_ERR_SHAPE;
+    }
+    if (scratch == NULL || scratch->buf == NULL ||
+        scratch->size < mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(params)) {
+        return MNMCU_ERR_BUFFER;
+    }
+    width = dw_width(params);
+    held = dw_rows_held(params);
+    chunk = dw_chunk(params);
+    plane = held * width; /* int16 values per channel */
+    rows_buf = (int16_t *)scratch->buf;
+    zero_point = (int16_t)(-params->input_offset);
+    /* Input columns some output reads (the others are never expanded). */
+    columns = MNMCU_MIN(in->w, width - params->pad_w);
+    fn = dw_quads_for(kh, params->filter.w, params->stride_w);
+
+    for (batch = 0; batch < in->n; ++batch) {
+        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
+        int8_t *out_batch = output + (int64_t)batch * od->h * od->w * od->c;
+        for (c0 = 0; c0 < in->c; c0 += chunk) {
+            n = MNMCU_MIN(chunk, in->c - c0);
+            if (held == dw_plane_rows(params)) {
+                /* The whole padded map, then each channel over every output row. */
+                dw_fill_pads(rows_buf, n * held, width, params->pad_w, columns, zero_point);
+                for (y = 0; y < held; ++y) {
+                    const int32_t in_y = y - params->pad_h;
+                    if (in_y < 0 || in_y >= in->h) {
+                        for (c = 0; c < n; ++c) {
+                            dw_fill(rows_buf + c * plane + y * width, width, zero_point);
+                        }
+                    } else {
+                        dw_expand_row(in_batch + (int64_t)in_y * in->w * in->c, columns, in->c,
+                                      c0, n, rows_buf + y * width + params->pad_w, plane);
+                    }
+                }
+                for (c = 0; c < n; ++c) {
+                    dw_job_init(params, filter, bias, c0 + c, &job);
+                    for (k = 0; k < kh; ++k) {
+                        job.x[k] = rows_buf + c * plane + k * width;
+                    }
+                    job.out = out_batch + c0 + c;
+                    dw_run(&job, fn, od->w, od->h, params->stride_h * width, od->w * od->c);
+                }
+                continue;
+            }
+            /* A ring of KH rows and a row of padding: each output row over every channel. */
+            dw_fill_pads(rows_buf, n * held, width, params->pad_w, columns, zero_point);
+            for (c = 0; c < n; ++c) {
+                dw_fill(rows_buf + c * plane + kh * width, width, zero_point);
+            }
+            for (k = 0; k < kh; ++k) {
+                ring_row[k] = -1;
+            }
+            for (out_y = 0; out_y < od->h; ++out_y) {
+                const int32_t y0 = out_y * params->stride_h - params->pad_h;
+                const int16_t *rows[5];
+                for (k = 0; k < kh; ++k) {
+                    int16_t *slot;
+                    y = y0 + k;
+                    if (y < 0 || y >= in->h) {
+                        rows[k] = rows_buf + kh * width;
+                        continue;
+                    }
+                    slot = rows_buf + (y % kh) * width;
+                    if (ring_row[y % kh] != y) {
+                        dw_expand_row(in_batch + (int64_t)y * in->w * in->c, columns, in->c, c0,
+                                      n, slot + params->pad_w, plane);
+                        ring_row[y % kh] = y;
+                    }
+                    rows[k] = slot;
+                }
+                for (c = 0; c < n; ++c) {
+                    dw_job_init(params, filter, bias, c0 + c, &job);
+                    for (k = 0; k < kh; ++k) {
+                        job.x[k] = rows[k] + c * plane;
+                    }
+                    job.out = out_batch + (int64_t)out_y * od->w * od->c + c0 + c;
+                    if (out_y + 1 < od->h) {
+                        /* The next row's first outputs take the last block's extra ones. */
+                        job.quads = (od->w + 3) >> 2;
+                        job.rows = 1;
+                        job.x_skip = 0;
+                        job.out_skip = 0;
+                        fn(&job);
+                    } else {
+                        dw_run(&job, fn, od->w, 1, 0, 0);
+                    }
+                }
+            }
+        }
+    }
+    if (!mnmcu_act_full(params->act_min, params->act_max)) {
+        mnmcu_clamp_s8(output, mnmcu_dims_count(od), params->act_min, params->act_max);
+    }
+    return MNMCU_OK;
+}
