@@ -21,8 +21,8 @@
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O2")
 #endif
-#include "mnmcu_dsp.h"
 #include "mnmcu_kernels_fast.h"
+#include "mnmcu_mve.h"
 
 /* Scratch the kernel aims at: channels are taken in chunks that fit. */
 #define DW_SCRATCH_BYTES 8192
@@ -109,6 +109,10 @@ typedef struct {
     int32_t kh;           /* filter and stride, for the C loops */
     int32_t kw;
     int32_t stride;
+    int32_t shift;        /* the channel's shift, output offset and clamp (Helium) */
+    int32_t output_offset;
+    int32_t act_min;
+    int32_t act_max;
 } dw_quads_t;
 
 typedef void (*dw_quads_fn)(const dw_quads_t *job);
@@ -143,7 +147,7 @@ static void dw_quads_c(const dw_quads_t *job)
     }
 }
 
-#if MNMCU_HAVE_DSP
+#if MNMCU_HAVE_DSP && !MNMCU_HAVE_MVE
 /*
  * The jobs of 3x3 and 5x5 filters at strides 1 and 2 in assembly. A block's
  * four accumulators are r0-r3; a filter row's taps are read as words of two
@@ -313,10 +317,120 @@ DW_K5_FN(dw_quads_k5s1, DW_K5S1_ROW, "8")
 DW_K5_FN(dw_quads_k5s2, DW_K5S2_ROW, "16")
 #endif
 
-/* The jobs of a filter and stride: assembly where there is some, else C. */
+#if MNMCU_HAVE_MVE
+/*
+ * With Helium, a vector holds four outputs of the channel (one int32 lane
+ * each), two vectors (eight outputs) per pass where a row has them: per filter
+ * tap one load of four pixels' inputs per vector (VLDRH.S32, a gather at
+ * stride 2) and one multiply-accumulate by the tap's weight (VMLA by a
+ * scalar); the doubled sums are halved (exactly: they are even) and
+ * requantised as in mnmcu_mve.h, then scattered step bytes apart.
+ */
+MNMCU_INLINE int32x4_t dw_mve_load(const int16_t *p, const int32_t s, uint32x4_t cols)
+{
+    return s == 1 ? vldrhq_s32(p) : vldrhq_gather_offset_s32(p, cols);
+}
+
+MNMCU_INLINE void dw_quads_mve_k(const dw_quads_t *job, const int32_t kh, const int32_t kw,
+                                 const int32_t s)
+{
+    const int32_t words = dw_row_words(kw);
+    const int32_t step = job->step, mult = job->multiplier, shift = job->shift;
+    const int32_t off = job->output_offset, lo = job->act_min, hi = job->act_max;
+    const int32x4_t bias = vdupq_n_s32(job->bias2);
+    const uint32x4_t outs = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)step);
+    const uint32x4_t cols = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)(s * 2));
+    int32_t tap[25];
+    const int16_t *x[5];
+    int8_t *out = job->out;
+    int32_t r, q, ky, kx;
+    for (ky = 0; ky < kh; ++ky) {
+        for (kx = 0; kx < kw; ++kx) {
+            const int32_t word = job->w[ky * words + (kx >> 1)];
+            tap[ky * kw + kx] = (kx & 1) ? word >> 16 : (int32_t)(int16_t)(uint16_t)word;
+        }
+        x[ky] = job->x[ky];
+    }
+    for (r = 0; r < job->rows; ++r) {
+        for (q = 0; q + 1 < job->quads; q += 2) {
+            int32x4_t acc0 = bias, acc1 = bias;
+#pragma GCC unroll 5
+            for (ky = 0; ky < kh; ++ky) {
+                const int16_t *row = x[ky] + 4 * s * q;
+#pragma GCC unroll 5
+                for (kx = 0; kx < kw; ++kx) {
+                    const int32_t t = tap[ky * kw + kx];
+                    acc0 = vmlaq_n_s32(acc0, dw_mve_load(row + kx, s, cols), t);
+                    acc1 = vmlaq_n_s32(acc1, dw_mve_load(row + 4 * s + kx, s, cols), t);
+                }
+            }
+            vstrbq_scatter_offset_s32(
+                out, outs, mnmcu_output1_mve(vshrq_n_s32(acc0, 1), mult, shift, off, lo, hi));
+            vstrbq_scatter_offset_s32(
+                out + 4 * step, outs,
+                mnmcu_output1_mve(vshrq_n_s32(acc1, 1), mult, shift, off, lo, hi));
+            out += 8 * step;
+        }
+        if (q < job->quads) {
+            int32x4_t acc = bias;
+#pragma GCC unroll 5
+            for (ky = 0; ky < kh; ++ky) {
+                const int16_t *row = x[ky] + 4 * s * q;
+#pragma GCC unroll 5
+                for (kx = 0; kx < kw; ++kx) {
+                    acc = vmlaq_n_s32(acc, dw_mve_load(row + kx, s, cols), tap[ky * kw + kx]);
+                }
+            }
+            vstrbq_scatter_offset_s32(
+                out, outs, mnmcu_output1_mve(vshrq_n_s32(acc, 1), mult, shift, off, lo, hi));
+            out += 4 * step;
+        }
+        for (ky = 0; ky < kh; ++ky) {
+            x[ky] += (4 * s * job->quads * (int32_t)sizeof(int16_t) + job->x_skip) /
+                     (int32_t)sizeof(int16_t);
+        }
+        out += job->out_skip;
+    }
+}
+
+static void dw_quads_mve_k3s1(const dw_quads_t *job)
+{
+    dw_quads_mve_k(job, 3, 3, 1);
+}
+
+static void dw_quads_mve_k3s2(const dw_quads_t *job)
+{
+    dw_quads_mve_k(job, 3, 3, 2);
+}
+
+static void dw_quads_mve_k5s1(const dw_quads_t *job)
+{
+    dw_quads_mve_k(job, 5, 5, 1);
+}
+
+static void dw_quads_mve_k5s2(const dw_quads_t *job)
+{
+    dw_quads_mve_k(job, 5, 5, 2);
+}
+#endif
+
+/* The jobs of a filter and stride: Helium or assembly where there is some, else C. */
 static dw_quads_fn dw_quads_for(int32_t kh, int32_t kw, int32_t stride)
 {
-#if MNMCU_HAVE_DSP
+#if MNMCU_HAVE_MVE
+    if (kh == 3 && kw == 3 && stride == 1) {
+        return dw_quads_mve_k3s1;
+    }
+    if (kh == 3 && kw == 3 && stride == 2) {
+        return dw_quads_mve_k3s2;
+    }
+    if (kh == 5 && kw == 5 && stride == 1) {
+        return dw_quads_mve_k5s1;
+    }
+    if (kh == 5 && kw == 5 && stride == 2) {
+        return dw_quads_mve_k5s2;
+    }
+#elif MNMCU_HAVE_DSP
     if (kh == 3 && kw == 3 && stride == 1) {
         return dw_quads_k3s1;
     }
@@ -394,6 +508,22 @@ static void dw_expand_row(const int8_t *row, int32_t in_w, int32_t channels, int
 {
     int32_t x, c;
     row += c0;
+#if MNMCU_HAVE_MVE
+    if (7 * width <= 32767) {
+        /* Eight channels of a column per vector, scattered to their rows. */
+        const uint16x8_t rows = vmulq_n_u16(vidupq_n_u16(0u, 1), (uint16_t)(2 * width));
+        for (c = 0; c < n; c += 8) {
+            const mve_pred16_t p = vctp16q((uint32_t)(n - c));
+            const int8_t *src = row + c;
+            int16_t *d = dst + c * width;
+            for (x = 0; x < in_w; ++x) {
+                vstrhq_scatter_offset_p_s16(d + x, rows, vldrbq_z_s16(src, p), p);
+                src += channels;
+            }
+        }
+        return;
+    }
+#endif
     /* Four channels at a time over pairs of columns: each channel's pair one word. */
     for (c = 0; c + 3 < n; c += 4) {
         const int8_t *src = row + c;
@@ -424,37 +554,28 @@ static void dw_expand_row(const int8_t *row, int32_t in_w, int32_t channels, int
     }
 }
 
-/* n int16 values of v at dst, two per word where aligned. */
+/* n int16 values of v at dst (4-byte aligned, n even): 16 bytes per store where possible. */
 static void dw_fill(int16_t *dst, int32_t n, int16_t v)
 {
     const uint32_t two = (uint16_t)v * 0x10001u;
-    int32_t i = 0;
-    if (((uintptr_t)dst & 2u) != 0u && n > 0) {
-        dst[i++] = v;
+    uint32_t *d = (uint32_t *)(void *)dst;
+    int32_t words = n >> 1, i = 0;
+#if MNMCU_HAVE_MVE
+    const uint32x4_t four = vdupq_n_u32(two);
+    for (; i < words; i += 4) {
+        vstrwq_p_u32(d + i, four, vctp32q((uint32_t)(words - i)));
     }
-    for (; i + 2 <= n; i += 2) {
-        memcpy(dst + i, &two, sizeof(two));
+#else
+    for (; i + 4 <= words; i += 4) {
+        d[i] = two;
+        d[i + 1] = two;
+        d[i + 2] = two;
+        d[i + 3] = two;
     }
-    if (i < n) {
-        dst[i] = v;
+    for (; i < words; ++i) {
+        d[i] = two;
     }
-}
-
-/* The padding columns of rows rows of width values: [0, pad) and [pad + columns, width). */
-static void dw_fill_pads(int16_t *dst, int32_t rows, int32_t width, int32_t pad, int32_t columns,
-                         int16_t v)
-{
-    const int32_t right = width - pad - columns;
-    int32_t r, i;
-    for (r = 0; r < rows; ++r) {
-        for (i = 0; i < pad; ++i) {
-            dst[i] = v;
-        }
-        for (i = 0; i < right; ++i) {
-            dst[pad + columns + i] = v;
-        }
-        dst += width;
-    }
+#endif
 }
 
 /* The job of channel c's outputs, everything but x and out set from params. */
@@ -472,6 +593,10 @@ static void dw_job_init(const mnmcu_depthwise_conv2d_params_t *params, const int
     job->round = rq.round;
     job->exponent = rq.exponent;
     job->step = params->output.c;
+    job->shift = params->shift[c];
+    job->output_offset = params->output_offset;
+    job->act_min = params->act_min;
+    job->act_max = params->act_max;
 }
 
 mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
@@ -524,17 +649,11 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
             n = MNMCU_MIN(chunk, in->c - c0);
             if (held == dw_plane_rows(params)) {
                 /* The whole padded map, then each channel over every output row. */
-                dw_fill_pads(rows_buf, n * held, width, params->pad_w, columns, zero_point);
-                for (y = 0; y < held; ++y) {
-                    const int32_t in_y = y - params->pad_h;
-                    if (in_y < 0 || in_y >= in->h) {
-                        for (c = 0; c < n; ++c) {
-                            dw_fill(rows_buf + c * plane + y * width, width, zero_point);
-                        }
-                    } else {
-                        dw_expand_row(in_batch + (int64_t)in_y * in->w * in->c, columns, in->c,
-                                      c0, n, rows_buf + y * width + params->pad_w, plane);
-                    }
+                dw_fill(rows_buf, n * plane, zero_point);
+                for (y = MNMCU_MAX(0, -params->pad_h);
+                     y < MNMCU_MIN(in->h, held - params->pad_h); ++y) {
+                    dw_expand_row(in_batch + (int64_t)y * in->w * in->c, columns, in->c, c0, n,
+                                  rows_buf + (y + params->pad_h) * width + params->pad_w, plane);
                 }
                 for (c = 0; c < n; ++c) {
                     dw_job_init(params, filter, bias, c0 + c, &job);
@@ -547,10 +666,7 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
                 continue;
             }
             /* A ring of KH rows and a row of padding: each output row over every channel. */
-            dw_fill_pads(rows_buf, n * held, width, params->pad_w, columns, zero_point);
-            for (c = 0; c < n; ++c) {
-                dw_fill(rows_buf + c * plane + kh * width, width, zero_point);
-            }
+            dw_fill(rows_buf, n * plane, zero_point);
             for (k = 0; k < kh; ++k) {
                 ring_row[k] = -1;
             }
@@ -592,7 +708,8 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
             }
         }
     }
-    if (!mnmcu_act_full(params->act_min, params->act_max)) {
+    /* The assembly and C blocks saturate to int8; Helium's clamp to the range. */
+    if (!mnmcu_act_full(params->act_min, params->act_max) && (!MNMCU_HAVE_MVE || fn == dw_quads_c)) {
         mnmcu_clamp_s8(output, mnmcu_dims_count(od), params->act_min, params->act_max);
     }
     return MNMCU_OK;
