@@ -162,18 +162,22 @@ def _host_build(src: Path, work: Path, kernels: str) -> tuple[Path, str]:
     return compile_host(c_dir, work / "fast", sanitize=True), model_c
 
 
-def test_op_zoo_fast_kernels_bit_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kernels", ["dsp", "helium"])
+def test_op_zoo_fast_kernels_bit_exact(kernels: str, tmp_path: Path) -> None:
     src = tmp_path / "conv.tflite"
     src.write_bytes(conv_zoo())
-    exe, model_c = _host_build(src, tmp_path, "dsp")
+    exe, model_c = _host_build(src, tmp_path, kernels)
     graph = load_graph(src)
-    expected_fast = [op.index for op in graph.ops if fast_conv(graph, op, "dsp") is not None]
+    expected_fast = [op.index for op in graph.ops if fast_conv(graph, op, kernels) is not None]
     # 1x1, window and depthwise convolutions (tails of C % 4 included) take fast kernels;
-    # grouped ones and depth multipliers above 1 stay portable.
-    for function in ("conv2d_1x1_s8_dsp_run", "conv2d_s8_dsp_run", "depthwise_conv2d_s8_dsp_run"):
+    # grouped ones, dilated depthwise ones and depth multipliers above 1 stay portable.
+    conv = "mve" if kernels == "helium" else "dsp"
+    for function in (f"conv2d_1x1_s8_{conv}_run", f"conv2d_s8_{conv}_run"):
         assert f"mnmcu_{function}(" in model_c
+    assert "mnmcu_depthwise_conv2d_s8_dsp_run(" in model_c
     assert "mnmcu_conv2d_s8_run(" in model_c and "mnmcu_depthwise_conv2d_s8_run(" in model_c
-    assert model_c.count("_dsp_run(") == len(expected_fast) >= 6
+    fast_calls = model_c.count("_dsp_run(") + model_c.count("_mve_run(")
+    assert fast_calls == len(expected_fast) >= 6
     xs = make_inputs(graph.input.shape, 10, seed=5)
     got = run_host(exe, xs, timeout=RUN_TIMEOUT_S)
     np.testing.assert_array_equal(got, litert_outputs(src.read_bytes(), xs))

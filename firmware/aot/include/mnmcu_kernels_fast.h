@@ -92,15 +92,35 @@ int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
 
 /**
  * CONV_2D with a 1x1 filter, stride 1, no padding, groups 1, with Helium
- * (mnmcu_conv_mve.c): sixteen channels per vector multiply-accumulate.
+ * (mnmcu_conv_mve.c): two pixels by four output channels per block, sixteen
+ * input channels per vector multiply-accumulate.
  *
- * @param[in]  filter   int8 [C_out][C_in] as in mnmcu_conv2d_s8_run()
- * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
- *                      channel's weights (never NULL)
+ * @param[in]  filter   int8, per group of four output channels (the last one
+ *                      padded with zero channels), per chunk of sixteen input
+ *                      channels (the last one padded with zeros), the group's
+ *                      four channels' sixteen weights
+ * @param[in]  bias     int32 [C_out rounded up to a multiple of 4]: bias +
+ *                      input_offset * sum of the channel's weights (never NULL)
  */
 mnmcu_status_t mnmcu_conv2d_1x1_s8_mve_run(const mnmcu_conv2d_params_t *params,
                                            const int8_t *input, const int8_t *filter,
                                            const int32_t *bias, int8_t *output);
+
+/**
+ * CONV_2D, any window, groups 1, with Helium: the windows of two output pixels
+ * are copied (the input zero point where they leave the image) and multiplied
+ * as in mnmcu_conv2d_1x1_s8_mve_run(), with C_in read as KH * KW * C_in.
+ *
+ * @param[in]  filter   int8 in the layout of mnmcu_conv2d_1x1_s8_mve_run() over
+ *                      KH * KW * C_in values per output channel
+ * @param[in]  scratch  mnmcu_conv2d_s8_mve_get_buffer_size() bytes
+ */
+mnmcu_status_t mnmcu_conv2d_s8_mve_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                                       const int8_t *filter, const int32_t *bias, int8_t *output,
+                                       const mnmcu_buffer_t *scratch);
+
+/** Scratch bytes of mnmcu_conv2d_s8_mve_run(): two windows, rounded up to 16 bytes each. */
+int32_t mnmcu_conv2d_s8_mve_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
  * mnmcu_add_s8_tables_run() with the fast requantisation

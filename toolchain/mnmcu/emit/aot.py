@@ -220,6 +220,11 @@ def _conv_scratch(one: bool, depth: int, channels: int) -> int:
     return (6 if one else 9) * depth8 + prepared
 
 
+def _mve_conv_scratch(depth: int) -> int:
+    """The Helium convolution's scratch: two windows, rounded up to 16 bytes each."""
+    return 2 * (-(-depth // 16) * 16)
+
+
 def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
     """Scratch bytes per op if every convolution took its fast path (shapes alone).
 
@@ -252,8 +257,10 @@ def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
             continue
         depth = kernel[0] * kernel[1] * int(inp.shape[3])
         one = kernel == (1, 1) and stride_w == 1 and int(op.options["stride_h"]) == 1
-        if one and kernels == "helium" and depth >= 32:
-            continue  # the Helium 1x1 kernel reads the input in place
+        if kernels == "helium":
+            if not one:  # the Helium 1x1 kernel reads the input in place
+                sizes[op.index] = _mve_conv_scratch(depth)
+            continue
         sizes[op.index] = _conv_scratch(one, depth, channels)
     return sizes
 
@@ -265,9 +272,10 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     every channel's shift is a right shift by 1 to 22 and every accumulator
     (bias and folded input offset included) stays within +-2^30 for any int8
     input, the conditions of mnmcu_requant_fast() and mnmcu_requant_pre().
-    With ``helium``, 1x1 convolutions of 32 or more input channels run on
-    Helium (natural layout), the rest on the DSP kernels. The layouts are those of
-    mnmcu_kernels_fast.h: convolutions get their output channels
+    With ``helium``, convolutions run on Helium (groups of four output
+    channels, chunks of sixteen input values), depthwise convolutions on the
+    DSP kernel's layout (its Helium loops). The layouts are those of
+    mnmcu_kernels_fast.h: DSP convolutions get their output channels
     interleaved in pairs, depthwise convolutions (depth multiplier 1, no
     dilation, filters up to 5 rows) their doubled weights as int16 pairs per
     channel and filter row, both with the input offset folded into the bias.
@@ -329,9 +337,17 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
             ),
             "int32_t",
         )
-    # Helium's 16-lane products pay off from 32 input channels; below, the DSP kernel is faster.
-    if kind == "conv2d_1x1" and kernels == "helium" and depth >= 32:
-        return FastConv("mnmcu_conv2d_1x1_s8_mve_run", rows.reshape(-1), folded, 0, "int8_t", False)
+    if kernels == "helium":
+        # Groups of four output channels, chunks of sixteen input values, zero padded.
+        groups, chunks = -(-channels // 4), -(-depth // 16)
+        padded = np.zeros((groups * 4, chunks * 16), dtype=np.int64)
+        padded[:channels, :depth] = rows
+        layout = padded.reshape(groups, 4, chunks, 16).transpose(0, 2, 1, 3).reshape(-1)
+        quad_bias = np.zeros(groups * 4, dtype=np.int64)
+        quad_bias[:channels] = folded
+        if kind == "conv2d_1x1":
+            return FastConv("mnmcu_conv2d_1x1_s8_mve_run", layout, quad_bias, 0, "int8_t", False)
+        return FastConv("mnmcu_conv2d_s8_mve_run", layout, quad_bias, _mve_conv_scratch(depth))
     # Output channels rounded up to even, input channels (window values) to a
     # multiple of 8, both with zeros; the bias likewise to an even length.
     padded = np.zeros((channels + (channels & 1), depth8), dtype=np.int64)
