@@ -53,12 +53,13 @@ static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
 /* What conv3_pairs() works on (field offsets are used by its assembly). */
 typedef struct {
     const int32_t *x;     /* 0: three expanded pixels */
-    const int32_t *x_end; /* 4: x + 6 * groups (groups even, >= 2) */
+    const int32_t *x_end; /* 4: x + 6 * groups (groups >= 1) */
     const int8_t *w;      /* 8: pair-interleaved weights of the first pair */
     const int32_t *pair;  /* 12: prepared constants of the first pair */
     int8_t *out;          /* 16: pixel 0's output, channel 2 * first pair */
     int32_t stride;       /* 20: bytes from one pixel's outputs to the next pixel's */
     int32_t pairs;        /* 24: pairs to compute, >= 1 */
+    int32_t odd;          /* 28: groups is odd (the first pass does one group) */
 } conv3_t;
 
 /*
@@ -148,55 +149,60 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
     "smmlar " a ", " a ", " m ", r12\n\t"                                                      \
     "asr " a ", " a ", " e "\n\t"                                                              \
     "ssat " a ", #8, " a "\n\t"
-__attribute__((naked, noinline)) static void conv3_pairs_asm(const conv3_t *ctx __attribute__((unused)))
-{
-    __asm__(
-        "push {r4-r11, lr}\n\t"
-        "sub sp, sp, #32\n\t"
-        /* Frame: 0 x, 4 x_end, 8 w, 12 pair, 16 out, 20 stride, 24 pairs left. */
-        "ldm r0, {r1-r7}\n\t"
-        "stm sp, {r1-r7}\n\t"
-        "ldr lr, [sp, #8]\n\t"
-        "2:\n\t"
-        "ldr r12, [sp, #12]\n\t"
-        "ldm r12!, {r0, r1}\n\t"
-        "str r12, [sp, #12]\n\t"
-        "mov r2, r0\n\t"
-        "mov r3, r1\n\t"
-        "mov r4, r0\n\t"
-        "mov r5, r1\n\t"
-        "ldr r12, [sp, #0]\n\t"
-        "1:\n\t" MNMCU_CONV3_GROUP MNMCU_CONV3_GROUP
-        "ldr r10, [sp, #4]\n\t"
-        "cmp r12, r10\n\t"
-        "bne 1b\n\t"
-        /* Multipliers r6 r7, rounding terms r8 r9, exponents r10 r11. */
-        "ldr r12, [sp, #12]\n\t"
-        "ldm r12!, {r6-r11}\n\t"
-        "str r12, [sp, #12]\n\t" MNMCU_CONV3_REQUANT("r0", "r6", "r8", "r10")
-            MNMCU_CONV3_REQUANT("r2", "r6", "r8", "r10") MNMCU_CONV3_REQUANT("r4", "r6", "r8", "r10")
-                MNMCU_CONV3_REQUANT("r1", "r7", "r9", "r11")
-                    MNMCU_CONV3_REQUANT("r3", "r7", "r9", "r11")
-                        MNMCU_CONV3_REQUANT("r5", "r7", "r9", "r11")
-        /* Outputs: pixel 0 at out, pixel 1 at out + stride, pixel 2 at out + 2 * stride. */
-        "ldrd r12, r6, [sp, #16]\n\t"
-        "add r7, r12, r6\n\t"
-        "strb r0, [r12]\n\t"
-        "strb r1, [r12, #1]\n\t"
-        "strb r2, [r7]\n\t"
-        "strb r3, [r7, #1]\n\t"
-        "strb r4, [r7, r6]\n\t"
-        "add r7, r7, r6\n\t"
-        "strb r5, [r7, #1]\n\t"
-        "add r12, r12, #2\n\t"
-        "ldr r7, [sp, #24]\n\t"
-        "str r12, [sp, #16]\n\t"
-        "subs r7, r7, #1\n\t"
-        "str r7, [sp, #24]\n\t"
-        "bne 2b\n\t"
-        "add sp, sp, #32\n\t"
-        "pop {r4-r11, pc}\n\t");
-}
+/* conv3_pair_c() over ctx->pairs pairs; entry: "b 5f" for an odd number of groups. */
+#define MNMCU_CONV3_FN(name, entry)                                                              \
+    __attribute__((naked, noinline)) static void name(const conv3_t *ctx __attribute__((unused))) \
+    {                                                                                            \
+        __asm__(                                                                                 \
+            "push {r4-r11, lr}\n\t"                                                              \
+            "sub sp, sp, #32\n\t"                                                                \
+            /* Frame: 0 x, 4 x_end, 8 w, 12 pair, 16 out, 20 stride, 24 pairs left, 28 odd. */   \
+            "ldm r0, {r1-r8}\n\t"                                                                \
+            "stm sp, {r1-r8}\n\t"                                                                \
+            "ldr lr, [sp, #8]\n\t"                                                               \
+            "2:\n\t"                                                                             \
+            "ldr r12, [sp, #12]\n\t"                                                             \
+            "ldm r12!, {r0, r1}\n\t"                                                             \
+            "str r12, [sp, #12]\n\t"                                                             \
+            "mov r2, r0\n\t"                                                                     \
+            "mov r3, r1\n\t"                                                                     \
+            "mov r4, r0\n\t"                                                                     \
+            "mov r5, r1\n\t"                                                                     \
+            "ldr r12, [sp, #0]\n\t"                                                              \
+            /* An odd number of groups enters the loop at its second group. */                   \
+            entry "1:\n\t" MNMCU_CONV3_GROUP "5:\n\t" MNMCU_CONV3_GROUP                          \
+            "ldr r10, [sp, #4]\n\t"                                                              \
+            "cmp r12, r10\n\t"                                                                   \
+            "bne 1b\n\t"                                                                         \
+            /* Multipliers r6 r7, rounding terms r8 r9, exponents r10 r11. */                    \
+            "ldr r12, [sp, #12]\n\t"                                                             \
+            "ldm r12!, {r6-r11}\n\t"                                                             \
+            "str r12, [sp, #12]\n\t" MNMCU_CONV3_REQUANT("r0", "r6", "r8", "r10")                \
+                MNMCU_CONV3_REQUANT("r2", "r6", "r8", "r10") MNMCU_CONV3_REQUANT("r4", "r6", "r8", "r10") \
+                    MNMCU_CONV3_REQUANT("r1", "r7", "r9", "r11")                                 \
+                        MNMCU_CONV3_REQUANT("r3", "r7", "r9", "r11")                             \
+                            MNMCU_CONV3_REQUANT("r5", "r7", "r9", "r11")                         \
+            /* Outputs: pixel 0 at out, pixel 1 at out + stride, pixel 2 at out + 2 * stride. */ \
+            "ldrd r12, r6, [sp, #16]\n\t"                                                        \
+            "add r7, r12, r6\n\t"                                                                \
+            "strb r0, [r12]\n\t"                                                                 \
+            "strb r1, [r12, #1]\n\t"                                                             \
+            "strb r2, [r7]\n\t"                                                                  \
+            "strb r3, [r7, #1]\n\t"                                                              \
+            "strb r4, [r7, r6]\n\t"                                                              \
+            "add r7, r7, r6\n\t"                                                                 \
+            "strb r5, [r7, #1]\n\t"                                                              \
+            "add r12, r12, #2\n\t"                                                               \
+            "ldr r7, [sp, #24]\n\t"                                                              \
+            "str r12, [sp, #16]\n\t"                                                             \
+            "subs r7, r7, #1\n\t"                                                                \
+            "str r7, [sp, #24]\n\t"                                                              \
+            "bne 2b\n\t"                                                                         \
+            "add sp, sp, #32\n\t"                                                                \
+            "pop {r4-r11, pc}\n\t");                                                             \
+    }
+MNMCU_CONV3_FN(conv3_pairs_even, "")
+MNMCU_CONV3_FN(conv3_pairs_odd, "b 5f\n\t")
 #undef MNMCU_CONV3_GROUP
 #undef MNMCU_CONV3_REQUANT
 #endif
@@ -213,7 +219,11 @@ static void conv3(conv3_t *ctx, int32_t channels)
 #if MNMCU_HAVE_DSP
     if (full > 0) {
         ctx->pairs = full;
-        conv3_pairs_asm(ctx);
+        if (ctx->odd) {
+            conv3_pairs_odd(ctx);
+        } else {
+            conv3_pairs_even(ctx);
+        }
     }
 #else
     int32_t j;
@@ -237,12 +247,53 @@ MNMCU_INLINE void expand_word(int32_t a, int32_t *dst)
 }
 
 /*
- * Three pixels of depth values into dst (the layout above); values past
- * depth, up to the next multiple of four, are 0. Groups past that are not
- * written (the caller zeroes them once).
+ * The values of three pixels (or windows) into the expanded layout (dst: group
+ * 0; groups 6 words apart, pixel k's two words at 2k). A window is kh rows of
+ * row_bytes contiguous values each, rows[k][ky] for pixel k: first every
+ * row's whole words (row 0's, then row 1's, ...), then the rows' last
+ * row_bytes % 4 values one after the other, zeros up to a multiple of four.
+ * The generator orders the weights the same way (a 1x1 pixel is one row).
  */
-static void expand3(const int8_t *x0, const int8_t *x1, const int8_t *x2, int32_t depth,
-                    int32_t *dst)
+static void expand_windows(const int8_t *const *const *rows, int32_t kh, int32_t row_bytes,
+                           int32_t *dst)
+{
+    const int32_t full = row_bytes >> 2, left = row_bytes & 3;
+    int32_t ky, k, i;
+    for (ky = 0; ky < kh; ++ky) {
+        const int8_t *p0 = rows[0][ky], *p1 = rows[1][ky], *p2 = rows[2][ky];
+        for (k = 0; k < 4 * full; k += 4) {
+            expand_word(mnmcu_read_s8x4(p0 + k), dst);
+            expand_word(mnmcu_read_s8x4(p1 + k), dst + 2);
+            expand_word(mnmcu_read_s8x4(p2 + k), dst + 4);
+            dst += 6;
+        }
+    }
+    if (left > 0) {
+        for (i = 0; i < 3; ++i) {
+            int32_t *d = dst + 2 * i;
+            uint32_t word = 0;
+            int32_t n = 0;
+            for (ky = 0; ky < kh; ++ky) {
+                for (k = 4 * full; k < row_bytes; ++k) {
+                    word |= (uint32_t)(uint8_t)rows[i][ky][k] << (8 * n);
+                    if (++n == 4) {
+                        expand_word((int32_t)word, d);
+                        d += 6;
+                        word = 0;
+                        n = 0;
+                    }
+                }
+            }
+            if (n > 0) {
+                expand_word((int32_t)word, d);
+            }
+        }
+    }
+}
+
+/* Three pixels of depth values (one row each) into the expanded layout. */
+static void expand_pixels(const int8_t *x0, const int8_t *x1, const int8_t *x2, int32_t depth,
+                          int32_t *dst)
 {
     int32_t k;
     for (k = 0; k + 3 < depth; k += 4) {
@@ -252,6 +303,7 @@ static void expand3(const int8_t *x0, const int8_t *x1, const int8_t *x2, int32_
         dst += 6;
     }
     if (k < depth) {
+        /* The last depth % 4 values, zeros after them. */
         int8_t a[3][4] = {{0}};
         int32_t i;
         for (i = 0; k + i < depth; ++i) {
@@ -265,24 +317,37 @@ static void expand3(const int8_t *x0, const int8_t *x1, const int8_t *x2, int32_
     }
 }
 
-/* Groups of four values the kernels multiply: depth rounded up to 8. */
-static int32_t conv_groups(int32_t depth)
+/* Groups of four values of a window of kh rows of row_bytes values (see expand_window()). */
+static int32_t window_groups(int32_t kh, int32_t row_bytes)
 {
-    return ((depth + 7) >> 3) * 2;
+    return kh * (row_bytes >> 2) + (kh * (row_bytes & 3) + 3) / 4;
 }
 
-/* Scratch of three expanded pixels of depth values and the prepared constants. */
-static int32_t conv3_scratch_bytes(int32_t depth, int32_t channels)
+/* Scratch of three expanded pixels of groups groups and the prepared constants. */
+static int32_t conv3_scratch_bytes(int32_t groups, int32_t channels)
 {
-    return 6 * conv_groups(depth) * (int32_t)sizeof(int32_t) +
+    return 6 * groups * (int32_t)sizeof(int32_t) +
            ((channels + 1) >> 1) * PAIR_WORDS * (int32_t)sizeof(int32_t);
+}
+
+/* Everything of ctx but out, for groups groups of expanded values at expanded. */
+static void conv3_init(conv3_t *ctx, const mnmcu_conv2d_params_t *params, const int8_t *filter,
+                       const int32_t *bias, int32_t *expanded, int32_t groups)
+{
+    ctx->x = expanded;
+    ctx->x_end = expanded + 6 * groups;
+    ctx->w = filter;
+    ctx->pair = expanded + 6 * groups;
+    ctx->stride = params->output.c;
+    ctx->odd = groups & 1;
+    prepare_pairs(params, bias, (int32_t *)ctx->pair);
 }
 
 /* ---- CONV_2D 1x1, stride 1 ---------------------------------------------- */
 
 int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    return conv3_scratch_bytes(params->input.c, params->output.c);
+    return conv3_scratch_bytes(window_groups(1, params->input.c), params->output.c);
 }
 
 mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
@@ -290,8 +355,8 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
                                            const int32_t *bias, int8_t *output,
                                            const mnmcu_buffer_t *scratch)
 {
-    int32_t pixels, depth, groups, channels, p;
-    int32_t *expanded;
+    int32_t pixels, depth, channels, p, k;
+    const int8_t *x[3];
     conv3_t ctx;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
@@ -309,36 +374,21 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
     }
     pixels = params->input.n * params->input.h * params->input.w;
     depth = params->input.c;
-    groups = conv_groups(depth);
     channels = params->output.c;
-    expanded = (int32_t *)scratch->buf;
-    ctx.pair = expanded + 6 * groups;
-    prepare_pairs(params, bias, (int32_t *)ctx.pair);
-    /* A group of zeros after an odd number of groups of four. */
-    memset(expanded + 6 * ((depth + 3) >> 2), 0,
-           (size_t)(groups - ((depth + 3) >> 2)) * 6 * sizeof(int32_t));
-    ctx.x = expanded;
-    ctx.x_end = expanded + 6 * groups;
-    ctx.w = filter;
-    ctx.stride = channels;
+    conv3_init(&ctx, params, filter, bias, (int32_t *)scratch->buf, window_groups(1, depth));
     if (pixels < 3) {
         /* Each pixel three times, its outputs written over each other. */
         ctx.stride = 0;
-        for (p = 0; p < pixels; ++p) {
-            const int8_t *x = input + (int64_t)p * depth;
-            expand3(x, x, x, depth, expanded);
-            ctx.out = output + (int64_t)p * channels;
-            conv3(&ctx, channels);
+    }
+    for (p = 0; p < pixels; p += pixels < 3 ? 1 : 3) {
+        /* The last block ends at the last pixel, computing up to two again. */
+        const int32_t q = pixels < 3 ? p : MNMCU_MIN(p, pixels - 3);
+        for (k = 0; k < 3; ++k) {
+            x[k] = input + (int64_t)(pixels < 3 ? q : q + k) * depth;
         }
-    } else {
-        for (p = 0; p < pixels; p += 3) {
-            /* The last block ends at the last pixel, computing up to two again. */
-            const int32_t q = MNMCU_MIN(p, pixels - 3);
-            const int8_t *x = input + (int64_t)q * depth;
-            expand3(x, x + depth, x + 2 * depth, depth, expanded);
-            ctx.out = output + (int64_t)q * channels;
-            conv3(&ctx, channels);
-        }
+        expand_pixels(x[0], x[1], x[2], depth, (int32_t *)ctx.x);
+        ctx.out = output + (int64_t)q * channels;
+        conv3(&ctx, channels);
     }
     if (!mnmcu_act_full(params->act_min, params->act_max)) {
         mnmcu_clamp_s8(output, pixels * channels, params->act_min, params->act_max);
@@ -346,29 +396,24 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
     return MNMCU_OK;
 }
 
-/* ---- CONV_2D, any window, through copies of three windows --------------- */
+/* ---- CONV_2D, any window ------------------------------------------------- */
 
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    const int32_t patch = params->filter.h * params->filter.w * params->filter.c;
-    return conv3_scratch_bytes(patch, params->output.c) + 3 * 4 * conv_groups(patch);
+    const int32_t row_bytes = params->filter.w * params->filter.c;
+    const int32_t patch = params->filter.h * row_bytes;
+    return conv3_scratch_bytes(window_groups(params->filter.h, row_bytes), params->output.c) +
+           3 * ((patch + 3) & ~3);
 }
 
-/* n bytes from src to dst, four at a time then one at a time (any alignment). */
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
-{
-    int32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        memcpy(dst + i, src + i, 4);
-    }
-    for (; i < n; ++i) {
-        dst[i] = src[i];
-    }
-}
-
-/* The window of output pixel q (flat over N, OH, OW), the input zero point outside the image. */
-static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *input, int32_t q,
-                          int8_t zero_point, int8_t *dst)
+/*
+ * The rows of output pixel q's window (q flat over N, OH, OW) into rows[]:
+ * where the window lies inside the image (and dilation_w is 1), pointers into
+ * the input; else a copy in copy (KH rows of KW * C_in values), the input zero
+ * point outside the image. The kernel keeps a copy for each of three windows.
+ */
+static void window_rows(const mnmcu_conv2d_params_t *params, const int8_t *input, int32_t q,
+                        int8_t zero_point, int8_t *copy, const int8_t **rows)
 {
     const mnmcu_dims_t *in = &params->input;
     const mnmcu_dims_t *fd = &params->filter;
@@ -380,30 +425,30 @@ static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *inp
     const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
     const int32_t y0 = out_y * params->stride_h - params->pad_h;
     const int32_t x0 = out_x * params->stride_w - params->pad_w;
+    const int32_t row_bytes = fd->w * in->c;
     int32_t ky, kx, ic;
     if (params->dilation_w == 1 && y0 >= 0 && y0 + (fd->h - 1) * params->dilation_h < in->h &&
         x0 >= 0 && x0 + fd->w <= in->w) {
-        /* Inside the image: KH rows of KW * C contiguous bytes. */
-        const int32_t row = fd->w * in->c;
         const int8_t *src = in_batch + ((int64_t)y0 * in->w + x0) * in->c;
         for (ky = 0; ky < fd->h; ++ky) {
-            copy_bytes(dst, src, row);
-            dst += row;
+            rows[ky] = src;
             src += params->dilation_h * in->w * in->c;
         }
         return;
     }
     for (ky = 0; ky < fd->h; ++ky) {
         const int32_t in_y = y0 + params->dilation_h * ky;
+        int8_t *dst = copy + ky * row_bytes;
+        rows[ky] = dst;
         for (kx = 0; kx < fd->w; ++kx) {
             const int32_t in_x = x0 + params->dilation_w * kx;
             if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
-                for (ic = 0; ic < fd->c; ++ic) {
+                for (ic = 0; ic < in->c; ++ic) {
                     *dst++ = zero_point;
                 }
             } else {
                 const int8_t *src = in_batch + ((int64_t)in_y * in->w + in_x) * in->c;
-                for (ic = 0; ic < fd->c; ++ic) {
+                for (ic = 0; ic < in->c; ++ic) {
                     *dst++ = src[ic];
                 }
             }
@@ -415,41 +460,31 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
                                        const int8_t *filter, const int32_t *bias, int8_t *output,
                                        const mnmcu_buffer_t *scratch)
 {
-    int32_t patch, groups, pixels, channels, p, k;
-    int32_t *expanded;
-    int8_t *window[3];
+    int32_t kh, row_bytes, groups, pixels, channels, p, k;
+    int8_t *copy;
+    const int8_t *row_ptrs[3][16];
+    const int8_t *const *rows[3];
     int8_t zero_point;
     conv3_t ctx;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
     }
-    if (!conv_shapes_valid(params)) {
+    if (!conv_shapes_valid(params) || params->filter.h > 16) {
         return MNMCU_ERR_SHAPE;
     }
     if (scratch == NULL || scratch->buf == NULL ||
         scratch->size < mnmcu_conv2d_s8_dsp_get_buffer_size(params)) {
         return MNMCU_ERR_BUFFER;
     }
-    patch = params->filter.h * params->filter.w * params->filter.c;
-    groups = conv_groups(patch);
+    kh = params->filter.h;
+    row_bytes = params->filter.w * params->filter.c;
+    groups = window_groups(kh, row_bytes);
     channels = params->output.c;
     pixels = params->output.n * params->output.h * params->output.w;
-    expanded = (int32_t *)scratch->buf;
-    ctx.pair = expanded + 6 * groups;
-    prepare_pairs(params, bias, (int32_t *)ctx.pair);
-    window[0] = (int8_t *)(void *)((int32_t *)ctx.pair + ((channels + 1) >> 1) * PAIR_WORDS);
-    window[1] = window[0] + 4 * groups;
-    window[2] = window[1] + 4 * groups;
-    /* Values past the window meet zero weights; they are zeroed once. */
-    for (k = 0; k < 3; ++k) {
-        memset(window[k] + patch, 0, (size_t)(4 * groups - patch));
-    }
+    conv3_init(&ctx, params, filter, bias, (int32_t *)scratch->buf, groups);
+    copy = (int8_t *)(void *)((int32_t *)ctx.pair + ((channels + 1) >> 1) * PAIR_WORDS);
     zero_point = (int8_t)(-params->input_offset);
-    ctx.x = expanded;
-    ctx.x_end = expanded + 6 * groups;
-    ctx.w = filter;
-    ctx.stride = channels;
     if (pixels < 3) {
         ctx.stride = 0;
     }
@@ -458,9 +493,11 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
          * with fewer than three pixels, each one three times over itself. */
         const int32_t q = pixels < 3 ? p : MNMCU_MIN(p, pixels - 3);
         for (k = 0; k < 3; ++k) {
-            gather_window(params, input, pixels < 3 ? q : q + k, zero_point, window[k]);
+            window_rows(params, input, pixels < 3 ? q : q + k, zero_point,
+                        copy + k * ((kh * row_bytes + 3) & ~3), row_ptrs[k]);
+            rows[k] = row_ptrs[k];
         }
-        expand3(window[0], window[1], window[2], 4 * groups, expanded);
+        expand_windows(rows, kh, row_bytes, (int32_t *)ctx.x);
         ctx.out = output + (int64_t)q * channels;
         conv3(&ctx, channels);
     }

@@ -213,11 +213,20 @@ def _dw_weights(rows: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
     return words.astype(np.int64).reshape(-1)
 
 
-def _conv_scratch(one: bool, depth: int, channels: int) -> int:
-    """A DSP convolution's scratch: three int16 pixels (and int8 windows), prepared constants."""
-    depth8 = -(-depth // 8) * 8
+def _window_order(kh: int, row_bytes: int) -> np.ndarray:
+    """The DSP convolutions' order of a window's values (mnmcu_conv_dsp.c expand_windows()):
+    each row's whole words, row after row, then each row's last row_bytes % 4 values."""
+    full = row_bytes // 4 * 4
+    rows = np.arange(kh * row_bytes).reshape(kh, row_bytes)
+    return np.concatenate([rows[:, :full].reshape(-1), rows[:, full:].reshape(-1)])
+
+
+def _conv_scratch(one: bool, kh: int, row_bytes: int, channels: int) -> int:
+    """A DSP convolution's scratch: three int16 pixels, prepared constants, window copies."""
+    groups = kh * (row_bytes // 4) + -(-kh * (row_bytes % 4) // 4)
     prepared = _PAIR_BYTES // 2 * (channels + (channels & 1))
-    return (6 if one else 9) * depth8 + prepared
+    window = 0 if one else 3 * (-(-kh * row_bytes // 4) * 4)
+    return 24 * groups + prepared + window
 
 
 def _mve_conv_scratch(depth: int) -> int:
@@ -261,7 +270,7 @@ def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
             if not one:  # the Helium 1x1 kernel reads the input in place
                 sizes[op.index] = _mve_conv_scratch(depth)
             continue
-        sizes[op.index] = _conv_scratch(one, depth, channels)
+        sizes[op.index] = _conv_scratch(one, kernel[0], kernel[1] * int(inp.shape[3]), channels)
     return sizes
 
 
@@ -319,7 +328,6 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     if int(bound.max(initial=0)) >= _FAST_ACC_LIMIT:
         return None
     depth = rows.shape[1]
-    depth8 = -(-depth // 8) * 8
     out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
     kernel = (int(weights.shape[1]), int(weights.shape[2]))
     if kind == "depthwise":
@@ -348,18 +356,19 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
         if kind == "conv2d_1x1":
             return FastConv("mnmcu_conv2d_1x1_s8_mve_run", layout, quad_bias, 0, "int8_t", False)
         return FastConv("mnmcu_conv2d_s8_mve_run", layout, quad_bias, _mve_conv_scratch(depth))
-    # Output channels rounded up to even, input channels (window values) to a
-    # multiple of 8, both with zeros; the bias likewise to an even length.
-    padded = np.zeros((channels + (channels & 1), depth8), dtype=np.int64)
-    padded[:channels, :depth] = rows
+    # Window values in expand_windows()'s order, padded to a multiple of 4; output
+    # channels rounded up to even; zeros in both; the bias likewise to an even length.
+    row_bytes = kernel[1] * int(inp.shape[3])
+    depth4 = -(-depth // 4) * 4
+    padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
+    padded[:channels, :depth] = rows[:, _window_order(kernel[0], row_bytes)]
     even_bias = np.concatenate([folded, np.zeros(channels & 1, dtype=np.int64)])
     # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
-    pairs = padded.reshape(-1, 2, depth8 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
-    # Scratch: int16 pixels or windows, and per output channel its prepared
-    # requantisation and two int32 accumulators.
+    pairs = padded.reshape(-1, 2, depth4 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
     one = kind == "conv2d_1x1"
     function = "mnmcu_conv2d_1x1_s8_dsp_run" if one else "mnmcu_conv2d_s8_dsp_run"
-    return FastConv(function, pairs, even_bias, _conv_scratch(one, depth, channels))
+    scratch = _conv_scratch(one, kernel[0], row_bytes, channels)
+    return FastConv(function, pairs, even_bias, scratch)
 
 
 # --------------------------------------------------------------------------
