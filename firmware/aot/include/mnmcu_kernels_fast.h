@@ -67,6 +67,22 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
+ * mnmcu_conv2d_1x1_s8_dsp_run() and mnmcu_conv2d_s8_dsp_run() with the weights
+ * already extended to int16 (twice the bytes, no SXTB16 in the inner loop):
+ * per pair of output channels and group of four values (w0..w3 of channel 2j,
+ * then of 2j+1), each channel's (w0, w2) and (w1, w3). Scratch as for the
+ * int8 layout.
+ */
+mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
+                                             const int8_t *input, const int16_t *filter,
+                                             const int32_t *bias, int8_t *output,
+                                             const mnmcu_buffer_t *scratch);
+mnmcu_status_t mnmcu_conv2d_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
+                                         const int8_t *input, const int16_t *filter,
+                                         const int32_t *bias, int8_t *output,
+                                         const mnmcu_buffer_t *scratch);
+
+/**
  * DEPTHWISE_CONV_2D with depth multiplier 1, no dilation, KH <= 5
  * (mnmcu_depthwise_dsp.c): input rows expanded once into int16, channel by
  * channel, four outputs per pass over the filter rows.

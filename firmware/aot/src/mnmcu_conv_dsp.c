@@ -60,6 +60,7 @@ typedef struct {
     int32_t stride;       /* 20: bytes from one pixel's outputs to the next pixel's */
     int32_t pairs;        /* 24: pairs to compute, >= 1 */
     int32_t odd;          /* 28: groups is odd (the first pass does one group) */
+    int32_t wide;         /* weights as int16 pairs (16 bytes per group) instead of int8 */
 } conv3_t;
 
 /*
@@ -98,10 +99,21 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
         acc[p][1] = pair[1];
     }
     for (x = ctx->x; x < ctx->x_end; x += 6) {
-        const int32_t wa = mnmcu_read_s8x4(w), wb = mnmcu_read_s8x4(w + 4);
-        const int32_t wa0 = mnmcu_sxtb16(wa), wa1 = mnmcu_sxtb16_ror8(wa);
-        const int32_t wb0 = mnmcu_sxtb16(wb), wb1 = mnmcu_sxtb16_ror8(wb);
-        w += 8;
+        int32_t wa0, wa1, wb0, wb1;
+        if (ctx->wide) {
+            wa0 = mnmcu_read_s8x4(w);
+            wa1 = mnmcu_read_s8x4(w + 4);
+            wb0 = mnmcu_read_s8x4(w + 8);
+            wb1 = mnmcu_read_s8x4(w + 12);
+            w += 16;
+        } else {
+            const int32_t wa = mnmcu_read_s8x4(w), wb = mnmcu_read_s8x4(w + 4);
+            wa0 = mnmcu_sxtb16(wa);
+            wa1 = mnmcu_sxtb16_ror8(wa);
+            wb0 = mnmcu_sxtb16(wb);
+            wb1 = mnmcu_sxtb16_ror8(wb);
+            w += 8;
+        }
         for (p = 0; p < 3; ++p) {
             acc[p][0] = mnmcu_smlad(x[2 * p + 1], wa1, mnmcu_smlad(x[2 * p], wa0, acc[p][0]));
             acc[p][1] = mnmcu_smlad(x[2 * p + 1], wb1, mnmcu_smlad(x[2 * p], wb0, acc[p][1]));
@@ -143,6 +155,25 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
     "smlad r4, r11, r7, r4\n\t"                                                                \
     "smlad r5, r10, r8, r5\n\t"                                                                \
     "smlad r5, r11, r9, r5\n\t"
+/* The same with the weights already int16 pairs. */
+#define MNMCU_CONV3_GROUP_WIDE                                                                 \
+    "ldrd r6, r7, [lr], #8\n\t"                                                                \
+    "ldrd r8, r9, [lr], #8\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r0, r10, r6, r0\n\t"                                                                \
+    "smlad r0, r11, r7, r0\n\t"                                                                \
+    "smlad r1, r10, r8, r1\n\t"                                                                \
+    "smlad r1, r11, r9, r1\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r2, r10, r6, r2\n\t"                                                                \
+    "smlad r2, r11, r7, r2\n\t"                                                                \
+    "smlad r3, r10, r8, r3\n\t"                                                                \
+    "smlad r3, r11, r9, r3\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r4, r10, r6, r4\n\t"                                                                \
+    "smlad r4, r11, r7, r4\n\t"                                                                \
+    "smlad r5, r10, r8, r5\n\t"                                                                \
+    "smlad r5, r11, r9, r5\n\t"
 /* Requantise accumulator a with multiplier m, rounding term r, exponent e. */
 #define MNMCU_CONV3_REQUANT(a, m, r, e)                                                        \
     "add r12, " r ", " a ", asr #31\n\t"                                                       \
@@ -150,7 +181,7 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
     "asr " a ", " a ", " e "\n\t"                                                              \
     "ssat " a ", #8, " a "\n\t"
 /* conv3_pair_c() over ctx->pairs pairs; entry: "b 5f" for an odd number of groups. */
-#define MNMCU_CONV3_FN(name, entry)                                                              \
+#define MNMCU_CONV3_FN(name, entry, GROUP)                                                            \
     __attribute__((naked, noinline)) static void name(const conv3_t *ctx __attribute__((unused))) \
     {                                                                                            \
         __asm__(                                                                                 \
@@ -170,7 +201,7 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
             "mov r5, r1\n\t"                                                                     \
             "ldr r12, [sp, #0]\n\t"                                                              \
             /* An odd number of groups enters the loop at its second group. */                   \
-            entry "1:\n\t" MNMCU_CONV3_GROUP "5:\n\t" MNMCU_CONV3_GROUP                          \
+            entry "1:\n\t" GROUP "5:\n\t" GROUP                          \
             "ldr r10, [sp, #4]\n\t"                                                              \
             "cmp r12, r10\n\t"                                                                   \
             "bne 1b\n\t"                                                                         \
@@ -201,9 +232,13 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
             "add sp, sp, #32\n\t"                                                                \
             "pop {r4-r11, pc}\n\t");                                                             \
     }
-MNMCU_CONV3_FN(conv3_pairs_even, "")
-MNMCU_CONV3_FN(conv3_pairs_odd, "b 5f\n\t")
+MNMCU_CONV3_FN(conv3_pairs_even, "", MNMCU_CONV3_GROUP)
+MNMCU_CONV3_FN(conv3_pairs_odd, "b 5f\n\t", MNMCU_CONV3_GROUP)
+MNMCU_CONV3_FN(conv3_pairs_even_wide, "", MNMCU_CONV3_GROUP_WIDE)
+MNMCU_CONV3_FN(conv3_pairs_odd_wide, "b 5f\n\t", MNMCU_CONV3_GROUP_WIDE)
 #undef MNMCU_CONV3_GROUP
+#undef MNMCU_CONV3_GROUP_WIDE
+#undef MNMCU_CONV3_FN
 #undef MNMCU_CONV3_REQUANT
 #endif
 
@@ -214,12 +249,18 @@ MNMCU_CONV3_FN(conv3_pairs_odd, "b 5f\n\t")
 static void conv3(conv3_t *ctx, int32_t channels)
 {
     const int32_t full = channels >> 1;
-    /* Weight bytes per pair: eight per group of four values. */
-    const int32_t pair_bytes = (int32_t)(ctx->x_end - ctx->x) / 6 * 8;
+    /* Weight bytes per pair: eight (sixteen as int16) per group of four values. */
+    const int32_t pair_bytes = (int32_t)(ctx->x_end - ctx->x) / 6 * (ctx->wide ? 16 : 8);
 #if MNMCU_HAVE_DSP
     if (full > 0) {
         ctx->pairs = full;
-        if (ctx->odd) {
+        if (ctx->wide) {
+            if (ctx->odd) {
+                conv3_pairs_odd_wide(ctx);
+            } else {
+                conv3_pairs_even_wide(ctx);
+            }
+        } else if (ctx->odd) {
             conv3_pairs_odd(ctx);
         } else {
             conv3_pairs_even(ctx);
@@ -331,12 +372,13 @@ static int32_t conv3_scratch_bytes(int32_t groups, int32_t channels)
 }
 
 /* Everything of ctx but out, for groups groups of expanded values at expanded. */
-static void conv3_init(conv3_t *ctx, const mnmcu_conv2d_params_t *params, const int8_t *filter,
-                       const int32_t *bias, int32_t *expanded, int32_t groups)
+static void conv3_init(conv3_t *ctx, const mnmcu_conv2d_params_t *params, const void *filter,
+                       int wide, const int32_t *bias, int32_t *expanded, int32_t groups)
 {
     ctx->x = expanded;
     ctx->x_end = expanded + 6 * groups;
-    ctx->w = filter;
+    ctx->w = (const int8_t *)filter;
+    ctx->wide = wide;
     ctx->pair = expanded + 6 * groups;
     ctx->stride = params->output.c;
     ctx->odd = groups & 1;
@@ -350,10 +392,9 @@ int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *par
     return conv3_scratch_bytes(window_groups(1, params->input.c), params->output.c);
 }
 
-mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
-                                           const int8_t *input, const int8_t *filter,
-                                           const int32_t *bias, int8_t *output,
-                                           const mnmcu_buffer_t *scratch)
+static mnmcu_status_t conv1x1_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                                  const void *filter, int wide, const int32_t *bias,
+                                  int8_t *output, const mnmcu_buffer_t *scratch)
 {
     int32_t pixels, depth, channels, p, k;
     const int8_t *x[3];
@@ -375,7 +416,8 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
     pixels = params->input.n * params->input.h * params->input.w;
     depth = params->input.c;
     channels = params->output.c;
-    conv3_init(&ctx, params, filter, bias, (int32_t *)scratch->buf, window_groups(1, depth));
+    conv3_init(&ctx, params, filter, wide, bias, (int32_t *)scratch->buf,
+               window_groups(1, depth));
     if (pixels < 3) {
         /* Each pixel three times, its outputs written over each other. */
         ctx.stride = 0;
@@ -394,6 +436,22 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
         mnmcu_clamp_s8(output, pixels * channels, params->act_min, params->act_max);
     }
     return MNMCU_OK;
+}
+
+mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
+                                           const int8_t *input, const int8_t *filter,
+                                           const int32_t *bias, int8_t *output,
+                                           const mnmcu_buffer_t *scratch)
+{
+    return conv1x1_run(params, input, filter, 0, bias, output, scratch);
+}
+
+mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
+                                             const int8_t *input, const int16_t *filter,
+                                             const int32_t *bias, int8_t *output,
+                                             const mnmcu_buffer_t *scratch)
+{
+    return conv1x1_run(params, input, filter, 1, bias, output, scratch);
 }
 
 /* ---- CONV_2D, any window ------------------------------------------------- */
@@ -456,9 +514,9 @@ static void window_rows(const mnmcu_conv2d_params_t *params, const int8_t *input
     }
 }
 
-mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
-                                       const int8_t *filter, const int32_t *bias, int8_t *output,
-                                       const mnmcu_buffer_t *scratch)
+static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                               const void *filter, int wide, const int32_t *bias, int8_t *output,
+                               const mnmcu_buffer_t *scratch)
 {
     int32_t kh, row_bytes, groups, pixels, channels, p, k;
     int8_t *copy;
@@ -482,7 +540,7 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
     groups = window_groups(kh, row_bytes);
     channels = params->output.c;
     pixels = params->output.n * params->output.h * params->output.w;
-    conv3_init(&ctx, params, filter, bias, (int32_t *)scratch->buf, groups);
+    conv3_init(&ctx, params, filter, wide, bias, (int32_t *)scratch->buf, groups);
     copy = (int8_t *)(void *)((int32_t *)ctx.pair + ((channels + 1) >> 1) * PAIR_WORDS);
     zero_point = (int8_t)(-params->input_offset);
     if (pixels < 3) {
@@ -505,4 +563,19 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
         mnmcu_clamp_s8(output, pixels * channels, params->act_min, params->act_max);
     }
     return MNMCU_OK;
+}
+
+mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                                       const int8_t *filter, const int32_t *bias, int8_t *output,
+                                       const mnmcu_buffer_t *scratch)
+{
+    return conv_run(params, input, filter, 0, bias, output, scratch);
+}
+
+mnmcu_status_t mnmcu_conv2d_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
+                                         const int8_t *input, const int16_t *filter,
+                                         const int32_t *bias, int8_t *output,
+                                         const mnmcu_buffer_t *scratch)
+{
+    return conv_run(params, input, filter, 1, bias, output, scratch);
 }

@@ -87,11 +87,13 @@ MNMCU_INLINE int32_t rd(const int16_t *p)
 }
 
 /*
- * Rows of blocks of four outputs of one channel (field offsets are used by
- * the assembly). In a row, block q's output i reads filter row ky from
- * x[ky] + (4q + i) * stride (column 0 of its window) and goes to out +
- * (4q + i) * step; after a row's blocks, x[ky] moves on by x_skip more bytes
- * and out by out_skip more bytes.
+ * Rows of outputs of one channel in blocks of four (field offsets are used by
+ * the assembly). A row has n outputs: quads blocks at outputs 0, 4, ..., then,
+ * where n % 4 != 0 (tail), one more block that steps back to end at output
+ * n - 1 (recomputing some). Output i reads filter row ky from x[ky] + i *
+ * stride (column 0 of its window) and goes to out + i * step; after a row,
+ * x[ky] moves on by x_skip more bytes and out by out_skip more bytes (past
+ * the row's n outputs).
  */
 typedef struct {
     const int16_t *x[5];  /* 0: filter rows at the first output's window */
@@ -102,10 +104,14 @@ typedef struct {
     int32_t exponent;     /* 36 */
     int8_t *out;          /* 40 */
     int32_t step;         /* 44: bytes between outputs */
-    int32_t quads;        /* 48: blocks of four per row, >= 1 */
+    int32_t quads;        /* 48: whole blocks per row, >= 1 */
     int32_t rows;         /* 52: >= 1 */
     int32_t x_skip;       /* 56 */
     int32_t out_skip;     /* 60 */
+    int32_t tail;         /* 64: 1 for the stepped-back block, else 0 */
+    int32_t x_back;       /* 68: bytes x steps back for it */
+    int32_t out_back;     /* 72: bytes out steps back for it */
+    int32_t n;            /* outputs per row */
     int32_t kh;           /* filter and stride, for the C loops */
     int32_t kw;
     int32_t stride;
@@ -117,33 +123,38 @@ typedef struct {
 
 typedef void (*dw_quads_fn)(const dw_quads_t *job);
 
+/* The first output of block b of a job's row (the tail block ends at output n - 1). */
+static int32_t dw_block_start(const dw_quads_t *job, int32_t b)
+{
+    return b < job->quads ? 4 * b : job->n - 4;
+}
+
 /* A job in C, any filter and stride. */
 static void dw_quads_c(const dw_quads_t *job)
 {
     const int32_t words = dw_row_words(job->kw);
-    const int32_t outputs = 4 * job->quads;
     /* int16 columns from one row's first window to the next row's. */
-    const int32_t row_step = outputs * job->stride + job->x_skip / (int32_t)sizeof(int16_t);
-    int8_t *out = job->out;
-    int32_t r, i, ky, kx;
+    const int32_t row_step = job->n * job->stride + job->x_skip / (int32_t)sizeof(int16_t);
+    const int32_t out_row = job->n * job->step + job->out_skip;
+    int32_t r, b, i, ky, kx;
     for (r = 0; r < job->rows; ++r) {
-        for (i = 0; i < outputs; ++i) {
-            int32_t acc = job->bias2;
-            for (ky = 0; ky < job->kh; ++ky) {
-                const int16_t *x = job->x[ky] + r * row_step + i * job->stride;
-                const int32_t *wr = job->w + ky * words;
-                for (kx = 0; kx + 1 < job->kw; kx += 2) {
-                    acc = mnmcu_smlad(rd(x + kx), wr[kx >> 1], acc);
+        for (b = 0; b < job->quads + job->tail; ++b) {
+            for (i = dw_block_start(job, b); i < dw_block_start(job, b) + 4; ++i) {
+                int32_t acc = job->bias2;
+                for (ky = 0; ky < job->kh; ++ky) {
+                    const int16_t *x = job->x[ky] + r * row_step + i * job->stride;
+                    const int32_t *wr = job->w + ky * words;
+                    for (kx = 0; kx + 1 < job->kw; kx += 2) {
+                        acc = mnmcu_smlad(rd(x + kx), wr[kx >> 1], acc);
+                    }
+                    if (kx < job->kw) {
+                        acc = mnmcu_smlabb(rd(x + kx), wr[kx >> 1], acc);
+                    }
                 }
-                if (kx < job->kw) {
-                    acc = mnmcu_smlabb(rd(x + kx), wr[kx >> 1], acc);
-                }
+                job->out[r * out_row + i * job->step] = (int8_t)mnmcu_ssat8(
+                    mnmcu_requant_pre2(acc, job->multiplier, job->round, job->exponent));
             }
-            *out = (int8_t)mnmcu_ssat8(
-                mnmcu_requant_pre2(acc, job->multiplier, job->round, job->exponent));
-            out += job->step;
         }
-        out += job->out_skip;
     }
 }
 
@@ -159,16 +170,17 @@ static void dw_quads_c(const dw_quads_t *job)
  */
 #define DW_ENTER                                                                               \
     "push {r4-r11, lr}\n\t"                                                                    \
-    "sub sp, sp, #68\n\t"                                                                      \
+    "sub sp, sp, #84\n\t"                                                                      \
     "ldm r0!, {r1-r12, lr}\n\t"                                                                \
     "stm sp, {r1-r12, lr}\n\t"                                                                 \
-    "ldm r0, {r1-r3}\n\t"                                                                      \
-    "add r4, sp, #52\n\t"                                                                      \
-    "stm r4, {r1-r3}\n\t"                                                                      \
+    "ldm r0, {r1-r6}\n\t"                                                                      \
+    "add r7, sp, #52\n\t"                                                                      \
+    "stm r7, {r1-r6}\n\t"                                                                      \
     "ldr r1, [sp, #48]\n\t"                                                                    \
-    "str r1, [sp, #64]\n\t"
+    "ldr r2, [sp, #64]\n\t"                                                                    \
+    "strd r1, r2, [sp, #76]\n\t"
 #define DW_LEAVE                                                                               \
-    "add sp, sp, #68\n\t"                                                                      \
+    "add sp, sp, #84\n\t"                                                                      \
     "pop {r4-r11, pc}\n\t"
 #define DW_INIT                                                                                \
     "ldr r0, [sp, #24]\n\t"                                                                    \
@@ -193,20 +205,38 @@ static void dw_quads_c(const dw_quads_t *job)
     "strb r3, [" o ", " s "]\n\t"                                                              \
     "add " o ", " o ", " s ", lsl #1\n\t"                                                      \
     "str " o ", [sp, #40]\n\t"                                                                 \
-    "ldr lr, [sp, #64]\n\t"                                                                    \
+    "ldr lr, [sp, #76]\n\t"                                                                    \
     "subs lr, lr, #1\n\t"                                                                      \
-    "str lr, [sp, #64]\n\t"
-/* After a row: blocks left reset, out moved on, rows counted (x moved by the caller). */
-#define DW_NEXT_ROW(t)                                                                         \
-    "ldr lr, [sp, #48]\n\t"                                                                    \
-    "str lr, [sp, #64]\n\t"                                                                    \
-    "ldr lr, [sp, #40]\n\t"                                                                    \
-    "ldr " t ", [sp, #60]\n\t"                                                                 \
-    "add lr, lr, " t "\n\t"                                                                    \
-    "str lr, [sp, #40]\n\t"                                                                    \
-    "ldr lr, [sp, #52]\n\t"                                                                    \
-    "subs lr, lr, #1\n\t"                                                                      \
-    "str lr, [sp, #52]\n\t"
+    "str lr, [sp, #76]\n\t"
+/*
+ * After a row's whole blocks: the tail block (x stepped back by BACK, which
+ * uses r7), else blocks and tail reset, out moved on, rows counted (x moved
+ * on by NEXT).
+ */
+#define DW_ROW_END(BACK, NEXT)                                                                 \
+    "ldr r7, [sp, #80]\n\t"                                                                    \
+    "cbz r7, 8f\n\t"                                                                           \
+    "movs r7, #0\n\t"                                                                          \
+    "str r7, [sp, #80]\n\t"                                                                    \
+    "movs r7, #1\n\t"                                                                          \
+    "str r7, [sp, #76]\n\t"                                                                    \
+    "ldrd r7, r8, [sp, #40]\n\t"                                                               \
+    "ldr r9, [sp, #72]\n\t"                                                                    \
+    "sub r7, r7, r9\n\t"                                                                       \
+    "str r7, [sp, #40]\n\t"                                                                    \
+    "ldr r7, [sp, #68]\n\t" BACK "b 1b\n\t"                                                   \
+    "8:\n\t"                                                                                   \
+    "ldr r7, [sp, #48]\n\t"                                                                    \
+    "ldr r8, [sp, #64]\n\t"                                                                    \
+    "strd r7, r8, [sp, #76]\n\t"                                                               \
+    "ldr r7, [sp, #40]\n\t"                                                                    \
+    "ldr r8, [sp, #60]\n\t"                                                                    \
+    "add r7, r7, r8\n\t"                                                                       \
+    "str r7, [sp, #40]\n\t"                                                                    \
+    "ldr r7, [sp, #56]\n\t" NEXT "ldr r7, [sp, #52]\n\t"                                       \
+    "subs r7, r7, #1\n\t"                                                                      \
+    "str r7, [sp, #52]\n\t"                                                                    \
+    "bne 1b\n\t"
 
 /* 3x3: rows in r4-r6, weights r7 (taps 0, 1) and r8 (tap 2), taps r9-r11, w in r12. */
 #define DW_K3S1_ROW(x, wofs)                                                                   \
@@ -244,11 +274,12 @@ static void dw_quads_c(const dw_quads_t *job)
                          "ldr r12, [sp, #20]\n\t"                                              \
                          "1:\n\t" DW_INIT ROW("r4", "0") ROW("r5", "8") ROW("r6", "16")        \
                              DW_STORE("r7", "r8", "r9", "r10", "r11") "bne 1b\n\t"             \
-                             DW_NEXT_ROW("r7") "ldr r7, [sp, #56]\n\t"                         \
-                                               "add r4, r4, r7\n\t"                            \
-                                               "add r5, r5, r7\n\t"                            \
-                                               "add r6, r6, r7\n\t"                            \
-                                               "bne 1b\n\t" DW_LEAVE);                         \
+                                 DW_ROW_END("sub r4, r4, r7\n\t"                               \
+                                            "sub r5, r5, r7\n\t"                               \
+                                            "sub r6, r6, r7\n\t",                              \
+                                            "add r4, r4, r7\n\t"                               \
+                                            "add r5, r5, r7\n\t"                               \
+                                            "add r6, r6, r7\n\t") DW_LEAVE);                   \
     }
 DW_K3_FN(dw_quads_k3s1, DW_K3S1_ROW)
 DW_K3_FN(dw_quads_k3s2, DW_K3S2_ROW)
@@ -309,9 +340,8 @@ DW_K3_FN(dw_quads_k3s2, DW_K3S2_ROW)
                              ROW("8", "24", "32") ROW("12", "36", "44") ROW("16", "48", "56")  \
                                  "add r11, r11, #" advance "\n\t"                              \
                                  DW_STORE("r4", "r5", "r6", "r7", "r8") "bne 1b\n\t"           \
-                                 DW_NEXT_ROW("r4") "ldr r4, [sp, #56]\n\t"                     \
-                                                   "add r11, r11, r4\n\t"                      \
-                                                   "bne 1b\n\t" DW_LEAVE);                     \
+                                     DW_ROW_END("sub r11, r11, r7\n\t",                         \
+                                                "add r11, r11, r7\n\t") DW_LEAVE);             \
     }
 DW_K5_FN(dw_quads_k5s1, DW_K5S1_ROW, "8")
 DW_K5_FN(dw_quads_k5s2, DW_K5S2_ROW, "16")
@@ -331,6 +361,22 @@ MNMCU_INLINE int32x4_t dw_mve_load(const int16_t *p, const int32_t s, uint32x4_t
     return s == 1 ? vldrhq_s32(p) : vldrhq_gather_offset_s32(p, cols);
 }
 
+/* One block of four outputs (first at out, from the rows x, k...) into a vector. */
+MNMCU_INLINE int32x4_t dw_mve_block(const int16_t *const *x, const int32_t *tap, int32x4_t acc,
+                                    const int32_t kh, const int32_t kw, const int32_t s,
+                                    uint32x4_t cols)
+{
+    int32_t ky, kx;
+#pragma GCC unroll 5
+    for (ky = 0; ky < kh; ++ky) {
+#pragma GCC unroll 5
+        for (kx = 0; kx < kw; ++kx) {
+            acc = vmlaq_n_s32(acc, dw_mve_load(x[ky] + kx, s, cols), tap[ky * kw + kx]);
+        }
+    }
+    return acc;
+}
+
 MNMCU_INLINE void dw_quads_mve_k(const dw_quads_t *job, const int32_t kh, const int32_t kw,
                                  const int32_t s)
 {
@@ -340,56 +386,61 @@ MNMCU_INLINE void dw_quads_mve_k(const dw_quads_t *job, const int32_t kh, const 
     const int32x4_t bias = vdupq_n_s32(job->bias2);
     const uint32x4_t outs = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)step);
     const uint32x4_t cols = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)(s * 2));
+    const int32_t out_row = job->n * step + job->out_skip;
     int32_t tap[25];
     const int16_t *x[5];
-    int8_t *out = job->out;
     int32_t r, q, ky, kx;
     for (ky = 0; ky < kh; ++ky) {
         for (kx = 0; kx < kw; ++kx) {
             const int32_t word = job->w[ky * words + (kx >> 1)];
             tap[ky * kw + kx] = (kx & 1) ? word >> 16 : (int32_t)(int16_t)(uint16_t)word;
         }
+    }
+    for (ky = 0; ky < kh; ++ky) {
         x[ky] = job->x[ky];
     }
     for (r = 0; r < job->rows; ++r) {
+        int8_t *out = job->out + r * out_row;
+        const int16_t *x1[5];
         for (q = 0; q + 1 < job->quads; q += 2) {
-            int32x4_t acc0 = bias, acc1 = bias;
-#pragma GCC unroll 5
             for (ky = 0; ky < kh; ++ky) {
-                const int16_t *row = x[ky] + 4 * s * q;
-#pragma GCC unroll 5
-                for (kx = 0; kx < kw; ++kx) {
-                    const int32_t t = tap[ky * kw + kx];
-                    acc0 = vmlaq_n_s32(acc0, dw_mve_load(row + kx, s, cols), t);
-                    acc1 = vmlaq_n_s32(acc1, dw_mve_load(row + 4 * s + kx, s, cols), t);
-                }
+                x1[ky] = x[ky] + 4 * s;
             }
-            vstrbq_scatter_offset_s32(
-                out, outs, mnmcu_output1_mve(vshrq_n_s32(acc0, 1), mult, shift, off, lo, hi));
-            vstrbq_scatter_offset_s32(
-                out + 4 * step, outs,
-                mnmcu_output1_mve(vshrq_n_s32(acc1, 1), mult, shift, off, lo, hi));
+            {
+                const int32x4_t acc0 = dw_mve_block(x, tap, bias, kh, kw, s, cols);
+                const int32x4_t acc1 = dw_mve_block(x1, tap, bias, kh, kw, s, cols);
+                vstrbq_scatter_offset_s32(
+                    out, outs, mnmcu_output1_mve(vshrq_n_s32(acc0, 1), mult, shift, off, lo, hi));
+                vstrbq_scatter_offset_s32(
+                    out + 4 * step, outs,
+                    mnmcu_output1_mve(vshrq_n_s32(acc1, 1), mult, shift, off, lo, hi));
+            }
+            for (ky = 0; ky < kh; ++ky) {
+                x[ky] += 8 * s;
+            }
             out += 8 * step;
         }
-        if (q < job->quads) {
-            int32x4_t acc = bias;
-#pragma GCC unroll 5
-            for (ky = 0; ky < kh; ++ky) {
-                const int16_t *row = x[ky] + 4 * s * q;
-#pragma GCC unroll 5
-                for (kx = 0; kx < kw; ++kx) {
-                    acc = vmlaq_n_s32(acc, dw_mve_load(row + kx, s, cols), tap[ky * kw + kx]);
+        for (; q < job->quads + job->tail; ++q) {
+            if (q == job->quads) {
+                /* The tail block, stepped back to end at the row's last output. */
+                const int32_t back = 4 * job->quads + 4 - job->n;
+                for (ky = 0; ky < kh; ++ky) {
+                    x[ky] -= back * s;
                 }
+                out -= back * step;
             }
             vstrbq_scatter_offset_s32(
-                out, outs, mnmcu_output1_mve(vshrq_n_s32(acc, 1), mult, shift, off, lo, hi));
+                out, outs,
+                mnmcu_output1_mve(vshrq_n_s32(dw_mve_block(x, tap, bias, kh, kw, s, cols), 1),
+                                  mult, shift, off, lo, hi));
+            for (ky = 0; ky < kh; ++ky) {
+                x[ky] += 4 * s;
+            }
             out += 4 * step;
         }
         for (ky = 0; ky < kh; ++ky) {
-            x[ky] += (4 * s * job->quads * (int32_t)sizeof(int16_t) + job->x_skip) /
-                     (int32_t)sizeof(int16_t);
+            x[ky] += job->x_skip / (int32_t)sizeof(int16_t);
         }
-        out += job->out_skip;
     }
 }
 
@@ -453,45 +504,51 @@ static dw_quads_fn dw_quads_for(int32_t kh, int32_t kw, int32_t stride)
 
 /*
  * rows rows of n outputs (x, out set for the first; rows row_step int16
- * apart, out_row bytes apart). Every row but the last is computed in whole
- * blocks, the outputs past n landing on the next row's first ones before
- * they are computed; the last row's last n % 4 outputs go through a buffer.
+ * apart, out_row bytes apart). From four outputs a row ends with a block
+ * stepped back to its last output; a shorter row is one block whose outputs
+ * past n land on the next row's first ones before they are computed, the last
+ * row's through a buffer.
  */
 static void dw_run(dw_quads_t *job, dw_quads_fn fn, int32_t n, int32_t rows, int32_t row_step,
                    int32_t out_row)
 {
-    const int32_t quads = (n + 3) >> 2, full = n >> 2, rest = n & 3;
-    int8_t *const out = job->out;
+    const int32_t s = job->stride, step = job->step;
     int8_t last[4];
     int32_t k, i;
-    job->x_skip = (row_step - 4 * quads * job->stride) * (int32_t)sizeof(int16_t);
-    job->out_skip = out_row - 4 * quads * job->step;
+    if (n >= 4) {
+        const int32_t back = 4 - (n & 3);
+        job->n = n;
+        job->quads = n >> 2;
+        job->tail = (n & 3) != 0;
+        job->x_back = back * s * (int32_t)sizeof(int16_t);
+        job->out_back = back * step;
+        job->x_skip = (row_step - n * s) * (int32_t)sizeof(int16_t);
+        job->out_skip = out_row - n * step;
+        job->rows = rows;
+        fn(job);
+        return;
+    }
+    job->n = 4;
+    job->quads = 1;
+    job->tail = 0;
+    job->x_skip = (row_step - 4 * s) * (int32_t)sizeof(int16_t);
+    job->out_skip = out_row - 4 * step;
     if (rows > 1) {
-        job->quads = quads;
         job->rows = rows - 1;
         fn(job);
-        for (k = 0; k < job->kh; ++k) {
-            job->x[k] += (rows - 1) * row_step;
-        }
-        job->out = out + (rows - 1) * out_row;
     }
-    job->rows = 1;
-    if (full > 0) {
-        job->quads = full;
-        fn(job);
+    for (k = 0; k < job->kh; ++k) {
+        job->x[k] += (rows - 1) * row_step;
     }
-    if (rest > 0) {
-        int8_t *const tail = job->out + 4 * full * job->step;
-        const int32_t step = job->step;
-        for (k = 0; k < job->kh; ++k) {
-            job->x[k] += 4 * full * job->stride;
-        }
+    job->out += (rows - 1) * out_row;
+    {
+        int8_t *const tail = job->out;
         job->out = last;
         job->step = 1;
-        job->quads = 1;
+        job->rows = 1;
         fn(job);
         job->step = step;
-        for (i = 0; i < rest; ++i) {
+        for (i = 0; i < n; ++i) {
             tail[i * step] = last[i];
         }
     }
@@ -694,16 +751,7 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
                         job.x[k] = rows[k] + c * plane;
                     }
                     job.out = out_batch + (int64_t)out_y * od->w * od->c + c0 + c;
-                    if (out_y + 1 < od->h) {
-                        /* The next row's first outputs take the last block's extra ones. */
-                        job.quads = (od->w + 3) >> 2;
-                        job.rows = 1;
-                        job.x_skip = 0;
-                        job.out_skip = 0;
-                        fn(&job);
-                    } else {
-                        dw_run(&job, fn, od->w, 1, 0, 0);
-                    }
+                    dw_run(&job, fn, od->w, 1, 0, 0);
                 }
             }
         }
