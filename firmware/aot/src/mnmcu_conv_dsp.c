@@ -309,7 +309,17 @@ static void expand_windows(const int8_t *const *const *rows, int32_t kh, int32_t
             dst += 6;
         }
     }
-    if (left > 0) {
+    if (left == 1 && kh <= 4) {
+        /* One leftover per row (e.g. three rows of nine values): one group. */
+        for (i = 0; i < 3; ++i) {
+            const int8_t *const *r = rows[i];
+            uint32_t word = (uint8_t)r[0][4 * full];
+            for (ky = 1; ky < kh; ++ky) {
+                word |= (uint32_t)(uint8_t)r[ky][4 * full] << (8 * ky);
+            }
+            expand_word((int32_t)word, dst + 2 * i);
+        }
+    } else if (left > 0) {
         for (i = 0; i < 3; ++i) {
             int32_t *d = dst + 2 * i;
             uint32_t word = 0;
@@ -464,33 +474,59 @@ int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
            3 * ((patch + 3) & ~3);
 }
 
+/* An output pixel's place: batch, row, column. */
+typedef struct {
+    int32_t batch;
+    int32_t y;
+    int32_t x;
+} out_pos_t;
+
+/* The place of output pixel q (flat over N, OH, OW). */
+static out_pos_t out_pos(const mnmcu_dims_t *od, int32_t q)
+{
+    out_pos_t pos;
+    pos.batch = q / (od->h * od->w);
+    q -= pos.batch * od->h * od->w;
+    pos.y = q / od->w;
+    pos.x = q - pos.y * od->w;
+    return pos;
+}
+
+/* The next output pixel's place. */
+MNMCU_INLINE void out_pos_next(const mnmcu_dims_t *od, out_pos_t *pos)
+{
+    if (++pos->x == od->w) {
+        pos->x = 0;
+        if (++pos->y == od->h) {
+            pos->y = 0;
+            ++pos->batch;
+        }
+    }
+}
+
 /*
- * The rows of output pixel q's window (q flat over N, OH, OW) into rows[]:
- * where the window lies inside the image (and dilation_w is 1), pointers into
- * the input; else a copy in copy (KH rows of KW * C_in values), the input zero
+ * The rows of the window of the output pixel at pos into rows[]: where the
+ * window lies inside the image (and dilation_w is 1), pointers into the
+ * input; else a copy in copy (KH rows of KW * C_in values), the input zero
  * point outside the image. The kernel keeps a copy for each of three windows.
  */
-static void window_rows(const mnmcu_conv2d_params_t *params, const int8_t *input, int32_t q,
-                        int8_t zero_point, int8_t *copy, const int8_t **rows)
+static void window_rows(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                        out_pos_t pos, int8_t zero_point, int8_t *copy, const int8_t **rows)
 {
     const mnmcu_dims_t *in = &params->input;
     const mnmcu_dims_t *fd = &params->filter;
-    const mnmcu_dims_t *od = &params->output;
-    const int32_t plane = od->h * od->w;
-    const int32_t batch = q / plane;
-    const int32_t out_y = (q - batch * plane) / od->w;
-    const int32_t out_x = q - batch * plane - out_y * od->w;
-    const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
-    const int32_t y0 = out_y * params->stride_h - params->pad_h;
-    const int32_t x0 = out_x * params->stride_w - params->pad_w;
+    const int8_t *in_batch = input + (int64_t)pos.batch * in->h * in->w * in->c;
+    const int32_t y0 = pos.y * params->stride_h - params->pad_h;
+    const int32_t x0 = pos.x * params->stride_w - params->pad_w;
     const int32_t row_bytes = fd->w * in->c;
     int32_t ky, kx, ic;
-    if (params->dilation_w == 1 && y0 >= 0 && y0 + (fd->h - 1) * params->dilation_h < in->h &&
-        x0 >= 0 && x0 + fd->w <= in->w) {
+    if (params->dilation_w == 1 && (uint32_t)y0 <= (uint32_t)(in->h - 1 - (fd->h - 1) * params->dilation_h) &&
+        (uint32_t)x0 <= (uint32_t)(in->w - fd->w)) {
         const int8_t *src = in_batch + ((int64_t)y0 * in->w + x0) * in->c;
+        const int32_t row_step = params->dilation_h * in->w * in->c;
         for (ky = 0; ky < fd->h; ++ky) {
             rows[ky] = src;
-            src += params->dilation_h * in->w * in->c;
+            src += row_step;
         }
         return;
     }
@@ -523,6 +559,7 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
     const int8_t *row_ptrs[3][16];
     const int8_t *const *rows[3];
     int8_t zero_point;
+    out_pos_t pos;
     conv3_t ctx;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
@@ -546,14 +583,26 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
     if (pixels < 3) {
         ctx.stride = 0;
     }
+    for (k = 0; k < 3; ++k) {
+        rows[k] = row_ptrs[k];
+    }
+    pos = out_pos(&params->output, 0);
     for (p = 0; p < pixels; p += pixels < 3 ? 1 : 3) {
         /* The last block ends at the last pixel, computing up to two again;
          * with fewer than three pixels, each one three times over itself. */
         const int32_t q = pixels < 3 ? p : MNMCU_MIN(p, pixels - 3);
+        if (q != p) {
+            pos = out_pos(&params->output, q);
+        }
         for (k = 0; k < 3; ++k) {
-            window_rows(params, input, pixels < 3 ? q : q + k, zero_point,
-                        copy + k * ((kh * row_bytes + 3) & ~3), row_ptrs[k]);
-            rows[k] = row_ptrs[k];
+            window_rows(params, input, pos, zero_point, copy + k * ((kh * row_bytes + 3) & ~3),
+                        row_ptrs[k]);
+            if (pixels >= 3) {
+                out_pos_next(&params->output, &pos);
+            }
+        }
+        if (pixels < 3) {
+            out_pos_next(&params->output, &pos);
         }
         expand_windows(rows, kh, row_bytes, (int32_t *)ctx.x);
         ctx.out = output + (int64_t)q * channels;

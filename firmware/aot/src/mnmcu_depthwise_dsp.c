@@ -90,7 +90,8 @@ MNMCU_INLINE int32_t rd(const int16_t *p)
  * Rows of outputs of one channel in blocks of four (field offsets are used by
  * the assembly). A row has n outputs: quads blocks at outputs 0, 4, ..., then,
  * where n % 4 != 0 (tail), one more block that steps back to end at output
- * n - 1 (recomputing some). Output i reads filter row ky from x[ky] + i *
+ * n - 1 (recomputing some). Rows of a multiple of three outputs that is not
+ * one of four may take blocks of three instead (size 3, no tail). Output i reads filter row ky from x[ky] + i *
  * stride (column 0 of its window) and goes to out + i * step; after a row,
  * x[ky] moves on by x_skip more bytes and out by out_skip more bytes (past
  * the row's n outputs).
@@ -112,6 +113,7 @@ typedef struct {
     int32_t x_back;       /* 68: bytes x steps back for it */
     int32_t out_back;     /* 72: bytes out steps back for it */
     int32_t n;            /* outputs per row */
+    int32_t size;         /* outputs per block: 4, or 3 for the blocks of three */
     int32_t kh;           /* filter and stride, for the C loops */
     int32_t kw;
     int32_t stride;
@@ -126,7 +128,7 @@ typedef void (*dw_quads_fn)(const dw_quads_t *job);
 /* The first output of block b of a job's row (the tail block ends at output n - 1). */
 static int32_t dw_block_start(const dw_quads_t *job, int32_t b)
 {
-    return b < job->quads ? 4 * b : job->n - 4;
+    return b < job->quads ? job->size * b : job->n - job->size;
 }
 
 /* A job in C, any filter and stride. */
@@ -139,7 +141,7 @@ static void dw_quads_c(const dw_quads_t *job)
     int32_t r, b, i, ky, kx;
     for (r = 0; r < job->rows; ++r) {
         for (b = 0; b < job->quads + job->tail; ++b) {
-            for (i = dw_block_start(job, b); i < dw_block_start(job, b) + 4; ++i) {
+            for (i = dw_block_start(job, b); i < dw_block_start(job, b) + job->size; ++i) {
                 int32_t acc = job->bias2;
                 for (ky = 0; ky < job->kh; ++ky) {
                     const int16_t *x = job->x[ky] + r * row_step + i * job->stride;
@@ -345,6 +347,123 @@ DW_K3_FN(dw_quads_k3s2, DW_K3S2_ROW)
     }
 DW_K5_FN(dw_quads_k5s1, DW_K5S1_ROW, "8")
 DW_K5_FN(dw_quads_k5s2, DW_K5S2_ROW, "16")
+
+/* Blocks of three outputs (r0-r2; r3 is a spare tap register). */
+#define DW_INIT3                                                                               \
+    "ldr r0, [sp, #24]\n\t"                                                                    \
+    "mov r1, r0\n\t"                                                                           \
+    "mov r2, r0\n\t"
+#define DW_STORE3(m, r, e, o, s)                                                               \
+    "ldrd " m ", " r ", [sp, #28]\n\t"                                                         \
+    "ldr " e ", [sp, #36]\n\t" DW_REQUANT("r0", m, r, e) DW_REQUANT("r1", m, r, e)             \
+        DW_REQUANT("r2", m, r, e)                                                             \
+    "ldrd " o ", " s ", [sp, #40]\n\t"                                                         \
+    "strb r0, [" o "]\n\t"                                                                     \
+    "strb r1, [" o ", " s "]\n\t"                                                              \
+    "strb r2, [" o ", " s ", lsl #1]\n\t"                                                      \
+    "add " o ", " o ", " s "\n\t"                                                              \
+    "add " o ", " o ", " s ", lsl #1\n\t"                                                      \
+    "str " o ", [sp, #40]\n\t"                                                                 \
+    "ldr lr, [sp, #76]\n\t"                                                                    \
+    "subs lr, lr, #1\n\t"                                                                      \
+    "str lr, [sp, #76]\n\t"
+/* 3x3 at stride 1: columns 0..4, blocks 3 columns (6 bytes) apart, so no LDRD. */
+#define DW_K3S1_ROW3(x, wofs)                                                                  \
+    "ldrd r7, r8, [r12, #" wofs "]\n\t"                                                        \
+    "ldr r9, [" x "]\n\t"                                                                      \
+    "ldr r10, [" x ", #4]\n\t"                                                                 \
+    "ldr r11, [" x ", #2]\n\t"                                                                 \
+    "ldr r3, [" x ", #8]\n\t"                                                                  \
+    "add " x ", " x ", #6\n\t"                                                                 \
+    "smlad r0, r9, r7, r0\n\t"                                                                 \
+    "smlabb r0, r10, r8, r0\n\t"                                                               \
+    "smlad r1, r11, r7, r1\n\t"                                                                \
+    "smlatb r1, r10, r8, r1\n\t"                                                               \
+    "smlad r2, r10, r7, r2\n\t"                                                                \
+    "smlabb r2, r3, r8, r2\n\t"
+/* 3x3 at stride 2: columns 0..6, blocks 6 columns (12 bytes) apart. */
+#define DW_K3S2_ROW3(x, wofs)                                                                  \
+    "ldrd r7, r8, [r12, #" wofs "]\n\t"                                                        \
+    "ldrd r9, r10, [" x "], #12\n\t"                                                           \
+    "ldrd r11, r3, [" x ", #-4]\n\t"                                                           \
+    "smlad r0, r9, r7, r0\n\t"                                                                 \
+    "smlabb r0, r10, r8, r0\n\t"                                                               \
+    "smlad r1, r10, r7, r1\n\t"                                                                \
+    "smlabb r1, r11, r8, r1\n\t"                                                               \
+    "smlad r2, r11, r7, r2\n\t"                                                                \
+    "smlabb r2, r3, r8, r2\n\t"
+#define DW_K3_FN3(name, ROW)                                                                   \
+    __attribute__((naked, noinline)) static void name(                                         \
+        const dw_quads_t *job __attribute__((unused)))                                         \
+    {                                                                                          \
+        __asm__(DW_ENTER "ldm sp, {r4-r6}\n\t"                                                 \
+                         "ldr r12, [sp, #20]\n\t"                                              \
+                         "1:\n\t" DW_INIT3 ROW("r4", "0") ROW("r5", "8") ROW("r6", "16")       \
+                             DW_STORE3("r7", "r8", "r9", "r10", "r11") "bne 1b\n\t"            \
+                                 DW_ROW_END("sub r4, r4, r7\n\t"                               \
+                                            "sub r5, r5, r7\n\t"                               \
+                                            "sub r6, r6, r7\n\t",                              \
+                                            "add r4, r4, r7\n\t"                               \
+                                            "add r5, r5, r7\n\t"                               \
+                                            "add r6, r6, r7\n\t") DW_LEAVE);                   \
+    }
+DW_K3_FN3(dw_triples_k3s1, DW_K3S1_ROW3)
+DW_K3_FN3(dw_triples_k3s2, DW_K3S2_ROW3)
+
+/* 5x5 at stride 1: columns 0..6 (blocks 6 bytes apart); weights r4-r6, taps r7-r9, r3. */
+#define DW_K5S1_ROW3(k, wofs, wofs2)                                                           \
+    "ldr r10, [sp, #" k "]\n\t"                                                                \
+    "add r10, r10, r11\n\t"                                                                    \
+    "ldrd r4, r5, [r12, #" wofs "]\n\t"                                                        \
+    "ldr r6, [r12, #" wofs2 "]\n\t"                                                            \
+    "ldr r7, [r10]\n\t"                                                                        \
+    "ldr r8, [r10, #2]\n\t"                                                                    \
+    "ldr r9, [r10, #4]\n\t"                                                                    \
+    "smlad r0, r7, r4, r0\n\t"                                                                 \
+    "smlad r1, r8, r4, r1\n\t"                                                                 \
+    "smlad r2, r9, r4, r2\n\t"                                                                 \
+    "smlad r0, r9, r5, r0\n\t"                                                                 \
+    "ldr r7, [r10, #6]\n\t"                                                                    \
+    "ldr r8, [r10, #8]\n\t"                                                                    \
+    "ldr r3, [r10, #12]\n\t"                                                                   \
+    "smlad r1, r7, r5, r1\n\t"                                                                 \
+    "smlad r2, r8, r5, r2\n\t"                                                                 \
+    "smlabb r0, r8, r6, r0\n\t"                                                                \
+    "smlatb r1, r8, r6, r1\n\t"                                                                \
+    "smlabb r2, r3, r6, r2\n\t"
+/* 5x5 at stride 2: columns 0..8 (blocks 12 bytes apart). */
+#define DW_K5S2_ROW3(k, wofs, wofs2)                                                           \
+    "ldr r10, [sp, #" k "]\n\t"                                                                \
+    "add r10, r10, r11\n\t"                                                                    \
+    "ldrd r4, r5, [r12, #" wofs "]\n\t"                                                        \
+    "ldr r6, [r12, #" wofs2 "]\n\t"                                                            \
+    "ldrd r7, r8, [r10]\n\t"                                                                   \
+    "ldrd r9, r3, [r10, #8]\n\t"                                                               \
+    "smlad r0, r7, r4, r0\n\t"                                                                 \
+    "smlad r0, r8, r5, r0\n\t"                                                                 \
+    "smlabb r0, r9, r6, r0\n\t"                                                                \
+    "smlad r1, r8, r4, r1\n\t"                                                                 \
+    "smlad r1, r9, r5, r1\n\t"                                                                 \
+    "smlabb r1, r3, r6, r1\n\t"                                                                \
+    "smlad r2, r9, r4, r2\n\t"                                                                 \
+    "smlad r2, r3, r5, r2\n\t"                                                                 \
+    "ldr r7, [r10, #16]\n\t"                                                                   \
+    "smlabb r2, r7, r6, r2\n\t"
+#define DW_K5_FN3(name, ROW, advance)                                                          \
+    __attribute__((naked, noinline)) static void name(                                         \
+        const dw_quads_t *job __attribute__((unused)))                                         \
+    {                                                                                          \
+        __asm__(DW_ENTER "ldr r12, [sp, #20]\n\t"                                              \
+                         "mov r11, #0\n\t"                                                     \
+                         "1:\n\t" DW_INIT3 ROW("0", "0", "8") ROW("4", "12", "20")             \
+                             ROW("8", "24", "32") ROW("12", "36", "44") ROW("16", "48", "56")  \
+                                 "add r11, r11, #" advance "\n\t"                              \
+                                 DW_STORE3("r4", "r5", "r6", "r7", "r8") "bne 1b\n\t"          \
+                                     DW_ROW_END("sub r11, r11, r7\n\t",                         \
+                                                "add r11, r11, r7\n\t") DW_LEAVE);             \
+    }
+DW_K5_FN3(dw_triples_k5s1, DW_K5S1_ROW3, "6")
+DW_K5_FN3(dw_triples_k5s2, DW_K5S2_ROW3, "12")
 #endif
 
 #if MNMCU_HAVE_MVE
@@ -502,6 +621,30 @@ static dw_quads_fn dw_quads_for(int32_t kh, int32_t kw, int32_t stride)
     return dw_quads_c;
 }
 
+/* The blocks of three of a filter and stride in assembly, or NULL. */
+static dw_quads_fn dw_triples_for(int32_t kh, int32_t kw, int32_t stride)
+{
+#if MNMCU_HAVE_DSP && !MNMCU_HAVE_MVE
+    if (kh == 3 && kw == 3 && stride == 1) {
+        return dw_triples_k3s1;
+    }
+    if (kh == 3 && kw == 3 && stride == 2) {
+        return dw_triples_k3s2;
+    }
+    if (kh == 5 && kw == 5 && stride == 1) {
+        return dw_triples_k5s1;
+    }
+    if (kh == 5 && kw == 5 && stride == 2) {
+        return dw_triples_k5s2;
+    }
+#else
+    (void)kh;
+    (void)kw;
+    (void)stride;
+#endif
+    return NULL;
+}
+
 /*
  * rows rows of n outputs (x, out set for the first; rows row_step int16
  * apart, out_row bytes apart). From four outputs a row ends with a block
@@ -509,12 +652,24 @@ static dw_quads_fn dw_quads_for(int32_t kh, int32_t kw, int32_t stride)
  * past n land on the next row's first ones before they are computed, the last
  * row's through a buffer.
  */
-static void dw_run(dw_quads_t *job, dw_quads_fn fn, int32_t n, int32_t rows, int32_t row_step,
-                   int32_t out_row)
+static void dw_run(dw_quads_t *job, dw_quads_fn fn, dw_quads_fn triples, int32_t n,
+                   int32_t rows, int32_t row_step, int32_t out_row)
 {
     const int32_t s = job->stride, step = job->step;
     int8_t last[4];
     int32_t k, i;
+    job->size = 4;
+    if (triples != NULL && (n & 3) != 0 && n % 3 == 0) {
+        job->size = 3;
+        job->n = n;
+        job->quads = n / 3;
+        job->tail = 0;
+        job->x_skip = (row_step - n * s) * (int32_t)sizeof(int16_t);
+        job->out_skip = out_row - n * step;
+        job->rows = rows;
+        triples(job);
+        return;
+    }
     if (n >= 4) {
         const int32_t back = 4 - (n & 3);
         job->n = n;
@@ -668,6 +823,7 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
     int32_t ring_row[5];
     int16_t zero_point;
     dw_quads_fn fn;
+    dw_quads_fn triples;
     dw_quads_t job;
 
     if (params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
@@ -698,6 +854,7 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
     /* Input columns some output reads (the others are never expanded). */
     columns = MNMCU_MIN(in->w, width - params->pad_w);
     fn = dw_quads_for(kh, params->filter.w, params->stride_w);
+    triples = dw_triples_for(kh, params->filter.w, params->stride_w);
 
     for (batch = 0; batch < in->n; ++batch) {
         const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
@@ -718,7 +875,8 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
                         job.x[k] = rows_buf + c * plane + k * width;
                     }
                     job.out = out_batch + c0 + c;
-                    dw_run(&job, fn, od->w, od->h, params->stride_h * width, od->w * od->c);
+                    dw_run(&job, fn, triples, od->w, od->h, params->stride_h * width,
+                           od->w * od->c);
                 }
                 continue;
             }
@@ -751,7 +909,7 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
                         job.x[k] = rows[k] + c * plane;
                     }
                     job.out = out_batch + (int64_t)out_y * od->w * od->c + c0 + c;
-                    dw_run(&job, fn, od->w, 1, 0, 0);
+                    dw_run(&job, fn, triples, od->w, 1, 0, 0);
                 }
             }
         }

@@ -216,7 +216,7 @@ def _dw_weights(rows: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
 # DSP convolutions with at least this many output pixels keep their weights as int16
 # (twice the bytes, three fewer instructions per 24 multiply-accumulates); below, the
 # weights are many for the work they do.
-_DSP_WIDE_MIN_PIXELS = 64
+_DSP_WIDE_MIN_PIXELS = 36
 
 
 def _dsp_wide(pixels: int) -> bool:
