@@ -59,7 +59,7 @@ typedef struct {
     int8_t *out;          /* 16: pixel 0's output, channel 2 * first pair */
     int32_t stride;       /* 20: bytes from one pixel's outputs to the next pixel's */
     int32_t pairs;        /* 24: pairs to compute, >= 1 */
-    int32_t odd;          /* 28: groups is odd (the first pass does one group) */
+    int32_t skip;         /* 28: (4 - groups % 4) % 4, groups the first pass leaves out */
     int32_t wide;         /* weights as int16 pairs (16 bytes per group) instead of int8 */
 } conv3_t;
 
@@ -180,62 +180,64 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
     "smmlar " a ", " a ", " m ", r12\n\t"                                                      \
     "asr " a ", " a ", " e "\n\t"                                                              \
     "ssat " a ", #8, " a "\n\t"
-/* conv3_pair_c() over ctx->pairs pairs; entry: "b 5f" for an odd number of groups. */
-#define MNMCU_CONV3_FN(name, entry, GROUP)                                                            \
-    __attribute__((naked, noinline)) static void name(const conv3_t *ctx __attribute__((unused))) \
-    {                                                                                            \
-        __asm__(                                                                                 \
-            "push {r4-r11, lr}\n\t"                                                              \
-            "sub sp, sp, #32\n\t"                                                                \
-            /* Frame: 0 x, 4 x_end, 8 w, 12 pair, 16 out, 20 stride, 24 pairs left, 28 odd. */   \
-            "ldm r0, {r1-r8}\n\t"                                                                \
-            "stm sp, {r1-r8}\n\t"                                                                \
-            "ldr lr, [sp, #8]\n\t"                                                               \
-            "2:\n\t"                                                                             \
-            "ldr r12, [sp, #12]\n\t"                                                             \
-            "ldm r12!, {r0, r1}\n\t"                                                             \
-            "str r12, [sp, #12]\n\t"                                                             \
-            "mov r2, r0\n\t"                                                                     \
-            "mov r3, r1\n\t"                                                                     \
-            "mov r4, r0\n\t"                                                                     \
-            "mov r5, r1\n\t"                                                                     \
-            "ldr r12, [sp, #0]\n\t"                                                              \
-            /* An odd number of groups enters the loop at its second group. */                   \
-            entry "1:\n\t" GROUP "5:\n\t" GROUP                          \
-            "ldr r10, [sp, #4]\n\t"                                                              \
-            "cmp r12, r10\n\t"                                                                   \
-            "bne 1b\n\t"                                                                         \
-            /* Multipliers r6 r7, rounding terms r8 r9, exponents r10 r11. */                    \
-            "ldr r12, [sp, #12]\n\t"                                                             \
-            "ldm r12!, {r6-r11}\n\t"                                                             \
-            "str r12, [sp, #12]\n\t" MNMCU_CONV3_REQUANT("r0", "r6", "r8", "r10")                \
-                MNMCU_CONV3_REQUANT("r2", "r6", "r8", "r10") MNMCU_CONV3_REQUANT("r4", "r6", "r8", "r10") \
-                    MNMCU_CONV3_REQUANT("r1", "r7", "r9", "r11")                                 \
-                        MNMCU_CONV3_REQUANT("r3", "r7", "r9", "r11")                             \
-                            MNMCU_CONV3_REQUANT("r5", "r7", "r9", "r11")                         \
-            /* Outputs: pixel 0 at out, pixel 1 at out + stride, pixel 2 at out + 2 * stride. */ \
-            "ldrd r12, r6, [sp, #16]\n\t"                                                        \
-            "add r7, r12, r6\n\t"                                                                \
-            "strb r0, [r12]\n\t"                                                                 \
-            "strb r1, [r12, #1]\n\t"                                                             \
-            "strb r2, [r7]\n\t"                                                                  \
-            "strb r3, [r7, #1]\n\t"                                                              \
-            "strb r4, [r7, r6]\n\t"                                                              \
-            "add r7, r7, r6\n\t"                                                                 \
-            "strb r5, [r7, #1]\n\t"                                                              \
-            "add r12, r12, #2\n\t"                                                               \
-            "ldr r7, [sp, #24]\n\t"                                                              \
-            "str r12, [sp, #16]\n\t"                                                             \
-            "subs r7, r7, #1\n\t"                                                                \
-            "str r7, [sp, #24]\n\t"                                                              \
-            "bne 2b\n\t"                                                                         \
-            "add sp, sp, #32\n\t"                                                                \
-            "pop {r4-r11, pc}\n\t");                                                             \
+/* conv3_pair_c() over ctx->pairs pairs, GROUP: one group of four values. */
+#define MNMCU_CONV3_FN(name, GROUP)                                                                \
+    __attribute__((naked, noinline)) static void name(const conv3_t *ctx __attribute__((unused)))  \
+    {                                                                                              \
+        __asm__(                                                                                   \
+            "push {r4-r11, lr}\n\t"                                                                \
+            "sub sp, sp, #32\n\t"                                                                  \
+            /* Frame: 0 x, 4 x_end, 8 w, 12 pair, 16 out, 20 stride, 24 pairs left, 28 skip. */    \
+            "ldm r0, {r1-r8}\n\t"                                                                  \
+            "stm sp, {r1-r8}\n\t"                                                                  \
+            "ldr lr, [sp, #8]\n\t"                                                                 \
+            "2:\n\t"                                                                               \
+            "ldr r12, [sp, #12]\n\t"                                                               \
+            "ldm r12!, {r0, r1}\n\t"                                                               \
+            "str r12, [sp, #12]\n\t"                                                               \
+            "mov r2, r0\n\t"                                                                       \
+            "mov r3, r1\n\t"                                                                       \
+            "mov r4, r0\n\t"                                                                       \
+            "mov r5, r1\n\t"                                                                       \
+            "ldr r12, [sp, #0]\n\t"                                                                \
+            /* Four groups per pass; the first pass enters past skip of them. */                   \
+            "ldr r7, [sp, #28]\n\t"                                                                \
+            "tbb [pc, r7]\n\t"                                                                     \
+            "0:\n\t"                                                                               \
+            ".byte (1f - 0b) / 2, (5f - 0b) / 2, (6f - 0b) / 2, (7f - 0b) / 2\n\t"                 \
+            "1:\n\t" GROUP "5:\n\t" GROUP "6:\n\t" GROUP "7:\n\t" GROUP                            \
+            "ldr r10, [sp, #4]\n\t"                                                                \
+            "cmp r12, r10\n\t"                                                                     \
+            "bne 1b\n\t"                                                                           \
+            /* Multipliers r6 r7, rounding terms r8 r9, exponents r10 r11. */                      \
+            "ldr r12, [sp, #12]\n\t"                                                               \
+            "ldm r12!, {r6-r11}\n\t"                                                               \
+            "str r12, [sp, #12]\n\t" MNMCU_CONV3_REQUANT("r0", "r6", "r8", "r10")                  \
+                MNMCU_CONV3_REQUANT("r2", "r6", "r8", "r10") MNMCU_CONV3_REQUANT("r4", "r6", "r8", "r10")\
+                    MNMCU_CONV3_REQUANT("r1", "r7", "r9", "r11")                                   \
+                        MNMCU_CONV3_REQUANT("r3", "r7", "r9", "r11")                               \
+                            MNMCU_CONV3_REQUANT("r5", "r7", "r9", "r11")                           \
+            /* Outputs: pixel 0 at out, pixel 1 at out + stride, pixel 2 at out + 2 * stride. */   \
+            "ldrd r12, r6, [sp, #16]\n\t"                                                          \
+            "add r7, r12, r6\n\t"                                                                  \
+            "strb r0, [r12]\n\t"                                                                   \
+            "strb r1, [r12, #1]\n\t"                                                               \
+            "strb r2, [r7]\n\t"                                                                    \
+            "strb r3, [r7, #1]\n\t"                                                                \
+            "strb r4, [r7, r6]\n\t"                                                                \
+            "add r7, r7, r6\n\t"                                                                   \
+            "strb r5, [r7, #1]\n\t"                                                                \
+            "add r12, r12, #2\n\t"                                                                 \
+            "ldr r7, [sp, #24]\n\t"                                                                \
+            "str r12, [sp, #16]\n\t"                                                               \
+            "subs r7, r7, #1\n\t"                                                                  \
+            "str r7, [sp, #24]\n\t"                                                                \
+            "bne 2b\n\t"                                                                           \
+            "add sp, sp, #32\n\t"                                                                  \
+            "pop {r4-r11, pc}\n\t");                                                               \
     }
-MNMCU_CONV3_FN(conv3_pairs_even, "", MNMCU_CONV3_GROUP)
-MNMCU_CONV3_FN(conv3_pairs_odd, "b 5f\n\t", MNMCU_CONV3_GROUP)
-MNMCU_CONV3_FN(conv3_pairs_even_wide, "", MNMCU_CONV3_GROUP_WIDE)
-MNMCU_CONV3_FN(conv3_pairs_odd_wide, "b 5f\n\t", MNMCU_CONV3_GROUP_WIDE)
+MNMCU_CONV3_FN(conv3_pairs, MNMCU_CONV3_GROUP)
+MNMCU_CONV3_FN(conv3_pairs_wide, MNMCU_CONV3_GROUP_WIDE)
 #undef MNMCU_CONV3_GROUP
 #undef MNMCU_CONV3_GROUP_WIDE
 #undef MNMCU_CONV3_FN
@@ -255,15 +257,9 @@ static void conv3(conv3_t *ctx, int32_t channels)
     if (full > 0) {
         ctx->pairs = full;
         if (ctx->wide) {
-            if (ctx->odd) {
-                conv3_pairs_odd_wide(ctx);
-            } else {
-                conv3_pairs_even_wide(ctx);
-            }
-        } else if (ctx->odd) {
-            conv3_pairs_odd(ctx);
+            conv3_pairs_wide(ctx);
         } else {
-            conv3_pairs_even(ctx);
+            conv3_pairs(ctx);
         }
     }
 #else
@@ -391,7 +387,7 @@ static void conv3_init(conv3_t *ctx, const mnmcu_conv2d_params_t *params, const 
     ctx->wide = wide;
     ctx->pair = expanded + 6 * groups;
     ctx->stride = params->output.c;
-    ctx->odd = groups & 1;
+    ctx->skip = (4 - (groups & 3)) & 3;
     prepare_pairs(params, bias, (int32_t *)ctx->pair);
 }
 

@@ -387,20 +387,27 @@ static inline void mnmcu_clamp_s8(int8_t *p, int32_t n, int32_t act_min, int32_t
     const int32_t lo = (int32_t)(0x01010101u * (uint8_t)act_min);
     const int32_t hi = (int32_t)(0x01010101u * (uint8_t)act_max);
     int32_t i = 0;
+    /* Eight bytes per pass, one side of the range where the other is full. */
     if (act_max == 127) {
-        for (; i + 4 <= n; i += 4) {
-            const int32_t v = mnmcu_max_s8x4(mnmcu_read_s8x4(p + i), lo);
-            memcpy(p + i, &v, sizeof(v));
+        for (; i + 8 <= n; i += 8) {
+            const int32_t a = mnmcu_max_s8x4(mnmcu_read_s8x4(p + i), lo);
+            const int32_t b = mnmcu_max_s8x4(mnmcu_read_s8x4(p + i + 4), lo);
+            memcpy(p + i, &a, sizeof(a));
+            memcpy(p + i + 4, &b, sizeof(b));
         }
     } else if (act_min == -128) {
-        for (; i + 4 <= n; i += 4) {
-            const int32_t v = mnmcu_min_s8x4(mnmcu_read_s8x4(p + i), hi);
-            memcpy(p + i, &v, sizeof(v));
+        for (; i + 8 <= n; i += 8) {
+            const int32_t a = mnmcu_min_s8x4(mnmcu_read_s8x4(p + i), hi);
+            const int32_t b = mnmcu_min_s8x4(mnmcu_read_s8x4(p + i + 4), hi);
+            memcpy(p + i, &a, sizeof(a));
+            memcpy(p + i + 4, &b, sizeof(b));
         }
     } else {
-        for (; i + 4 <= n; i += 4) {
-            const int32_t v = mnmcu_min_s8x4(mnmcu_max_s8x4(mnmcu_read_s8x4(p + i), lo), hi);
-            memcpy(p + i, &v, sizeof(v));
+        for (; i + 8 <= n; i += 8) {
+            const int32_t a = mnmcu_min_s8x4(mnmcu_max_s8x4(mnmcu_read_s8x4(p + i), lo), hi);
+            const int32_t b = mnmcu_min_s8x4(mnmcu_max_s8x4(mnmcu_read_s8x4(p + i + 4), lo), hi);
+            memcpy(p + i, &a, sizeof(a));
+            memcpy(p + i + 4, &b, sizeof(b));
         }
     }
     for (; i < n; ++i) {
