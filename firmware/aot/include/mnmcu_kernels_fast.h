@@ -68,10 +68,10 @@ int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 
 /**
  * mnmcu_conv2d_1x1_s8_dsp_run() and mnmcu_conv2d_s8_dsp_run() with the weights
- * already extended to int16 (twice the bytes, no SXTB16 in the inner loop):
- * per pair of output channels and group of four values (w0..w3 of channel 2j,
- * then of 2j+1), each channel's (w0, w2) and (w1, w3). Scratch as for the
- * int8 layout.
+ * already extended to int16 and doubled (twice the bytes, no SXTB16 in the
+ * inner loop): per pair of output channels and group of four values (w0..w3
+ * of channel 2j, then of 2j+1), each channel's (2 * w0, 2 * w2) and
+ * (2 * w1, 2 * w3). Scratch as for the int8 layout.
  */
 mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
                                              const int8_t *input, const int16_t *filter,

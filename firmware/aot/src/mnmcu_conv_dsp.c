@@ -275,13 +275,18 @@ static void conv3(conv3_t *ctx, int32_t channels)
     }
 }
 
-/* 2 * x as int16 pairs: bytes (0, 2) of a, then bytes (1, 3). */
-MNMCU_INLINE void expand_word(int32_t a, int32_t *dst)
+/*
+ * x as int16 pairs, bytes (0, 2) of a then bytes (1, 3), doubled (dbl) for
+ * int8 weights; int16 weights are stored doubled instead.
+ */
+MNMCU_INLINE void expand_word_k(int32_t a, int32_t *dst, const int dbl)
 {
     const int32_t even = mnmcu_sxtb16(a), odd = mnmcu_sxtb16_ror8(a);
-    dst[0] = mnmcu_sadd16(even, even);
-    dst[1] = mnmcu_sadd16(odd, odd);
+    dst[0] = dbl ? mnmcu_sadd16(even, even) : even;
+    dst[1] = dbl ? mnmcu_sadd16(odd, odd) : odd;
 }
+
+#define expand_word(a, dst) expand_word_k(a, dst, dbl)
 
 /*
  * The values of three pixels (or windows) into the expanded layout (dst: group
@@ -291,8 +296,8 @@ MNMCU_INLINE void expand_word(int32_t a, int32_t *dst)
  * row_bytes % 4 values one after the other, zeros up to a multiple of four.
  * The generator orders the weights the same way (a 1x1 pixel is one row).
  */
-static void expand_windows(const int8_t *const *const *rows, int32_t kh, int32_t row_bytes,
-                           int32_t *dst)
+MNMCU_INLINE void expand_windows_k(const int8_t *const *const *rows, int32_t kh,
+                                   int32_t row_bytes, int32_t *dst, const int dbl)
 {
     const int32_t full = row_bytes >> 2, left = row_bytes & 3;
     int32_t ky, k, i;
@@ -339,8 +344,8 @@ static void expand_windows(const int8_t *const *const *rows, int32_t kh, int32_t
 }
 
 /* Three pixels of depth values (one row each) into the expanded layout. */
-static void expand_pixels(const int8_t *x0, const int8_t *x1, const int8_t *x2, int32_t depth,
-                          int32_t *dst)
+MNMCU_INLINE void expand_pixels_k(const int8_t *x0, const int8_t *x1, const int8_t *x2,
+                                  int32_t depth, int32_t *dst, const int dbl)
 {
     int32_t k;
     for (k = 0; k + 3 < depth; k += 4) {
@@ -361,6 +366,28 @@ static void expand_pixels(const int8_t *x0, const int8_t *x1, const int8_t *x2, 
         for (i = 0; i < 3; ++i) {
             expand_word(mnmcu_read_s8x4(a[i]), dst + 2 * i);
         }
+    }
+}
+#undef expand_word
+
+/* expand_windows_k() and expand_pixels_k() for int8 (doubled) and int16 weights. */
+static void expand_windows(const int8_t *const *const *rows, int32_t kh, int32_t row_bytes,
+                           int32_t *dst, int wide)
+{
+    if (wide) {
+        expand_windows_k(rows, kh, row_bytes, dst, 0);
+    } else {
+        expand_windows_k(rows, kh, row_bytes, dst, 1);
+    }
+}
+
+static void expand_pixels(const int8_t *x0, const int8_t *x1, const int8_t *x2, int32_t depth,
+                          int32_t *dst, int wide)
+{
+    if (wide) {
+        expand_pixels_k(x0, x1, x2, depth, dst, 0);
+    } else {
+        expand_pixels_k(x0, x1, x2, depth, dst, 1);
     }
 }
 
@@ -434,7 +461,7 @@ static mnmcu_status_t conv1x1_run(const mnmcu_conv2d_params_t *params, const int
         for (k = 0; k < 3; ++k) {
             x[k] = input + (int64_t)(pixels < 3 ? q : q + k) * depth;
         }
-        expand_pixels(x[0], x[1], x[2], depth, (int32_t *)ctx.x);
+        expand_pixels(x[0], x[1], x[2], depth, (int32_t *)ctx.x, wide);
         ctx.out = output + (int64_t)q * channels;
         conv3(&ctx, channels);
     }
@@ -600,7 +627,7 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
         if (pixels < 3) {
             out_pos_next(&params->output, &pos);
         }
-        expand_windows(rows, kh, row_bytes, (int32_t *)ctx.x);
+        expand_windows(rows, kh, row_bytes, (int32_t *)ctx.x, wide);
         ctx.out = output + (int64_t)q * channels;
         conv3(&ctx, channels);
     }

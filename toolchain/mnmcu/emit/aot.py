@@ -380,8 +380,9 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     function = "mnmcu_conv2d_1x1_s8_dsp" if one else "mnmcu_conv2d_s8_dsp"
     scratch = _conv_scratch(one, kernel[0], row_bytes, channels)
     if _dsp_wide(int(out.shape[1]) * out_w):
-        # Each channel's four values as the int16 pairs (w0, w2), (w1, w3).
-        wide = pairs[..., [0, 2, 1, 3]].reshape(-1)
+        # Each channel's four values doubled, as the int16 pairs (w0, w2), (w1, w3)
+        # (the kernel then leaves its inputs undoubled).
+        wide = (2 * pairs[..., [0, 2, 1, 3]]).reshape(-1)
         return FastConv(function + "16_run", wide, even_bias, scratch, "int16_t")
     return FastConv(function + "_run", pairs.reshape(-1), even_bias, scratch)
 
