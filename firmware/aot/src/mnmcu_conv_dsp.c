@@ -583,6 +583,8 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
     const int8_t *const *rows[3];
     int8_t zero_point;
     out_pos_t pos;
+    int32_t sh, sw, ph, pw, in_w, in_c, batch_bytes, row_step, inside;
+    uint32_t y_last, x_last;
     conv3_t ctx;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
@@ -609,6 +611,19 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
     for (k = 0; k < 3; ++k) {
         rows[k] = row_ptrs[k];
     }
+    /* The geometry of windows inside the image, in locals (int8 stores may alias params). */
+    sh = params->stride_h;
+    sw = params->stride_w;
+    ph = params->pad_h;
+    pw = params->pad_w;
+    in_w = params->input.w;
+    in_c = params->input.c;
+    batch_bytes = params->input.h * in_w * in_c;
+    row_step = params->dilation_h * in_w * in_c;
+    y_last = (uint32_t)(params->input.h - 1 - (kh - 1) * params->dilation_h);
+    x_last = (uint32_t)(in_w - params->filter.w);
+    inside = params->dilation_w == 1 && params->input.h - 1 - (kh - 1) * params->dilation_h >= 0 &&
+             in_w - params->filter.w >= 0;
     pos = out_pos(&params->output, 0);
     for (p = 0; p < pixels; p += pixels < 3 ? 1 : 3) {
         /* The last block ends at the last pixel, computing up to two again;
@@ -618,8 +633,19 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
             pos = out_pos(&params->output, q);
         }
         for (k = 0; k < 3; ++k) {
-            window_rows(params, input, pos, zero_point, copy + k * ((kh * row_bytes + 3) & ~3),
-                        row_ptrs[k]);
+            /* A window inside the image: its rows straight from the input. */
+            const int32_t y0 = pos.y * sh - ph, x0 = pos.x * sw - pw;
+            if (inside && (uint32_t)y0 <= y_last && (uint32_t)x0 <= x_last) {
+                const int8_t *src = input + pos.batch * batch_bytes + (y0 * in_w + x0) * in_c;
+                int32_t ky;
+                for (ky = 0; ky < kh; ++ky) {
+                    row_ptrs[k][ky] = src;
+                    src += row_step;
+                }
+            } else {
+                window_rows(params, input, pos, zero_point,
+                            copy + k * ((kh * row_bytes + 3) & ~3), row_ptrs[k]);
+            }
             if (pixels >= 3) {
                 out_pos_next(&params->output, &pos);
             }
