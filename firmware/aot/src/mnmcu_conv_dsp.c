@@ -180,8 +180,12 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
     "smmlar " a ", " a ", " m ", r12\n\t"                                                      \
     "asr " a ", " a ", " e "\n\t"                                                              \
     "ssat " a ", #8, " a "\n\t"
-/* conv3_pair_c() over ctx->pairs pairs, GROUP: one group of four values. */
-#define MNMCU_CONV3_FN(name, GROUP)                                                                \
+/*
+ * conv3_pair_c() over ctx->pairs pairs, GROUP: one group of four values,
+ * ENTRY: nothing where the groups are a multiple of four, else the table
+ * branch past skip groups.
+ */
+#define MNMCU_CONV3_FN(name, GROUP, ENTRY)                                                        \
     __attribute__((naked, noinline)) static void name(const conv3_t *ctx __attribute__((unused)))  \
     {                                                                                              \
         __asm__(                                                                                   \
@@ -201,10 +205,7 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
             "mov r5, r1\n\t"                                                                       \
             "ldr r12, [sp, #0]\n\t"                                                                \
             /* Four groups per pass; the first pass enters past skip of them. */                   \
-            "ldr r7, [sp, #28]\n\t"                                                                \
-            "tbb [pc, r7]\n\t"                                                                     \
-            "0:\n\t"                                                                               \
-            ".byte (1f - 0b) / 2, (5f - 0b) / 2, (6f - 0b) / 2, (7f - 0b) / 2\n\t"                 \
+            ENTRY                                                                                  \
             "1:\n\t" GROUP "5:\n\t" GROUP "6:\n\t" GROUP "7:\n\t" GROUP                            \
             "ldr r10, [sp, #4]\n\t"                                                                \
             "cmp r12, r10\n\t"                                                                     \
@@ -236,11 +237,19 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
             "add sp, sp, #32\n\t"                                                                  \
             "pop {r4-r11, pc}\n\t");                                                               \
     }
-MNMCU_CONV3_FN(conv3_pairs, MNMCU_CONV3_GROUP)
-MNMCU_CONV3_FN(conv3_pairs_wide, MNMCU_CONV3_GROUP_WIDE)
+#define MNMCU_CONV3_SKIP                                                                       \
+    "ldr r7, [sp, #28]\n\t"                                                                    \
+    "tbb [pc, r7]\n\t"                                                                         \
+    "0:\n\t"                                                                                   \
+    ".byte (1f - 0b) / 2, (5f - 0b) / 2, (6f - 0b) / 2, (7f - 0b) / 2\n\t"
+MNMCU_CONV3_FN(conv3_pairs, MNMCU_CONV3_GROUP, MNMCU_CONV3_SKIP)
+MNMCU_CONV3_FN(conv3_pairs_wide, MNMCU_CONV3_GROUP_WIDE, MNMCU_CONV3_SKIP)
+MNMCU_CONV3_FN(conv3_pairs4, MNMCU_CONV3_GROUP, "")
+MNMCU_CONV3_FN(conv3_pairs4_wide, MNMCU_CONV3_GROUP_WIDE, "")
 #undef MNMCU_CONV3_GROUP
 #undef MNMCU_CONV3_GROUP_WIDE
 #undef MNMCU_CONV3_FN
+#undef MNMCU_CONV3_SKIP
 #undef MNMCU_CONV3_REQUANT
 #endif
 
@@ -256,7 +265,13 @@ static void conv3(conv3_t *ctx, int32_t channels)
 #if MNMCU_HAVE_DSP
     if (full > 0) {
         ctx->pairs = full;
-        if (ctx->wide) {
+        if (ctx->skip == 0) {
+            if (ctx->wide) {
+                conv3_pairs4_wide(ctx);
+            } else {
+                conv3_pairs4(ctx);
+            }
+        } else if (ctx->wide) {
             conv3_pairs_wide(ctx);
         } else {
             conv3_pairs(ctx);
