@@ -598,7 +598,7 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
     const int8_t *const *rows[3];
     int8_t zero_point;
     out_pos_t pos;
-    int32_t sh, sw, ph, pw, in_w, in_c, batch_bytes, row_step, inside;
+    int32_t sh, sw, ph, pw, in_w, in_c, ow, batch_bytes, row_step, inside;
     uint32_t y_last, x_last;
     conv3_t ctx;
 
@@ -633,6 +633,7 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
     pw = params->pad_w;
     in_w = params->input.w;
     in_c = params->input.c;
+    ow = params->output.w;
     batch_bytes = params->input.h * in_w * in_c;
     row_step = params->dilation_h * in_w * in_c;
     y_last = (uint32_t)(params->input.h - 1 - (kh - 1) * params->dilation_h);
@@ -646,6 +647,28 @@ static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t
         const int32_t q = pixels < 3 ? p : MNMCU_MIN(p, pixels - 3);
         if (q != p) {
             pos = out_pos(&params->output, q);
+        }
+        if (pixels >= 3 && pos.x + 2 < ow) {
+            /* Three windows in one output row, all inside the image: their rows
+             * straight from the input, sw * C_in bytes apart. */
+            const int32_t y0 = pos.y * sh - ph, x0 = pos.x * sw - pw;
+            if (inside && (uint32_t)y0 <= y_last && (uint32_t)x0 <= x_last &&
+                (uint32_t)(x0 + 2 * sw) <= x_last) {
+                const int8_t *src = input + pos.batch * batch_bytes + (y0 * in_w + x0) * in_c;
+                int32_t ky;
+                for (ky = 0; ky < kh; ++ky) {
+                    row_ptrs[0][ky] = src;
+                    row_ptrs[1][ky] = src + sw * in_c;
+                    row_ptrs[2][ky] = src + 2 * sw * in_c;
+                    src += row_step;
+                }
+                pos.x += 2;
+                out_pos_next(&params->output, &pos);
+                expand_windows(rows, kh, row_bytes, (int32_t *)ctx.x, wide);
+                ctx.out = output + (int64_t)q * channels;
+                conv3(&ctx, channels);
+                continue;
+            }
         }
         for (k = 0; k < 3; ++k) {
             /* A window inside the image: its rows straight from the input. */
