@@ -316,6 +316,23 @@ MNMCU_INLINE void expand_windows_k(const int8_t *const *const *rows, int32_t kh,
 {
     const int32_t full = row_bytes >> 2, left = row_bytes & 3;
     int32_t ky, k, i;
+    if (kh == 3 && full == 2 && left == 1) {
+        /* A 3x3 window of three channels (a first layer's RGB input), straight. */
+        for (i = 0; i < 3; ++i) {
+            const int8_t *r0 = rows[i][0], *r1 = rows[i][1], *r2 = rows[i][2];
+            int32_t *d = dst + 2 * i;
+            expand_word(mnmcu_read_s8x4(r0), d);
+            expand_word(mnmcu_read_s8x4(r0 + 4), d + 6);
+            expand_word(mnmcu_read_s8x4(r1), d + 12);
+            expand_word(mnmcu_read_s8x4(r1 + 4), d + 18);
+            expand_word(mnmcu_read_s8x4(r2), d + 24);
+            expand_word(mnmcu_read_s8x4(r2 + 4), d + 30);
+            expand_word((int32_t)((uint32_t)(uint8_t)r0[8] | (uint32_t)(uint8_t)r1[8] << 8 |
+                                  (uint32_t)(uint8_t)r2[8] << 16),
+                        d + 36);
+        }
+        return;
+    }
     for (ky = 0; ky < kh; ++ky) {
         const int8_t *p0 = rows[0][ky], *p1 = rows[1][ky], *p2 = rows[2][ky];
         for (k = 0; k < 4 * full; k += 4) {
