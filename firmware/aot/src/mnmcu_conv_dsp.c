@@ -575,8 +575,8 @@ static void window_rows(const mnmcu_conv2d_params_t *params, const int8_t *input
     const int32_t x0 = pos.x * params->stride_w - params->pad_w;
     const int32_t row_bytes = fd->w * in->c;
     int32_t ky, kx, ic;
-    if (params->dilation_w == 1 && (uint32_t)y0 <= (uint32_t)(in->h - 1 - (fd->h - 1) * params->dilation_h) &&
-        (uint32_t)x0 <= (uint32_t)(in->w - fd->w)) {
+    if (params->dilation_w == 1 && y0 >= 0 && y0 + (fd->h - 1) * params->dilation_h < in->h &&
+        x0 >= 0 && x0 + fd->w <= in->w) {
         const int8_t *src = in_batch + ((int64_t)y0 * in->w + x0) * in->c;
         const int32_t row_step = params->dilation_h * in->w * in->c;
         for (ky = 0; ky < fd->h; ++ky) {

@@ -647,19 +647,20 @@ static dw_quads_fn dw_triples_for(int32_t kh, int32_t kw, int32_t stride)
 
 /*
  * rows rows of n outputs (x, out set for the first; rows row_step int16
- * apart, out_row bytes apart). From four outputs a row ends with a block
- * stepped back to its last output; a shorter row is one block whose outputs
- * past n land on the next row's first ones before they are computed, the last
- * row's through a buffer.
+ * apart, out_row bytes apart): in blocks of three where n is a multiple of
+ * three but not of four, else of four, a row ending with a block stepped back
+ * to its last output where that block starts at an even column; else (short
+ * rows, odd rows at stride 1) whole blocks past n.
  */
 static void dw_run(dw_quads_t *job, dw_quads_fn fn, dw_quads_fn triples, int32_t n,
                    int32_t rows, int32_t row_step, int32_t out_row)
 {
     const int32_t s = job->stride, step = job->step;
+    const int32_t quads = (n + 3) >> 2, full = n >> 2, rest = n & 3;
     int8_t last[4];
     int32_t k, i;
     job->size = 4;
-    if (triples != NULL && (n & 3) != 0 && n % 3 == 0) {
+    if (triples != NULL && rest != 0 && n % 3 == 0) {
         job->size = 3;
         job->n = n;
         job->quads = n / 3;
@@ -670,11 +671,12 @@ static void dw_run(dw_quads_t *job, dw_quads_fn fn, dw_quads_fn triples, int32_t
         triples(job);
         return;
     }
-    if (n >= 4) {
-        const int32_t back = 4 - (n & 3);
+    if (n >= 4 && (s != 1 || (n & 1) == 0)) {
+        /* The stepped-back block starts at an even column (aligned pairs). */
+        const int32_t back = 4 - rest;
         job->n = n;
-        job->quads = n >> 2;
-        job->tail = (n & 3) != 0;
+        job->quads = full;
+        job->tail = rest != 0;
         job->x_back = back * s * (int32_t)sizeof(int16_t);
         job->out_back = back * step;
         job->x_skip = (row_step - n * s) * (int32_t)sizeof(int16_t);
@@ -683,12 +685,15 @@ static void dw_run(dw_quads_t *job, dw_quads_fn fn, dw_quads_fn triples, int32_t
         fn(job);
         return;
     }
-    job->n = 4;
-    job->quads = 1;
+    /* Whole blocks past n: every row but the last spills into the next row's
+     * first outputs before they are computed; the last row's block past n
+     * goes through a buffer. */
+    job->n = 4 * quads;
     job->tail = 0;
-    job->x_skip = (row_step - 4 * s) * (int32_t)sizeof(int16_t);
-    job->out_skip = out_row - 4 * step;
+    job->x_skip = (row_step - 4 * quads * s) * (int32_t)sizeof(int16_t);
+    job->out_skip = out_row - 4 * quads * step;
     if (rows > 1) {
+        job->quads = quads;
         job->rows = rows - 1;
         fn(job);
     }
@@ -696,14 +701,25 @@ static void dw_run(dw_quads_t *job, dw_quads_fn fn, dw_quads_fn triples, int32_t
         job->x[k] += (rows - 1) * row_step;
     }
     job->out += (rows - 1) * out_row;
-    {
+    job->rows = 1;
+    if (full > 0) {
+        job->n = 4 * full;
+        job->quads = full;
+        fn(job);
+        for (k = 0; k < job->kh; ++k) {
+            job->x[k] += 4 * full * s;
+        }
+        job->out += 4 * full * step;
+    }
+    if (rest > 0) {
         int8_t *const tail = job->out;
+        job->n = 4;
+        job->quads = 1;
         job->out = last;
         job->step = 1;
-        job->rows = 1;
         fn(job);
         job->step = step;
-        for (i = 0; i < n; ++i) {
+        for (i = 0; i < rest; ++i) {
             tail[i * step] = last[i];
         }
     }
