@@ -1,11 +1,12 @@
 /*
  * mnmcu_kernels_fast.h - fast variants of the hot AOT kernels.
  *
- * The DSP kernels (mnmcu_conv_dsp.c) use the Arm DSP extension's dual
- * 16-bit multiply-accumulate (SMLAD and friends) on Cortex-M4, M7, M33 and
- * M55; compiled for another target they fall back to C with the same
- * results. The Helium kernels (mnmcu_conv_mve.c) use the M-profile Vector
- * Extension of the Cortex-M55. mnmcu.emit.aot picks them at generation time
+ * The DSP kernels (mnmcu_conv_dsp.c, mnmcu_depthwise_dsp.c) use the Arm DSP
+ * extension's dual 16-bit multiply-accumulate (SMLAD and friends) on
+ * Cortex-M4, M7, M33 and M55; compiled for another target they fall back to
+ * C with the same results. The Helium kernels (mnmcu_conv_mve.c) use the
+ * M-profile Vector Extension of the Cortex-M55, whose depthwise convolutions
+ * run mnmcu_depthwise_dsp.c's Helium blocks. mnmcu.emit.aot picks them at generation time
  * from the board's core, reorders their weights and folds the input offset
  * into their biases there; everything else is as in mnmcu_kernels.h, and the
  * outputs are bit-exact with the portable kernels.
@@ -85,9 +86,9 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
 /**
  * DEPTHWISE_CONV_2D with depth multiplier 1, no dilation, KH <= 5
  * (mnmcu_depthwise_dsp.c): input rows expanded once into int16, channel by
- * channel, four outputs per pass over the filter rows.
+ * channel, blocks of four (or three) outputs per pass over the filter rows.
  *
- * @param[in]  filter   int32 words (4-byte aligned), per channel, per filter
+ * @param[in]  filter   int32 words, per channel, per filter
  *                      row: the row's weights doubled, as int16 pairs (even
  *                      tap in the low half), the last one alone for an odd KW
  *                      (KH * ceil(KW / 2) words per channel)
@@ -101,8 +102,10 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
                                                  const int32_t *bias, int8_t *output,
                                                  const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_depthwise_conv2d_s8_dsp_run(): KH + 1 expanded rows of
- * a chunk of channels (all of them, or a multiple of four within 8 KiB). */
+/** Scratch bytes of mnmcu_depthwise_conv2d_s8_dsp_run(): int16 rows of a chunk of
+ * channels (all of them, or a multiple of four): the whole padded map where
+ * four channels of it fit in 8 KiB (chunks within 8 KiB), else KH + 1 rows
+ * (chunks within 4 KiB). */
 int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
     const mnmcu_depthwise_conv2d_params_t *params);
 

@@ -39,18 +39,21 @@ static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
 
 /*
  * The convolutions multiply three pixels (or windows) at a time with every
- * pair of output channels. The pixels are expanded once into int16, doubled
- * (2 * x fits int16), four values per 24 bytes: pixel 0's values (0, 2) and
- * (1, 3) as two words, then pixel 1's, then pixel 2's. Per output channel
- * pair the kernel keeps six accumulators in registers, reads each group's
- * eight weights with one LDRD and extends them with SXTB16, and requantises
- * the six doubled sums with mnmcu_requant_pre2() before the next pair.
+ * pair of output channels. The pixels are expanded once into int16, four
+ * values per 24 bytes: pixel 0's values (0, 2) and (1, 3) as two words, then
+ * pixel 1's, then pixel 2's. Per output channel pair the kernel keeps six
+ * accumulators in registers and reads each group's eight int8 weights with
+ * one LDRD and extends them with SXTB16 (the pixels are then doubled: 2 * x
+ * fits int16), or reads them as int16 pairs already doubled with two LDRD
+ * (the "wide" layout, for layers with many output pixels); either way the six
+ * sums are doubled and requantised with mnmcu_requant_pre2() before the next
+ * pair. The loop does four groups per pass.
  */
 
 /* Words per pair of output channels in the prepared constants. */
 #define PAIR_WORDS 8
 
-/* What conv3_pairs() works on (field offsets are used by its assembly). */
+/* What the conv3_pairs*() functions work on (field offsets are used by their assembly). */
 typedef struct {
     const int32_t *x;     /* 0: three expanded pixels */
     const int32_t *x_end; /* 4: x + 6 * groups (groups >= 1) */
@@ -213,11 +216,13 @@ static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pai
             /* Multipliers r6 r7, rounding terms r8 r9, exponents r10 r11. */                      \
             "ldr r12, [sp, #12]\n\t"                                                               \
             "ldm r12!, {r6-r11}\n\t"                                                               \
-            "str r12, [sp, #12]\n\t" MNMCU_CONV3_REQUANT("r0", "r6", "r8", "r10")                  \
-                MNMCU_CONV3_REQUANT("r2", "r6", "r8", "r10") MNMCU_CONV3_REQUANT("r4", "r6", "r8", "r10")\
-                    MNMCU_CONV3_REQUANT("r1", "r7", "r9", "r11")                                   \
-                        MNMCU_CONV3_REQUANT("r3", "r7", "r9", "r11")                               \
-                            MNMCU_CONV3_REQUANT("r5", "r7", "r9", "r11")                           \
+            "str r12, [sp, #12]\n\t"                                                               \
+            MNMCU_CONV3_REQUANT("r0", "r6", "r8", "r10")                                           \
+            MNMCU_CONV3_REQUANT("r2", "r6", "r8", "r10")                                           \
+            MNMCU_CONV3_REQUANT("r4", "r6", "r8", "r10")                                           \
+            MNMCU_CONV3_REQUANT("r1", "r7", "r9", "r11")                                           \
+            MNMCU_CONV3_REQUANT("r3", "r7", "r9", "r11")                                           \
+            MNMCU_CONV3_REQUANT("r5", "r7", "r9", "r11")                                           \
             /* Outputs: pixel 0 at out, pixel 1 at out + stride, pixel 2 at out + 2 * stride. */   \
             "ldrd r12, r6, [sp, #16]\n\t"                                                          \
             "add r7, r12, r6\n\t"                                                                  \

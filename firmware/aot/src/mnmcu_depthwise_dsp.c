@@ -6,13 +6,15 @@
  * Input rows are sign-extended once into int16, channel-major, with the input
  * zero point in the padding (the input offset is folded into the bias): the
  * whole padded map of a chunk of channels where it is small, else a ring of
- * KH rows. Rows of outputs are then computed channel by channel: four outputs
- * at a time, the taps of a filter row as
- * pairs of neighbouring columns (one word each) against the filter row's
- * weights as int16 pairs (SMLAD, SMLAxy), the accumulators kept doubled
- * (doubled weights and bias) and requantised with mnmcu_requant_pre2().
- * Specialised loops serve 3x3 and 5x5 filters at strides 1 and 2; other
- * shapes take a plain loop over the same layout.
+ * KH rows. Rows of outputs are then computed channel by channel, four (or
+ * three) outputs per block: the taps of a filter row as pairs of neighbouring
+ * columns (one word each) against the filter row's weights as int16 pairs
+ * (SMLAD, SMLAxy), the accumulators kept doubled (doubled weights and bias)
+ * and requantised with mnmcu_requant_pre2(). The blocks of 3x3 and 5x5
+ * filters at strides 1 and 2 are assembly; other shapes take a C loop over the
+ * same layout. Compiled for a core with Helium (Cortex-M55) a block is one
+ * vector of four outputs instead: each tap's four inputs times the tap's
+ * weight as a scalar (VMLA), requantised as in mnmcu_mve.h.
  *
  * Bit-exact with mnmcu_depthwise_conv2d_s8_run() under the conditions
  * mnmcu.emit.aot checks (see mnmcu_kernels_fast.h).
@@ -24,8 +26,10 @@
 #include "mnmcu_kernels_fast.h"
 #include "mnmcu_mve.h"
 
-/* Scratch the kernel aims at: channels are taken in chunks that fit. */
+/* Scratch the kernel aims at: channels are taken in chunks that fit (rings
+ * of rows, used for large maps where the arena is fullest, in less). */
 #define DW_SCRATCH_BYTES 8192
+#define DW_RING_BYTES 4096
 
 /*
  * int16 columns of an expanded row: every tap of every output, outputs
@@ -60,11 +64,11 @@ static int32_t dw_rows_held(const mnmcu_depthwise_conv2d_params_t *params)
 /* Channels per chunk: all of them, or a multiple of four that fits. */
 static int32_t dw_chunk(const mnmcu_depthwise_conv2d_params_t *params)
 {
-    const int32_t per_channel =
-        dw_rows_held(params) * dw_width(params) * (int32_t)sizeof(int16_t);
-    const int32_t fit = (DW_SCRATCH_BYTES / per_channel) & ~3;
-    return params->input.c * per_channel <= DW_SCRATCH_BYTES ? params->input.c
-                                                              : MNMCU_MAX(4, fit);
+    const int32_t held = dw_rows_held(params);
+    const int32_t limit = held == dw_plane_rows(params) ? DW_SCRATCH_BYTES : DW_RING_BYTES;
+    const int32_t per_channel = held * dw_width(params) * (int32_t)sizeof(int16_t);
+    const int32_t fit = (limit / per_channel) & ~3;
+    return params->input.c * per_channel <= limit ? params->input.c : MNMCU_MAX(4, fit);
 }
 
 int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
@@ -91,10 +95,10 @@ MNMCU_INLINE int32_t rd(const int16_t *p)
  * the assembly). A row has n outputs: quads blocks at outputs 0, 4, ..., then,
  * where n % 4 != 0 (tail), one more block that steps back to end at output
  * n - 1 (recomputing some). Rows of a multiple of three outputs that is not
- * one of four may take blocks of three instead (size 3, no tail). Output i reads filter row ky from x[ky] + i *
- * stride (column 0 of its window) and goes to out + i * step; after a row,
- * x[ky] moves on by x_skip more bytes and out by out_skip more bytes (past
- * the row's n outputs).
+ * one of four may take blocks of three instead (size 3, no tail). Output i
+ * reads filter row ky from x[ky] + i * stride (column 0 of its window) and
+ * goes to out + i * step; after a row, x[ky] moves on by x_skip more bytes and
+ * out by out_skip more bytes (past the row's n outputs).
  */
 typedef struct {
     const int16_t *x[5];  /* 0: filter rows at the first output's window */
@@ -931,7 +935,8 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
         }
     }
     /* The assembly and C blocks saturate to int8; Helium's clamp to the range. */
-    if (!mnmcu_act_full(params->act_min, params->act_max) && (!MNMCU_HAVE_MVE || fn == dw_quads_c)) {
+    if (!mnmcu_act_full(params->act_min, params->act_max) &&
+        (!MNMCU_HAVE_MVE || fn == dw_quads_c)) {
         mnmcu_clamp_s8(output, mnmcu_dims_count(od), params->act_min, params->act_max);
     }
     return MNMCU_OK;

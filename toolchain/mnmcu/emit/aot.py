@@ -178,8 +178,10 @@ def _requant_shifts(graph: Graph, op: Op, channels: int) -> list[int] | None:
     return [conv_multiplier(in_scale, float(sc), out_scale)[1] for sc in scales]
 
 
-# Scratch the DSP depthwise kernel aims at (DW_SCRATCH_BYTES of mnmcu_depthwise_dsp.c).
+# Scratch the DSP depthwise kernel aims at (DW_SCRATCH_BYTES and DW_RING_BYTES of
+# mnmcu_depthwise_dsp.c): whole padded maps, and rings of rows for large maps.
 _DW_SCRATCH_BYTES = 8192
+_DW_RING_BYTES = 4096
 
 
 def _dw_fast(kernel: tuple[int, int], dil: tuple[int, int], multiplier: int) -> bool:
@@ -191,14 +193,16 @@ def _dw_scratch(
     kernel: tuple[int, int], channels: int, out_hw: tuple[int, int], strides: tuple[int, int]
 ) -> int:
     """The DSP depthwise kernel's scratch (mnmcu_depthwise_dsp.c): int16 rows of a chunk
-    of channels, the whole padded map where four channels of it fit, else KH + 1 rows."""
+    of channels, the whole padded map where four channels of it fit in 8 KiB, else KH + 1
+    rows (chunks within 4 KiB)."""
     width = ((((out_hw[1] + 3) & ~3) - 1) * strides[1] + kernel[1] + 2) & ~1
     plane = (out_hw[0] - 1) * strides[0] + kernel[0]
     held = plane if 4 * plane * width * 2 <= _DW_SCRATCH_BYTES else kernel[0] + 1
+    limit = _DW_SCRATCH_BYTES if held == plane else _DW_RING_BYTES
     per_channel = held * width * 2
-    if channels * per_channel <= _DW_SCRATCH_BYTES:
+    if channels * per_channel <= limit:
         return channels * per_channel
-    return max(4, _DW_SCRATCH_BYTES // per_channel & ~3) * per_channel
+    return max(4, limit // per_channel & ~3) * per_channel
 
 
 def _dw_weights(rows: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
