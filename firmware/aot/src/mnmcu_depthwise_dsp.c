@@ -12,9 +12,10 @@
  * (SMLAD, SMLAxy), the accumulators kept doubled (doubled weights and bias)
  * and requantised with mnmcu_requant_pre2(). The blocks of 3x3 and 5x5
  * filters at strides 1 and 2 are assembly; other shapes take a C loop over the
- * same layout. Compiled for a core with Helium (Cortex-M55) a block is one
- * vector of four outputs instead: each tap's four inputs times the tap's
- * weight as a scalar (VMLA), requantised as in mnmcu_mve.h.
+ * same layout. Compiled for a core with Helium (Cortex-M55) a block of four
+ * is one vector of four outputs instead: each tap's four inputs times the
+ * tap's weight as a scalar (VMLA), requantised as in mnmcu_mve.h (blocks of
+ * three keep the assembly).
  *
  * Bit-exact with mnmcu_depthwise_conv2d_s8_run() under the conditions
  * mnmcu.emit.aot checks (see mnmcu_kernels_fast.h).
@@ -164,7 +165,7 @@ static void dw_quads_c(const dw_quads_t *job)
     }
 }
 
-#if MNMCU_HAVE_DSP && !MNMCU_HAVE_MVE
+#if MNMCU_HAVE_DSP
 /*
  * The jobs of 3x3 and 5x5 filters at strides 1 and 2 in assembly. A block's
  * four accumulators are r0-r3; a filter row's taps are read as words of two
@@ -287,8 +288,10 @@ static void dw_quads_c(const dw_quads_t *job)
                                             "add r5, r5, r7\n\t"                               \
                                             "add r6, r6, r7\n\t") DW_LEAVE);                   \
     }
+#if !MNMCU_HAVE_MVE /* Helium has its own blocks of four. */
 DW_K3_FN(dw_quads_k3s1, DW_K3S1_ROW)
 DW_K3_FN(dw_quads_k3s2, DW_K3S2_ROW)
+#endif
 
 /*
  * 5x5: weights r4 (taps 0, 1), r5 (2, 3), r6 (4), taps r7-r9, the row in r10
@@ -349,8 +352,10 @@ DW_K3_FN(dw_quads_k3s2, DW_K3S2_ROW)
                                      DW_ROW_END("sub r11, r11, r7\n\t",                         \
                                                 "add r11, r11, r7\n\t") DW_LEAVE);             \
     }
+#if !MNMCU_HAVE_MVE
 DW_K5_FN(dw_quads_k5s1, DW_K5S1_ROW, "8")
 DW_K5_FN(dw_quads_k5s2, DW_K5S2_ROW, "16")
+#endif
 
 /* Blocks of three outputs (r0-r2; r3 is a spare tap register). */
 #define DW_INIT3                                                                               \
@@ -625,10 +630,11 @@ static dw_quads_fn dw_quads_for(int32_t kh, int32_t kw, int32_t stride)
     return dw_quads_c;
 }
 
-/* The blocks of three of a filter and stride in assembly, or NULL. */
+/* The blocks of three of a filter and stride in assembly (also with Helium,
+ * whose vectors of four fit rows of three and six badly), or NULL. */
 static dw_quads_fn dw_triples_for(int32_t kh, int32_t kw, int32_t stride)
 {
-#if MNMCU_HAVE_DSP && !MNMCU_HAVE_MVE
+#if MNMCU_HAVE_DSP
     if (kh == 3 && kw == 3 && stride == 1) {
         return dw_triples_k3s1;
     }
@@ -936,7 +942,8 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
     }
     /* The assembly and C blocks saturate to int8; Helium's clamp to the range. */
     if (!mnmcu_act_full(params->act_min, params->act_max) &&
-        (!MNMCU_HAVE_MVE || fn == dw_quads_c)) {
+        (!MNMCU_HAVE_MVE || fn == dw_quads_c ||
+         (triples != NULL && (od->w & 3) != 0 && od->w % 3 == 0))) {
         mnmcu_clamp_s8(output, mnmcu_dims_count(od), params->act_min, params->act_max);
     }
     return MNMCU_OK;
