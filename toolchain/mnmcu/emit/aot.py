@@ -393,6 +393,38 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     return FastConv(function + "_run", pairs.reshape(-1), even_bias, scratch)
 
 
+def weight_layout_bytes(graph: Graph, op: Op, kernels: str) -> int:
+    """Flash bytes of a convolution's weights and bias as its kernel takes them (shapes alone).
+
+    The layouts of :func:`fast_conv` where the shape has a fast kernel (its
+    range check needs the weights, so this assumes it passes), the model's
+    int8 weights and int32 bias otherwise; 0 for other ops.
+    """
+    if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return 0
+    inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    channels, kh, kw = int(out.shape[3]), int(filt.shape[1]), int(filt.shape[2])
+    portable = filt.elements + 4 * channels
+    if kernels == "portable":
+        return portable
+    if op.opcode == "DEPTHWISE_CONV_2D":
+        dil = (
+            int(op.options.get("dilation_h_factor", 1)),
+            int(op.options.get("dilation_w_factor", 1)),
+        )
+        multiplier = channels // max(int(inp.shape[3]), 1)
+        if not _dw_fast((kh, kw), dil, multiplier):
+            return portable
+        return 4 * channels * kh * (-(-kw // 2)) + 4 * channels
+    depth = kh * kw * int(inp.shape[3])
+    if kernels == "helium":
+        quads = -(-channels // 4) * 4
+        return quads * (-(-depth // 16) * 16) + 4 * quads
+    even = channels + (channels & 1)
+    width = 2 if _dsp_wide(int(out.shape[1]) * int(out.shape[2])) else 1
+    return even * (-(-depth // 4) * 4) * width + 4 * even
+
+
 # --------------------------------------------------------------------------
 # Shape chains (SHAPE -> STRIDED_SLICE -> PACK -> RESHAPE) folded statically
 # --------------------------------------------------------------------------
