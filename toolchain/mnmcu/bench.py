@@ -43,9 +43,12 @@ def convert_untrained(spec: ModelSpec, seed: int = 0) -> bytes:
     scale that TFLite rejects; spreading the classifier's biases over [-2, 2]
     gives the logits a real range without touching the backbone.
     """
+    import keras
+
     from mnmcu.model.mobilenet import build_model, spread_classifier_biases
     from mnmcu.quantize import convert_int8
 
+    keras.utils.set_random_seed(seed)  # the same weights in every run
     model = build_model(spec, batch_size=1)
     spread_classifier_biases(model)
     return convert_int8(model, synthetic_images(spec.resolution, spec.channels, seed=seed))

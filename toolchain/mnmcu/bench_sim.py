@@ -244,8 +244,12 @@ def kernel_bench(
     tflite: Path | None = None,
     work_dir: Path | None = None,
     progress: Progress | None = None,
+    spec: ModelSpec | None = None,
 ) -> KernelBench:
     """Build and run the VWW-shape model (or ``tflite``) with portable and fast kernels.
+
+    ``spec`` replaces the VWW shape by another untrained model (seeded, so
+    every run converts the same weights).
 
     The fast kernel set is the board's default (:func:`mnmcu.emit.aot.board_kernels`).
     Raises :class:`InvalidValue` for a board without a QEMU machine or
@@ -273,10 +277,11 @@ def kernel_bench(
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         progress.start(f"Benchmarking kernels on {board.id}", 3)
-        model_name = VWW_SPEC.name
+        untrained = spec or VWW_SPEC
+        model_name = untrained.name
         if tflite is None:
-            tflite = work / "vww.tflite"
-            tflite.write_bytes(convert_untrained(VWW_SPEC))
+            tflite = work / "untrained.tflite"
+            tflite.write_bytes(convert_untrained(untrained))
         else:
             model_name = Path(tflite).name
         progress.advance(1, status="model")
@@ -297,7 +302,7 @@ def kernel_bench(
         runs=tuple(runs),
         computed_macs=computed,
         dropped_channels=pruning.dropped_channels,
-        model_path=str(Path(tflite).resolve()) if model_name != VWW_SPEC.name else "",
+        model_path=str(Path(tflite).resolve()) if model_name != untrained.name else "",
     )
 
 

@@ -567,7 +567,23 @@ def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
     default=None,
     help="With --board: an int8 .tflite to time (default: the VWW-shape model, untrained).",
 )
-def bench(as_json: bool, board: str | None, model_path: Path | None) -> None:
+@click.option(
+    "--arch",
+    type=click.Choice(ARCHS),
+    default=None,
+    help="With --board, instead of --model: an untrained MobileNet of this architecture "
+    "(seeded weights, 2 classes).",
+)
+@click.option("--alpha", type=float, default=None, help="With --arch: width multiplier.")
+@click.option("--resolution", type=int, default=None, help="With --arch: input size (pixels).")
+def bench(
+    as_json: bool,
+    board: str | None,
+    model_path: Path | None,
+    arch: str | None,
+    alpha: float | None,
+    resolution: int | None,
+) -> None:
     """Compare the AOT memory plan with TFLite Micro's arena on reference models.
 
     With --board, build a model (--model, or the VWW-shape one) with the
@@ -584,15 +600,22 @@ def bench(as_json: bool, board: str | None, model_path: Path | None) -> None:
         from mnmcu.bench_sim import kernel_bench, report_lines
         from mnmcu.boards import get_board
 
-        result = kernel_bench(get_board(board), model_path, progress=_progress())
+        spec = None
+        if arch is not None:
+            if model_path is not None:
+                raise InvalidValue("--arch and --model exclude each other", "give one of them")
+            spec = ModelSpec(arch=arch, alpha=alpha or 0.25, resolution=resolution or 96)
+        elif alpha is not None or resolution is not None:
+            raise InvalidValue("--alpha and --resolution need --arch", "add --arch v1, v2 or v3-small")
+        result = kernel_bench(get_board(board), model_path, progress=_progress(), spec=spec)
         text = (
             json.dumps(result.to_dict(), indent=2) if as_json else "\n".join(report_lines(result))
         )
         click.echo(text)
         return
 
-    if model_path is not None:
-        raise InvalidValue("--model needs --board", "add --board qemu-m4 (or qemu-m55)")
+    if model_path is not None or arch is not None:
+        raise InvalidValue("--model and --arch need --board", "add --board qemu-m4 (or qemu-m55)")
     rows = memory_bench(progress=_progress())
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
