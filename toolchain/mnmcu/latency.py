@@ -71,23 +71,30 @@ def kernel_coefficients(kernels: str) -> Coefficients | None:
     return {str(k): (float(v[0]), float(v[1]), float(v[2]), float(v[3])) for k, v in table.items()}
 
 
+SMALL_MAP_PIXELS = 36
+"""Output maps of fewer pixels form classes of their own: the DSP convolutions
+keep int8 weights there (:data:`mnmcu.emit.aot._DSP_WIDE_MIN_PIXELS`) and
+border windows and per-channel set-up outweigh the MACs."""
+
+
 def op_class(graph: Graph, op: Op) -> str | None:
     """The cost class of ``op`` (None: no code)."""
     if op.opcode in _FREE:
         return None
     if op.opcode in _TABLES or (op.opcode in ("ADD", "MUL") and _one_constant(graph, op)):
         return "table"
+    if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return op.opcode.lower()
+    filt, out = graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    small = "_small" if int(out.shape[1]) * int(out.shape[2]) < SMALL_MAP_PIXELS else ""
     if op.opcode == "CONV_2D":
-        filt = graph.tensor(op.inputs[1])
         one = filt.shape[1] == 1 and filt.shape[2] == 1
         depth = int(filt.shape[3])
         if one:
-            return "conv1x1_narrow" if depth < 32 else "conv1x1"
-        return "conv_window"
-    if op.opcode == "DEPTHWISE_CONV_2D":
-        filt = graph.tensor(op.inputs[1])
-        return "depthwise3x3" if filt.shape[1] == 3 and filt.shape[2] == 3 else "depthwise"
-    return op.opcode.lower()
+            return ("conv1x1_narrow" if depth < 32 else "conv1x1") + small
+        return "conv_window" + small
+    window = "depthwise3x3" if filt.shape[1] == 3 and filt.shape[2] == 3 else "depthwise"
+    return window + small
 
 
 def op_features(graph: Graph, op: Op) -> tuple[int, int, int]:
@@ -176,6 +183,11 @@ CALIBRATION_SPECS = (
     ("v2", 0.5, 80),
     ("v3-small", 0.75, 96),
     ("v3-small", 0.5, 64),
+    # small inputs: most layers on maps of a few pixels
+    ("v1", 0.5, 40),
+    ("v2", 0.35, 40),
+    ("v3-small", 0.5, 32),
+    ("v3-small", 1.0, 40),
 )
 """(arch, alpha, input size) of the untrained models the coefficients are fitted to."""
 
