@@ -170,15 +170,15 @@ _AOT_PORTABLE = LatencyFigure(
 CYCLES_PER_MAC: dict[tuple[str, str], LatencyFigure] = {
     ("aot", "portable"): _AOT_PORTABLE,
     ("aot", "dsp"): LatencyFigure(
-        1.98,
+        1.30,
         "mnmcu's own QEMU instruction count (mps2-an386, -icount shift=0), AOT DSP kernels: "
-        "14.86 M instructions for the 7.49 M-MAC VWW model (mnmcu bench --board qemu-m4); "
+        "9.70 M instructions for the 7.49 M-MAC VWW model (mnmcu bench --board qemu-m4); "
         "instructions, used as cycles",
     ),
     ("aot", "helium"): LatencyFigure(
-        1.11,
+        0.66,
         "mnmcu's own QEMU instruction count (mps3-an547, -icount shift=0), AOT Helium "
-        "kernels: 8.30 M instructions for the 7.49 M-MAC VWW model (mnmcu bench --board "
+        "kernels: 4.97 M instructions for the 7.49 M-MAC VWW model (mnmcu bench --board "
         "qemu-m55); instructions, used as cycles",
     ),
     ("tflm", "cmsis-nn"): LatencyFigure(
