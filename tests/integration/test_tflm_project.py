@@ -38,6 +38,8 @@ from mnmcu.graph import load_graph
 from mnmcu.paths import data_dir
 from mnmcu.reference import TflmRun, litert_outputs, tflm_run
 
+from .framework_sources import TFLM, tflm_include_dirs
+
 BOARDS = ("esp32s3", "esp32", "disco_f407vg", "disco_f746ng", "nucleo_h743zi", "nano33ble")
 MODELS = ("v1", "v3-small")  # keys of the int8_models fixture (tests/integration/conftest.py)
 
@@ -399,7 +401,6 @@ def test_runtime_compiles_against_the_tflm_api(
 # Running the generated runtime on the host, where TFLM sources are at hand
 # --------------------------------------------------------------------------
 
-TFLM_SOURCES_ENV = "MNMCU_TFLM_SOURCES"
 # TFLM's library sources with the reference kernels (no CMSIS-NN / ESP-NN, which
 # need their targets), as TFLM's Makefile lists them for the host.
 LIBRARY_GLOBS = (
@@ -447,30 +448,12 @@ int main(int argc, char **argv) {
 """
 
 
-def tflm_include_dirs(root: Path) -> list[Path]:
-    """TFLM's root and its third-party headers (esp-tflite-micro or a tflite-micro checkout)."""
-    dirs = [root]
-    for name, sub in (("flatbuffers", "include"), ("gemmlowp", ""), ("ruy", "")):
-        for base in (root / "third_party", root / "tensorflow/lite/micro/tools/make/downloads"):
-            if (base / name / sub).is_dir():
-                dirs.append(base / name / sub)
-                break
-        else:
-            pytest.fail(f"{TFLM_SOURCES_ENV}={root} has no {name} headers")
-    return dirs
-
-
 @pytest.fixture(scope="session")
 def host_tflm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
     """A host library of TFLM with reference kernels, from $MNMCU_TFLM_SOURCES."""
-    root = os.environ.get(TFLM_SOURCES_ENV)
-    if not root:
-        pytest.skip(
-            f"set {TFLM_SOURCES_ENV} to a TFLM source tree (an espressif/esp-tflite-micro "
-            "checkout, or tensorflow/tflite-micro after 'make third_party_downloads')"
-        )
+    root = TFLM.value()
     gxx = need("g++")
-    includes = tflm_include_dirs(Path(root))
+    includes = tflm_include_dirs(root)
     out = tmp_path_factory.mktemp("host_tflm")
     sources = sorted(
         {p for pattern in LIBRARY_GLOBS for p in Path(root).glob(pattern)}
