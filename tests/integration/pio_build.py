@@ -533,6 +533,22 @@ def shorten(line: str, roots: Mapping[str, Path | None]) -> str:
     return line
 
 
+def project_env(global_env: BuildEnv, pio: PioEnv, libraries: Sequence[Library]) -> BuildEnv:
+    """The environment of the project's own sources (``ProjectAsLibBuilder``).
+
+    The libraries' include folders go first (``PrependUnique``), then the
+    project's ``build_src_flags`` apply (``ProjectAsLibBuilder.process_extra_options``
+    in platformio-core 6.1 ``builder/tools/piolib.py``; a project has no
+    ``build_src_unflags``).
+    """
+    env = global_env.clone()
+    for library in libraries:
+        env.prepend_unique(CPPPATH=library.env["CPPPATH"])
+    env.prepend_unique(CPPPATH=[str(pio.project / "src")])
+    env.process_flags(pio.get("build_src_flags"), cwd=pio.project)
+    return env
+
+
 def project_sources(project: Path) -> list[Path]:
     """The sources PlatformIO builds from a project's ``src`` (every level, default filter)."""
     from platformio.fs import match_src_files

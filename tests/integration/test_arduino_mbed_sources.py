@@ -53,8 +53,10 @@ from .pio_build import (
     BuildEnv,
     Compiled,
     Compiler,
+    Library,
     case_id,
     platformio_env,
+    project_env,
     project_library,
     project_sources,
     require_arm_gcc,
@@ -166,16 +168,16 @@ def build(runtime: str, tmp_path_factory: pytest.TempPathFactory, cache: Path) -
         install_tflm_tree(project, tflm_tree)
         trees.append(tflm_tree)
     framework = arduino_mbed_framework(root)
-    env, _ = platformio_env(project, EXTRA_FLAGS, lambda e: e.append(**framework.scopes))
+    env, pio = platformio_env(project, EXTRA_FLAGS, lambda e: e.append(**framework.scopes))
     cached = Compiler(out / "obj", cache / "objects", tree_fingerprint(trees))
 
-    src_env = env.clone()
+    libraries: list[Library] = []
     library_objects: list[Compiled] = []
     if tflm_tree is not None:
         library = project_library(project / "lib" / "tflite-micro", env, src_root=tflm_tree)
         library_objects = cached.compile([(s, library.env.command(s)) for s in library.sources])
-        src_env.prepend_unique(CPPPATH=library.env["CPPPATH"])
-    src_env.prepend_unique(CPPPATH=[str(project / "src")])
+        libraries.append(library)
+    src_env = project_env(env, pio, libraries)
 
     sources = project_sources(project)
     system = [root, *([tflm_tree] if tflm_tree else [])]

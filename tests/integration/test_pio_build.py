@@ -2,15 +2,22 @@
 
 Fast checks, no framework sources: where SCons's ``ParseFlags`` (which
 PlatformIO's ``ProcessFlags`` calls) puts each kind of ``build_flags`` entry,
-how ``build_unflags`` and ``pre:`` extra scripts apply, and the order of a
-compile command.
+how ``build_unflags``, ``build_src_flags`` and ``pre:`` extra scripts apply,
+and the order of a compile command.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from .pio_build import OBJECT, BuildEnv, parse_flags, platformio_env
+from .pio_build import (
+    OBJECT,
+    BuildEnv,
+    parse_flags,
+    platformio_env,
+    project_env,
+    project_library,
+)
 
 
 def test_build_flags_land_where_platformio_puts_them() -> None:
@@ -56,3 +63,25 @@ def test_pre_scripts_and_flags_apply_in_platformio_order(tmp_path: Path) -> None
     command = env.command(tmp_path / "a.cpp")
     assert command[:4] == ["arm-none-eabi-g++", "-o", OBJECT, "-c"]
     assert command[4:7] == ["-std=gnu++17", "-mfloat-abi=hard", "-mthumb"]
+
+
+def test_build_src_flags_reach_the_project_sources_only(tmp_path: Path) -> None:
+    (tmp_path / "src").mkdir()
+    (tmp_path / "lib" / "l").mkdir(parents=True)
+    (tmp_path / "lib" / "l" / "library.json").write_text(
+        '{"name": "l", "build": {"flags": ["-std=gnu++17"]}}'
+    )
+    (tmp_path / "lib" / "l" / "a.cpp").write_text("")
+    (tmp_path / "platformio.ini").write_text("[env:b]\nbuild_src_flags = -std=gnu++17 -DSRC\n")
+
+    def framework(env: BuildEnv) -> None:
+        env.append(CXXFLAGS=["-std=gnu++14"])
+
+    env, pio = platformio_env(tmp_path, "", framework)
+    library = project_library(tmp_path / "lib" / "l", env)
+    src = project_env(env, pio, [library])
+    # The framework's own sources keep its standard; the library's and src/'s flags come last.
+    assert env["CXXFLAGS"] == ["-std=gnu++14"] and "SRC" not in env["CPPDEFINES"]
+    assert library.env["CXXFLAGS"][-1] == "-std=gnu++17"
+    assert src["CXXFLAGS"] == ["-std=gnu++14", "-std=gnu++17"] and "SRC" in src["CPPDEFINES"]
+    assert src["CPPPATH"][0] == str(tmp_path / "src")

@@ -78,6 +78,7 @@ from .pio_build import (
     case_id,
     elf_sizes,
     platformio_env,
+    project_env,
     project_library,
     project_sources,
     require_arm_gcc,
@@ -367,17 +368,15 @@ def build(
         trees.append(tflm_tree)
     conf = hal_config(tree, cache)
     framework = stm32cube_framework(board, tree, project, conf)
-    env, _ = platformio_env(project, board.extra_flags, lambda e: e.append(**framework.scopes))
+    env, pio = platformio_env(project, board.extra_flags, lambda e: e.append(**framework.scopes))
     fingerprint = tree_fingerprint(trees)
     cached = Compiler(out / "obj", cache / "objects", fingerprint, {str(project): "<PROJECT>"})
 
     library, library_objects = None, []
-    src_env = env.clone()
-    lib_dir = project / "lib" / "tflite-micro"
     if tflm_tree is not None:
-        library = project_library(lib_dir, env, src_root=tflm_tree)
+        library = project_library(project / "lib" / "tflite-micro", env, src_root=tflm_tree)
         library_objects = cached.compile([(s, library.env.command(s)) for s in library.sources])
-        src_env.prepend_unique(CPPPATH=library.env["CPPPATH"])
+    src_env = project_env(env, pio, [library] if library else [])
 
     sources = project_sources(project)
     system = [root, *([tflm_tree] if tflm_tree else [])]

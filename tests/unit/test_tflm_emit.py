@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import filecmp
+import json
 import re
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from mnmcu.boards import get_board
 from mnmcu.emit import tflm
+from mnmcu.emit.project import platformio_options
 from mnmcu.errors import InvalidValue, UnsupportedModel
 from mnmcu.graph import Graph, Op, Quantization, Tensor
 from mnmcu.reference import TflmRun
@@ -267,6 +269,21 @@ def test_mapping_view_is_what_the_project_emitter_merges(model_file: Path, tmp_p
     assert sources["arena_bytes"] == sources.arena.arena_bytes
     runtime = (tmp_path / "p" / "src" / "mnmcu_runtime_tflm.cpp").read_text()
     assert f"uint8_t {sources['arena_symbols'][0]}[MNMCU_TFLM_ARENA_BYTES]" in runtime
+
+
+def test_arduino_core_keeps_its_cxx_standard(model_file: Path, tmp_path: Path) -> None:
+    # ArduinoCore-mbed's abs() macro breaks C++17's <chrono>: C++17 for src/ and TFLM only.
+    sources = emit(small_graph(), model_file, "nano33ble", tmp_path / "p")
+    options = dict(sources["ini_options"])
+    assert options["build_src_flags"] == "-std=gnu++17" and "build_unflags" not in options
+    assert not any(flag.startswith("-std=") for flag in sources["build_flags"])
+    library = json.loads((tmp_path / "p" / "lib" / "tflite-micro" / "library.json").read_text())
+    assert "-std=gnu++17" in library["build"]["flags"]
+    # What the project's [env:nano33ble] gets: no -std= for the core, C++17 for src/.
+    env = platformio_options(get_board("nano33ble"), "tflm", sources)
+    assert ("build_src_flags", "-std=gnu++17") in env["options"]
+    assert not any(flag.startswith("-std=") for flag in env["build_flags"])
+    assert "build_unflags" not in dict(env["options"])
 
 
 def test_two_emits_are_identical(model_file: Path, tmp_path: Path) -> None:

@@ -515,6 +515,7 @@ class TflmSources(Mapping[str, Any]):
     pins: tuple[Pin, ...]
     readme_section: str
     notes: tuple[str, ...]
+    build_src_flags: tuple[str, ...] = ()
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -526,6 +527,7 @@ class TflmSources(Mapping[str, Any]):
         options = {
             "build_flags": self.build_flags,
             "build_unflags": self.build_unflags,
+            "build_src_flags": self.build_src_flags,
             "lib_deps": self.lib_deps,
             "platform_packages": self.platform_packages,
             "extra_scripts": self.extra_scripts,
@@ -534,7 +536,7 @@ class TflmSources(Mapping[str, Any]):
 
     def _extras(self) -> dict[str, Any]:
         ini = [
-            (key, (" " if key == "build_unflags" else ", ").join(values))
+            (key, (" " if key in ("build_unflags", "build_src_flags") else ", ").join(values))
             for key, values in self.platformio_options().items()
             if key not in ("build_flags", "lib_deps")
         ]
@@ -702,6 +704,7 @@ class _RouteFiles:
 
     build_flags: tuple[str, ...] = ()
     build_unflags: tuple[str, ...] = ()
+    build_src_flags: tuple[str, ...] = ()
     platform_packages: tuple[str, ...] = ()
     extra_scripts: tuple[str, ...] = ()
     pins: tuple[Pin, ...] = ()
@@ -768,11 +771,16 @@ def _emit_tflm_tree(out: _Writer, board: Board, versions: TflmVersions) -> _Rout
         Pin("tensorflow/tflite-micro", versions.tflm_commit, _VERSIONS_SOURCE),
         Pin("ARM-software/CMSIS-NN", versions.cmsis_nn_commit, _VERSIONS_SOURCE),
     )
+    defines = ("-DTF_LITE_STATIC_MEMORY", "-DCMSIS_NN", "-DTF_LITE_MCU_DEBUG_LOG")
+    # TFLM needs C++17 (library.json gives it to the library). An Arduino core compiles
+    # its own C++ with the project's flags, and ArduinoCore-mbed's Arduino.h defines an
+    # abs() macro that breaks libstdc++'s C++17 <chrono> (std::chrono::abs), which its
+    # mbed headers include: there C++17 goes to src/ only, the core keeps gnu++14.
+    arduino = board.platformio.framework == "arduino"
     return _RouteFiles(
-        build_flags=(
-            "-DTF_LITE_STATIC_MEMORY", "-DCMSIS_NN", "-DTF_LITE_MCU_DEBUG_LOG", "-std=gnu++17",
-        ),
-        build_unflags=("-std=gnu++11", "-std=gnu++14"),
+        build_flags=defines if arduino else (*defines, "-std=gnu++17"),
+        build_unflags=() if arduino else ("-std=gnu++11", "-std=gnu++14"),
+        build_src_flags=("-std=gnu++17",) if arduino else (),
         platform_packages=(toolchain,) if toolchain else (),
         extra_scripts=(f"pre:{PRE_SCRIPT}",),
         pins=pins + ((Pin("toolchain", toolchain, _VERSIONS_SOURCE),) if toolchain else ()),
@@ -859,6 +867,7 @@ def emit_tflm_sources(
     doc = out.render(
         "TFLM.md.j2", project_dir / DOC_FILE, "The TFLite Micro runtime.", "html",
         registrations=registrations, pins=pins, build_flags=extra.build_flags,
+        build_src_flags=extra.build_src_flags,
         platform_packages=extra.platform_packages, warnings=warnings,
         verification=[text for where, text in versions.notes if where == route],
     )  # fmt: skip
@@ -883,6 +892,7 @@ def emit_tflm_sources(
         kernels=board.runtime.kernels,
         build_flags=extra.build_flags,
         build_unflags=extra.build_unflags,
+        build_src_flags=extra.build_src_flags,
         lib_deps=(),
         platform_packages=extra.platform_packages,
         extra_scripts=extra.extra_scripts,
