@@ -8,6 +8,8 @@ TensorFlow and tflite-micro abort when imported into one process, so
 It prints one JSON line: the arena TFLite Micro allocated (total, head =
 activations, tail = persistent data), as its RecordingMicroAllocator reports.
 With inputs (int8, N x input shape) it runs each and saves the outputs.
+When the runtime refuses the model it prints ``{"error": "..."}`` (one line,
+no traceback) as the last line of stderr instead and exits with status 1.
 """
 
 from __future__ import annotations
@@ -55,5 +57,15 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def run(argv: list[str]) -> int:
+    """:func:`main`, with any failure reported as one JSON line."""
+    try:
+        return main(argv)
+    except Exception as exc:  # the runtime's refusal, reported to the parent as data
+        error = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        print(json.dumps({"error": error}), file=sys.stderr)
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(run(sys.argv[1:]))

@@ -649,6 +649,7 @@ def emit(
     from mnmcu.boards import get_board
     from mnmcu.emit.project import emit_project
     from mnmcu.graph import check_int8_mobilenet, load_graph
+    from mnmcu.validate import check_single_image
 
     b = get_board(board)
     if b.platformio is None:
@@ -656,7 +657,9 @@ def emit(
             f"board {b.id!r} has no PlatformIO environment",
             "use 'mnmcu verify --target host' to run the model on this machine",
         )
-    check_int8_mobilenet(load_graph(tflite))
+    graph = load_graph(tflite)
+    check_int8_mobilenet(graph)
+    check_single_image(graph)
     info = emit_project(tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal)
     click.echo(
         f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); "

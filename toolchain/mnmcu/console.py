@@ -28,14 +28,15 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
 
 
 class _Handler(logging.Handler):
+    # soft_wrap: a message stays one line in a log (the terminal still wraps it on screen)
     def emit(self, record: logging.LogRecord) -> None:
         msg = record.getMessage()
         if record.levelno >= logging.ERROR:
-            err.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True)
+            err.print(f"[bold red]error:[/] {msg}", highlight=False, markup=True, soft_wrap=True)
         elif record.levelno >= logging.WARNING:
-            err.print(f"[yellow]warning:[/] {_escape(msg)}", highlight=False)
+            err.print(f"[yellow]warning:[/] {_escape(msg)}", highlight=False, soft_wrap=True)
         else:
-            err.print(_escape(msg), highlight=False, markup=False)
+            err.print(_escape(msg), highlight=False, markup=False, soft_wrap=True)
 
 
 def _escape(text: str) -> str:

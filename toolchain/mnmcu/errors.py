@@ -74,3 +74,7 @@ class DoesNotFit(MnmcuError):
 
 class OutputBusy(MnmcuError):
     """An output folder another mnmcu command is writing into right now."""
+
+
+class InvalidModel(UnsupportedModel):
+    """A .tflite file that is corrupt or does not hold together (indices, shapes, buffers...)."""

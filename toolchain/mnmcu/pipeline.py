@@ -307,7 +307,8 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
         try:
             tflm_arena = tflm_run(tflite).arena_total or None
         except MnmcuError as exc:
-            logger.warning("TFLite Micro arena not measured (%s); estimating it", exc)
+            reason = " ".join(str(exc).split())  # one line, whatever the runtime printed
+            logger.warning("TFLite Micro arena not measured (%s); estimating it", reason)
     from mnmcu.emit.aot import board_kernels, firmware_graph, firmware_plan
 
     kernels = board_kernels(board) if board is not None else "portable"

@@ -30,6 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from mnmcu.errors import UnsupportedModel
 from mnmcu.graph import Graph, Op, Quantization, Tensor
 from mnmcu.qmath import INT32_MAX, INT32_MIN, activation_range, conv_multiplier, mbqm, padding
 
@@ -192,7 +193,10 @@ def _conv_constants(op: Op, parts: _ConvParts, in_const: Constants) -> Constants
         acc_max = int(bias[c] + high.sum())
         if acc_min < INT32_MIN or acc_max > INT32_MAX:
             continue
-        multiplier, shift = conv_multiplier(in_scale, float(scales[c]), out_scale)
+        try:
+            multiplier, shift = conv_multiplier(in_scale, float(scales[c]), out_scale)
+        except UnsupportedModel:
+            continue  # the generator refuses this channel's rescale: no proof either
         low_end, high_end = mbqm(acc_min, multiplier, shift), mbqm(acc_max, multiplier, shift)
         if low_end is None or high_end is None:
             continue

@@ -51,11 +51,31 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return q_fixed, shift
 
 
+# The AOT kernels' requantisation takes shifts from -31 to 30 (mnmcu_requant_valid);
+# the MEAN kernel sums at most 2^23 values of a channel (mnmcu_mean_s8_run).
+MAX_REQUANT_SHIFT = 30
+MAX_MEAN_COUNT = 1 << 23
+
+
+def requant_multiplier(real: float, where: str) -> tuple[int, int]:
+    """:func:`quantize_multiplier` for the AOT kernels: a finite ``real`` below 2^30."""
+    if not 0.0 <= real < math.inf:
+        raise UnsupportedModel(f"{where}: rescale {real!r} is not a finite positive number")
+    multiplier, shift = quantize_multiplier(real)
+    if shift > MAX_REQUANT_SHIFT:
+        raise UnsupportedModel(
+            f"{where}: rescale {real:g} is too large for the AOT kernels "
+            f"(shift {shift}, at most {MAX_REQUANT_SHIFT})",
+            "the output scale is far below the input's: check the model's quantization",
+        )
+    return multiplier, shift
+
+
 def conv_multiplier(
-    input_scale: float, filter_scale: float, output_scale: float
+    input_scale: float, filter_scale: float, output_scale: float, where: str = "convolution"
 ) -> tuple[int, int]:
     """One output channel's (multiplier, shift) as PopulateConvolutionQuantizationParams."""
-    return quantize_multiplier(input_scale * filter_scale / output_scale)
+    return requant_multiplier(input_scale * filter_scale / output_scale, where)
 
 
 def double_parts(real: float) -> tuple[int, int]:
@@ -71,7 +91,13 @@ def double_parts(real: float) -> tuple[int, int]:
 
 def quantize_value(scale: float, zero_point: int, value: float) -> int:
     """TFLite's Quantize() in CalculateActivationRangeQuantized: float32 divide, round."""
-    return zero_point + _round_half_away(float(_F32(value) / _F32(scale)))
+    with np.errstate(over="ignore"):
+        quotient = float(_F32(value) / _F32(scale))
+    if not math.isfinite(quotient) or abs(quotient) >= 2**31:
+        raise UnsupportedModel(
+            f"{value:g} in units of scale {scale!r} overflows TFLite's int32 activation range"
+        )
+    return zero_point + _round_half_away(quotient)
 
 
 def activation_range(activation: str, scale: float, zero_point: int) -> tuple[int, int]:
@@ -98,10 +124,14 @@ def activation_range(activation: str, scale: float, zero_point: int) -> tuple[in
 
 def mean_multiplier(input_scale: float, output_scale: float, count: int) -> tuple[int, int]:
     """QuantizedMeanOrSum's multiplier/shift with 1/count folded in."""
-    multiplier, shift = quantize_multiplier(input_scale / output_scale)
+    multiplier, shift = requant_multiplier(input_scale / output_scale, "MEAN")
     n_shift = min(count.bit_length() - 1, 32, 31 + shift)
     if n_shift < 0:
         raise UnsupportedModel(f"MEAN rescale {input_scale / output_scale:g} is too small")
+    if count > MAX_MEAN_COUNT:
+        raise UnsupportedModel(
+            f"MEAN over {count:,} values; the AOT kernel averages up to {MAX_MEAN_COUNT:,}"
+        )
     return (multiplier << n_shift) // count, shift - n_shift
 
 
@@ -139,6 +169,10 @@ def hard_swish_params(input_scale: float, output_scale: float) -> tuple[int, int
     relu_m, relu_e = quantize_multiplier(float(hires_input_scale / reluish_scale))
     if out_e > 0:
         raise UnsupportedModel("HARD_SWISH output scale is too small for TFLite's kernel")
+    if relu_e > 15:
+        raise UnsupportedModel(
+            f"HARD_SWISH input scale {input_scale!r} is too large for the AOT kernel"
+        )
     return _downscale_to_int16(out_m), out_e, _downscale_to_int16(relu_m), relu_e
 
 
@@ -279,10 +313,12 @@ def requantize_params(
 ) -> tuple[int, int, int, int]:
     """(multiplier, shift, act_min, act_max) of QUANTIZE int8->int8, RELU or RELU6."""
     if opcode == "QUANTIZE":
-        multiplier, shift = quantize_multiplier(input_scale / output_scale)
+        multiplier, shift = requant_multiplier(input_scale / output_scale, opcode)
         return multiplier, shift, INT8_MIN, INT8_MAX
     # activations.cc ReluPrepare divides in float32; QuantizedReluX rounds with roundf.
-    multiplier, shift = quantize_multiplier(float(_F32(input_scale) / _F32(output_scale)))
+    with np.errstate(over="ignore"):
+        real = float(_F32(input_scale) / _F32(output_scale))
+    multiplier, shift = requant_multiplier(real, opcode)
     act_min = max(INT8_MIN, quantize_value(output_scale, output_zp, 0.0))
     act_max = (
         INT8_MAX

@@ -12,12 +12,13 @@ import builtins
 import os
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mnmcu.errors import QuantizationError
+from mnmcu.errors import QuantizationError, UnsupportedModel
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, captured_output, logger
 from mnmcu.model.data import to_model_input
@@ -113,12 +114,25 @@ def reference_interpreter(flatbuffer: bytes) -> Any:
     """
     from ai_edge_litert import interpreter as litert
 
-    interp = litert.Interpreter(
-        model_content=flatbuffer,
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF,
-    )
-    interp.allocate_tensors()
+    with litert_errors():
+        interp = litert.Interpreter(
+            model_content=flatbuffer,
+            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF,
+        )
+        interp.allocate_tensors()
     return interp
+
+
+@contextmanager
+def litert_errors() -> Iterator[None]:
+    """Turn LiteRT's refusal of a model (its verifier, a kernel's Prepare) into one line."""
+    try:
+        yield
+    except (ValueError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise UnsupportedModel(
+            f"LiteRT's reference interpreter refuses the model: {detail[:300]}"
+        ) from None
 
 
 def run_int8(flatbuffer: bytes, x_int8: np.ndarray, progress: Progress | None = None) -> np.ndarray:
@@ -134,7 +148,8 @@ def run_int8(flatbuffer: bytes, x_int8: np.ndarray, progress: Progress | None = 
     try:
         for x in x_int8:
             interp.set_tensor(inp, x[None])
-            interp.invoke()
+            with litert_errors():
+                interp.invoke()
             results.append(interp.get_tensor(out)[0].copy())
             progress.advance(1)
     finally:

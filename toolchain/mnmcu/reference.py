@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -17,10 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mnmcu.errors import CommandFailed, ToolMissing
+from mnmcu.errors import CommandFailed, MnmcuError, ToolMissing
 from mnmcu.graph import load_graph
 from mnmcu.proc import run_command
-from mnmcu.quantize import check_softmax_scale, reference_interpreter
+from mnmcu.quantize import check_softmax_scale, litert_errors, reference_interpreter
 
 TFLM_TIMEOUT_S = 120.0
 TFLM_TIMEOUT_PER_INPUT_S = 2.0
@@ -35,7 +36,8 @@ def litert_outputs(flatbuffer: bytes, inputs: np.ndarray) -> np.ndarray:
     outs = []
     for x in inputs:
         interp.set_tensor(i, x[None])
-        interp.invoke()
+        with litert_errors():
+            interp.invoke()
         outs.append(interp.get_tensor(o)[0].copy())
     return np.stack(outs)
 
@@ -45,14 +47,15 @@ def litert_intermediates(flatbuffer: bytes, x: np.ndarray) -> dict[int, np.ndarr
     from ai_edge_litert import interpreter as litert
 
     check_softmax_scale(load_graph(flatbuffer))
-    interp = litert.Interpreter(
-        model_content=flatbuffer,
-        experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF,
-        experimental_preserve_all_tensors=True,
-    )
-    interp.allocate_tensors()
-    interp.set_tensor(interp.get_input_details()[0]["index"], x[None])
-    interp.invoke()
+    with litert_errors():
+        interp = litert.Interpreter(
+            model_content=flatbuffer,
+            experimental_op_resolver_type=litert.OpResolverType.BUILTIN_REF,
+            experimental_preserve_all_tensors=True,
+        )
+        interp.allocate_tensors()
+        interp.set_tensor(interp.get_input_details()[0]["index"], x[None])
+        interp.invoke()
     values = {}
     for t in interp.get_tensor_details():
         try:
@@ -87,12 +90,23 @@ def tflm_run(
         try:
             proc = run_command(cmd, timeout=timeout)
         except CommandFailed as exc:
-            if "No module named 'tflite_micro'" in str(exc):
-                raise ToolMissing(
-                    "the tflite-micro runtime is not installed", "pip install tflite-micro"
-                ) from None
-            raise
+            raise _tflm_failure(model, str(exc)) from None
         report = json.loads(proc.stdout.decode().strip().splitlines()[-1])
         outputs = np.load(Path(tmp) / "out.npy") if inputs is not None else None
     arena = report["arena"]
     return TflmRun(outputs, arena.get("total", 0), arena.get("head", 0), arena.get("tail", 0))
+
+
+def _tflm_failure(model: Path, failure: str) -> MnmcuError:
+    """One line for a worker that reported an error, crashed or timed out."""
+    head, _, tail = failure.partition("; last output:")
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    last = lines[-1] if lines else ""
+    try:
+        detail = str(json.loads(last)["error"])
+    except (ValueError, KeyError, TypeError):
+        status = re.search(r"(exit status -?\d+|did not finish within \S+ s)", head)
+        detail = ", ".join(x for x in (status.group(1) if status else "", last[:200]) if x)
+    if "No module named 'tflite_micro'" in detail:
+        return ToolMissing("the tflite-micro runtime is not installed", "pip install tflite-micro")
+    return CommandFailed(f"the tflite-micro runtime could not run {model.name} ({detail})")

@@ -18,15 +18,18 @@ from pathlib import Path
 
 import numpy as np
 
-from mnmcu.errors import UnsupportedModel
+from mnmcu.errors import InvalidValue
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.outdir import output_folder
 from mnmcu.prune import Pruning
 from mnmcu.quantize import check_softmax_scale
+from mnmcu.validate import check_single_image
 
 RUN_TIMEOUT_S = 60.0
 RUN_TIMEOUT_PER_INPUT_S = 5.0
+# The inputs of one run, all in memory at once (and again as outputs of each runtime).
+MAX_INPUT_BYTES = 256 << 20
 
 
 @dataclass(frozen=True)
@@ -72,23 +75,23 @@ class VerifyResult:
         return d
 
 
-def check_batch_one(graph: Graph) -> None:
-    """Refuse a model whose input holds more than one image: verify and the firmware run one."""
-    shape = list(graph.input.shape)
-    if not shape or shape[0] != 1:
-        batch = shape[0] if shape else "none"
-        raise UnsupportedModel(
-            f"the model's input {shape} has batch {batch}; mnmcu runs one input at a time "
-            "(batch 1)",
-            "convert the model with batch size 1 ('mnmcu quantize' does)",
-        )
-
-
 def make_inputs(
     graph: Graph, count: int, samples: np.ndarray | None = None, seed: int = 0
 ) -> tuple[np.ndarray, dict[str, int]]:
-    """``count`` int8 inputs: all -128, all 127, dataset samples if given, then random."""
+    """``count`` int8 inputs: all -128, all 127, dataset samples if given, then random.
+
+    Refuses models of another batch than 1 and (before allocating) more than
+    :data:`MAX_INPUT_BYTES` of inputs.
+    """
+    check_single_image(graph)
     shape = graph.input.shape[1:]
+    size = graph.input.nbytes
+    if count * size > MAX_INPUT_BYTES:
+        raise InvalidValue(
+            f"{count} inputs of {size:,} bytes need {count * size:,} bytes, more than the "
+            f"{MAX_INPUT_BYTES // (1 << 20)} MiB mnmcu holds at once",
+            f"use a count of {max(MAX_INPUT_BYTES // size, 1)} or fewer",
+        )
     parts = [np.full((1, *shape), -128, np.int8), np.full((1, *shape), 127, np.int8)]
     kinds = {"min": 1, "max": 1, "dataset": 0, "random": 0}
     if samples is not None and len(samples):
@@ -183,7 +186,6 @@ def _verify(
     graph = load_graph(model)
     check_int8_mobilenet(graph)
     check_softmax_scale(graph)
-    check_batch_one(graph)
     inputs, kinds = make_inputs(graph, count, samples, seed)
     timeout = RUN_TIMEOUT_S + RUN_TIMEOUT_PER_INPUT_S * len(inputs)
     steps = 5 + int(sanitize) + int(layers)
