@@ -68,11 +68,15 @@ _VERSIONS_FILE = ("tflm", "versions.toml")
 _SOFTMAX_INT16_OUT = "tflite::Register_SOFTMAX_INT8_INT16()"
 
 # MicroMutableOpResolver method of each op, and its int8-specialised registration
-# where TFLM declares one: tensorflow/lite/micro/kernels/{conv,depthwise_conv,
-# fully_connected,add,mul,softmax,pooling,pad}.h at the pinned commit. Under
-# CMSIS_NN these are CMSIS-NN kernels; elsewhere (ESP-NN, whose CMake replaces
-# the plain kernels) the headers define them as the plain registration. MEAN,
-# HARD_SWISH and the rest have no int8 variant.
+# with the header that declares it where TFLM has one: at the pinned commit
+# tensorflow/lite/micro/kernels/{conv,depthwise_conv,fully_connected,add,mul,
+# softmax,pooling,pad}.h. micro_mutable_op_resolver.h includes most of these
+# headers but not pad.h, so the runtime includes each one it calls itself
+# (tests/integration/test_tflm_project.py checks every entry against the
+# headers of a TFLM tree). Under CMSIS_NN these are CMSIS-NN kernels; elsewhere
+# (ESP-NN, whose CMake replaces the plain kernels) the headers define them as
+# the plain registration. MEAN, HARD_SWISH and the rest have no int8 variant.
+_KERNELS_DIR = "tensorflow/lite/micro/kernels"
 _RESOLVER: dict[str, tuple[str, str | None]] = {
     "CONV_2D": ("AddConv2D", "tflite::Register_CONV_2D_INT8()"),
     "DEPTHWISE_CONV_2D": ("AddDepthwiseConv2D", "tflite::Register_DEPTHWISE_CONV_2D_INT8()"),
@@ -94,6 +98,19 @@ _RESOLVER: dict[str, tuple[str, str | None]] = {
     "STRIDED_SLICE": ("AddStridedSlice", None),
     "PACK": ("AddPack", None),
 }
+KERNEL_HEADERS: dict[str, str] = {
+    "tflite::Register_CONV_2D_INT8()": f"{_KERNELS_DIR}/conv.h",
+    "tflite::Register_DEPTHWISE_CONV_2D_INT8()": f"{_KERNELS_DIR}/depthwise_conv.h",
+    "tflite::Register_FULLY_CONNECTED_INT8()": f"{_KERNELS_DIR}/fully_connected.h",
+    "tflite::Register_ADD_INT8()": f"{_KERNELS_DIR}/add.h",
+    "tflite::Register_MUL_INT8()": f"{_KERNELS_DIR}/mul.h",
+    "tflite::Register_SOFTMAX_INT8()": f"{_KERNELS_DIR}/softmax.h",
+    _SOFTMAX_INT16_OUT: f"{_KERNELS_DIR}/softmax.h",
+    "tflite::Register_AVERAGE_POOL_2D_INT8()": f"{_KERNELS_DIR}/pooling.h",
+    "tflite::Register_MAX_POOL_2D_INT8()": f"{_KERNELS_DIR}/pooling.h",
+    "tflite::Register_PAD_INT8()": f"{_KERNELS_DIR}/pad.h",
+}
+"""The TFLM header that declares each registration the generator can emit."""
 _METHOD_TO_OP = {method: opcode for opcode, (method, _) in _RESOLVER.items()}
 # Ops whose int8 registration needs int8 weights too (not int4/int16 variants).
 _WEIGHTED = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
@@ -187,6 +204,16 @@ class OpRegistration:
     @property
     def call(self) -> str:
         return f"resolver.{self.method}({self.kernel})"
+
+    @property
+    def header(self) -> str | None:
+        """The TFLM header declaring :attr:`kernel` (``None`` for the default kernel)."""
+        return KERNEL_HEADERS[self.kernel] if self.kernel else None
+
+
+def kernel_headers(registrations: Sequence[OpRegistration]) -> tuple[str, ...]:
+    """The headers the runtime includes for its registrations, sorted, each once."""
+    return tuple(sorted({r.header for r in registrations if r.header}))
 
 
 def _dtypes(graph: Graph, ops: Sequence[Op], slot: int, outputs: bool = False) -> set[str]:
@@ -851,6 +878,7 @@ def emit_tflm_sources(
         "mnmcu_runtime_tflm.cpp.j2", src_dir / RUNTIME_SOURCE,
         "mnmcu_runtime.h over TensorFlow Lite Micro.", "c",
         model_header=MODEL_HEADER, registrations=registrations, kernels=board.runtime.kernels,
+        kernel_headers=kernel_headers(registrations),
         debug_log_callback=route == "tflm-tree", arena_symbol=ARENA_SYMBOL,
     )  # fmt: skip
     if route == "esp-idf":
@@ -1054,6 +1082,9 @@ def check_tflm_project(
                 f"resolver registers {opcode} with '{argument or 'the default kernel'}', "
                 f"expected '{expected or 'the default kernel'}'"
             )
+        header = KERNEL_HEADERS.get(argument)
+        if header is not None and f'#include "{header}"' not in text:
+            problems.append(f"{runtime.name} calls {argument} without including {header}")
     for opcode in sorted(wanted - set(seen)):
         problems.append(f"resolver lacks {opcode}, which the model uses")
     for opcode in sorted({op for op in seen if seen.count(op) > 1}):
