@@ -21,6 +21,7 @@ tflite-micro's headers at the pinned commit).
 from __future__ import annotations
 
 import configparser
+import json
 import re
 import shutil
 import subprocess
@@ -611,3 +612,17 @@ def test_trained_model_runs_on_the_host_bit_exact(
     expected = litert_outputs(model.read_bytes(), xs).reshape(got.shape)
     assert np.array_equal(got, expected)
     assert len({row.tobytes() for row in got}) >= 4, got
+
+
+@pytest.mark.parametrize(
+    ("board_id", "kernels"), [("disco_f407vg", "cmsis-nn"), ("esp32s3", "esp-nn")]
+)
+def test_project_manifest_names_tflm_kernels(board_id: str, kernels: str, tmp_path: Path) -> None:
+    from mnmcu.emit.project import PROJECT_FILE, emit_project, load_project
+
+    model = data_dir("firmware") / "sample" / "mnmcu_sample.tflite"
+    emit_project(model, get_board(board_id), tmp_path / "p", runtime="tflm")
+    manifest = json.loads((tmp_path / "p" / PROJECT_FILE).read_text())
+    assert manifest["runtime"] == "tflm" and manifest["kernels"] == kernels
+    assert load_project(tmp_path / "p").kernels == kernels
+    assert not any("could not be compiled" in note for note in manifest["notes"])

@@ -16,9 +16,10 @@ stated margin, and the files of one of two routes to TFLM itself:
   TFLM's own ``create_tflm_tree.py`` (``tools/tflm_fetch.py``, run by a
   PlatformIO ``pre:`` script when the tree is missing).
 
-Versions come from ``boards/tflm/versions.toml``. TFLM cannot be compiled
-here, so :func:`check_tflm_project` and :func:`pio_lint` check generated
-projects structurally.
+Versions come from ``boards/tflm/versions.toml``. :func:`check_tflm_project`
+and :func:`pio_lint` check generated projects structurally, without TFLM's
+sources; the tests compile and run them against a TFLM tree where
+``MNMCU_TFLM_SOURCES`` names one.
 """
 
 from __future__ import annotations
@@ -907,8 +908,9 @@ def emit_tflm_sources(
         + ", ".join(r.call.removeprefix("resolver.") for r in registrations)
         + "; a boot-time check names any op of the model it lacks.",
         f"Tensor arena: {arena.describe()}. The boot line prints arena_used_bytes.",
-        "TFLM could not be compiled where this project was generated; it was checked "
-        "structurally and builds where PlatformIO can download the platform and TFLM.",
+        "mnmcu checked this project structurally when it wrote it (the resolver holds "
+        "exactly the model's ops, the arena is at least the measured one, every version "
+        "is pinned); TFLM itself is compiled by the project's first PlatformIO build.",
         *warnings,
     )
     files = tuple(sorted(p.relative_to(project_dir).as_posix() for p in out.written))
