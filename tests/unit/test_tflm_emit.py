@@ -13,6 +13,7 @@ import filecmp
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -508,3 +509,61 @@ def test_runtime_of_every_op_compiles_against_tflm_headers(
     command = [gxx, *flags, *includes, f"-I{src}", str(src / tflm.RUNTIME_SOURCE)]
     run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------
+# tools/tflm_fetch.py
+# --------------------------------------------------------------------------
+
+
+def run_fetch(project: Path, *args: str, python: tuple[str, ...] = ()) -> Any:
+    import subprocess
+    import sys
+
+    command = [*(python or (sys.executable,)), str(project / tflm.FETCH_SCRIPT), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+def test_fetch_names_pillow_and_numpy_when_missing(model_file: Path, tmp_path: Path) -> None:
+    import sys
+
+    emit(small_graph(), model_file, "disco_f407vg", tmp_path / "p")
+    # -S: no site-packages, so neither Pillow nor numpy is importable.
+    run = run_fetch(tmp_path / "p", "--source", str(tmp_path), python=(sys.executable, "-S"))
+    assert run.returncode == 1
+    (line,) = run.stderr.splitlines()
+    assert line.startswith("error: Pillow and numpy missing from ")
+    assert "-m pip install pillow numpy" in line
+
+
+def test_fetch_refuses_a_folder_that_is_no_checkout(model_file: Path, tmp_path: Path) -> None:
+    emit(small_graph(), model_file, "disco_f407vg", tmp_path / "p")
+    run = run_fetch(tmp_path / "p", "--source", str(tmp_path / "nothing"))
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"error: {tmp_path / 'nothing'} is not a tflite-micro checkout (no "
+        "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py)"
+    ]
+
+
+def test_fetch_writes_the_tree_from_a_checkout_without_downloading(
+    model_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from ..integration.framework_sources import TFLM, TFLM_DOWNLOADS, _link, _top_level
+
+    root = TFLM.locate()
+    # A copy of hard links: TFLM's Makefile writes gen/ into the checkout it runs in.
+    checkout = tmp_path / "tflite-micro"
+    shutil.copytree(root, checkout, ignore=_top_level({".git", "gen"}, root), copy_function=_link)
+    emit(small_graph(), model_file, "disco_f407vg", tmp_path / "p")
+    run = run_fetch(tmp_path / "p", "--source", str(checkout))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    tree = tmp_path / "p" / tflm.TREE_DIR
+    versions = tflm.load_versions()
+    assert (tree / "MNMCU_TFLM_COMMIT").read_text().split()[0] == versions.tflm_commit
+    assert (tree / "tensorflow/lite/micro/micro_interpreter.cc").is_file()
+    assert (tree / "third_party/cmsis_nn/Include/arm_nnfunctions.h").is_file()
+    assert (tree / "library.json").is_file()
+    assert not (checkout / TFLM_DOWNLOADS / "gcc_embedded").exists(), "Arm's GCC was downloaded"
