@@ -399,7 +399,7 @@ def edit(path: Path, old: str, new: str) -> None:
         (
             "nano33ble",
             "platformio.ini",
-            "gccarmnoneeabi@1.70201.0",
+            "gccarmnoneeabi@1.120301.0",
             "gccarmnoneeabi",
             "has no version",
         ),
@@ -567,3 +567,13 @@ def test_fetch_writes_the_tree_from_a_checkout_without_downloading(
     assert (tree / "third_party/cmsis_nn/Include/arm_nnfunctions.h").is_file()
     assert (tree / "library.json").is_file()
     assert not (checkout / TFLM_DOWNLOADS / "gcc_embedded").exists(), "Arm's GCC was downloaded"
+
+
+def test_arm_toolchains_are_ones_tflm_builds_with() -> None:
+    # PlatformIO's toolchain-gccarmnoneeabi 1.MMmmpp.0 is GCC MM.mm.pp. TFLM at the pinned
+    # commit builds with Arm GNU 14.3 and was compiled here with GCC 12; GCC 7 (what
+    # nordicnrf52 picks for nano33ble) was never seen to build it.
+    for platform, spec in tflm.load_versions().arm_toolchains:
+        version = re.fullmatch(r"platformio/toolchain-gccarmnoneeabi@1\.(\d+)\.0", spec)
+        assert version is not None, spec
+        assert int(version.group(1)) // 10000 >= 12, f"{platform}: {spec}"
