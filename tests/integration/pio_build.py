@@ -511,13 +511,29 @@ def warning_summary(lines: Sequence[str]) -> str:
     return f"{len(lines)} warnings ({', '.join(kinds) or 'no option named'})"
 
 
+ARM_GCC_HINT = (
+    "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib"
+)
+
+
+@cache
+def _arm_cxx_headers() -> bool:
+    """Whether ``arm-none-eabi-g++`` finds C++ standard headers (Debian ships them apart)."""
+    run = subprocess.run(
+        [ARM.cxx, "-x", "c++", "-std=gnu++17", "-fsyntax-only", "-"],
+        input="#include <cstdint>\n#include <new>\n",
+        capture_output=True,
+        text=True,
+    )
+    return run.returncode == 0
+
+
 def require_arm_gcc() -> None:
     """Skip without the Arm cross compiler and its C++ library."""
     if shutil.which(ARM.cc) is None or shutil.which(ARM.cxx) is None:
-        pytest.skip(
-            "arm-none-eabi-gcc is not installed: apt-get install gcc-arm-none-eabi "
-            "libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib"
-        )
+        pytest.skip(f"arm-none-eabi-gcc is not installed: {ARM_GCC_HINT}")
+    if not _arm_cxx_headers():
+        pytest.skip(f"arm-none-eabi-g++ has no C++ standard headers: {ARM_GCC_HINT}")
 
 
 def case_id(value: tuple[str, str]) -> str:

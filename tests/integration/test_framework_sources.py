@@ -84,3 +84,15 @@ def test_missing_header_fails_naming_it(tmp_path: Path) -> None:
     touch(tmp_path / "third_party" / "ruy" / "BUILD")
     with pytest.raises(pytest.fail.Exception, match="flatbuffers/flatbuffers.h"):
         tflm_include_dirs(tmp_path)
+
+
+def test_the_arm_cxx_library_is_installed_and_documented() -> None:
+    # Debian's gcc-arm-none-eabi has no C++ standard headers; every TFLM build needs them.
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    script = (root / "scripts" / "install-system-packages.sh").read_text()
+    (packages,) = re.findall(r'^PACKAGES="([^"]*)"$', script, re.M)
+    assert "libstdc++-arm-none-eabi-newlib" in packages.split()
+    readme = " ".join((root / "README.md").read_text().split())
+    assert "`libstdc++-arm-none-eabi-newlib`" in readme
