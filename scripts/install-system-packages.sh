@@ -1,11 +1,12 @@
 #!/bin/sh
 # Install the Debian/Ubuntu packages mnmcu uses when they are missing:
-# the Arm cross compiler and QEMU (firmware builds and simulation), Chromium
+# the Arm cross compiler with its C and C++ libraries and QEMU (firmware builds
+# and simulation; TFLite Micro is C++), Chromium
 # (the report.html test opens the page headless), and
 # Python's venv module. Needs root (or sudo) only when something is missing.
 set -eu
 
-PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm python3-venv gcc chromium"
+PACKAGES="gcc-arm-none-eabi libnewlib-arm-none-eabi libstdc++-arm-none-eabi-newlib qemu-system-arm python3-venv gcc chromium"
 missing=""
 for p in $PACKAGES; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

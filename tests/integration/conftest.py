@@ -1,8 +1,9 @@
-"""Small full-int8 MobileNets, converted once per test session."""
+"""Small full-int8 MobileNets, converted once per test session; the framework-source
+tests' object cache and summary."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,39 @@ def verify_models(
         return cache[name]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def framework_cache(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """Where the framework-source tests keep compiled framework objects between sessions.
+
+    pytest's cache folder (``.pytest_cache/d/mnmcu-framework-objects``), or a
+    session folder when the cache plugin is off (``-p no:cacheprovider``).
+    """
+    cache = getattr(request.config, "cache", None)
+    if cache is None:
+        return tmp_path_factory.mktemp("framework-objects")
+    return Path(cache.mkdir("mnmcu-framework-objects"))
+
+
+@pytest.fixture(scope="session")
+def build_summary(request: pytest.FixtureRequest) -> Iterator[dict[str, list[str]]]:
+    """Lines the framework-source tests report per board and runtime, printed at the end.
+
+    They are also written to ``summary.txt`` in the framework cache folder.
+    """
+    lines: dict[str, list[str]] = {}
+    yield lines
+    if not lines:
+        return
+    text = "\n".join(f"{key}: {line}" for key in sorted(lines) for line in lines[key])
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        path = Path(cache.mkdir("mnmcu-framework-objects")) / "summary.txt"
+        path.write_text(text + "\n")
+        text += f"\n(saved in {path})"
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print("\nframework-source builds:\n" + text)

@@ -21,13 +21,14 @@ tflite-micro's headers at the pinned commit).
 from __future__ import annotations
 
 import configparser
-import os
+import json
 import re
 import shutil
 import subprocess
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,6 +38,9 @@ from mnmcu.emit import tflm
 from mnmcu.graph import load_graph
 from mnmcu.paths import data_dir
 from mnmcu.reference import TflmRun, litert_outputs, tflm_run
+
+from .framework_sources import TFLM, tflm_include_dirs, tree_fingerprint
+from .pio_build import OBJECT, Compiler, require_compiled
 
 BOARDS = ("esp32s3", "esp32", "disco_f407vg", "disco_f746ng", "nucleo_h743zi", "nano33ble")
 MODELS = ("v1", "v3-small")  # keys of the int8_models fixture (tests/integration/conftest.py)
@@ -52,6 +56,7 @@ INT8_KERNELS = {
     "MUL": "tflite::Register_MUL_INT8()",
     "SOFTMAX": "tflite::Register_SOFTMAX_INT8()",
     "AVERAGE_POOL_2D": "tflite::Register_AVERAGE_POOL_2D_INT8()",
+    "MAX_POOL_2D": "tflite::Register_MAX_POOL_2D_INT8()",
     "PAD": "tflite::Register_PAD_INT8()",
 }
 Projects = dict[tuple[str, str], Path]
@@ -293,15 +298,26 @@ namespace tflite {
 enum BuiltinOperator : int32_t { BuiltinOperator_CONV_2D = 3, BuiltinOperator_CUSTOM = 32 };
 inline const char *EnumNameBuiltinOperator(BuiltinOperator) { return ""; }
 struct OperatorCode { const flatbuffers::String *custom_code() const; };
+struct Operator { uint32_t opcode_index() const; };
+struct SubGraph { const flatbuffers::Vector<const Operator *> *operators() const; };
 struct Model {
   uint32_t version() const;
   const flatbuffers::Vector<const OperatorCode *> *operator_codes() const;
+  const flatbuffers::Vector<const SubGraph *> *subgraphs() const;
 };
 const Model *GetModel(const void *buf);
 BuiltinOperator GetBuiltinCode(const OperatorCode *op_code);
 
 #define MNMCU_REGISTER(NAME) TFLMRegistration Register_##NAME();
 %(registers)s
+}  // namespace tflite
+
+// micro_log.h (without TF_LITE_STRIP_ERROR_STRINGS)
+#include <cstdarg>
+void MicroPrintf(const char *format, ...);
+void VMicroPrintf(const char *format, va_list args);
+
+namespace tflite {
 class MicroOpResolver {
  public:
   virtual const TFLMRegistration *FindOp(BuiltinOperator op) const = 0;
@@ -347,6 +363,7 @@ ADDS = {
     "AddMul": "MUL",
     "AddSoftmax": "SOFTMAX",
     "AddAveragePool2D": "AVERAGE_POOL_2D",
+    "AddMaxPool2D": "MAX_POOL_2D",
     "AddPad": "PAD",
     "AddMean": "MEAN",
     "AddHardSwish": "HARD_SWISH",
@@ -354,6 +371,7 @@ ADDS = {
 }
 STUB_PATHS = (
     "tensorflow/lite/micro/micro_interpreter.h",
+    "tensorflow/lite/micro/micro_log.h",
     "tensorflow/lite/micro/micro_mutable_op_resolver.h",
     "tensorflow/lite/schema/schema_generated.h",
     "tensorflow/lite/schema/schema_utils.h",
@@ -361,10 +379,18 @@ STUB_PATHS = (
 )
 
 
+# The kernel header declaring each int8 registration at the pinned commit; the real
+# micro_mutable_op_resolver.h includes all of them but pad.h, so the stub of
+# tflm_stub.h declares the others and pad.h's stub alone declares PAD_INT8.
+KERNEL_HEADER_STUBS = {"tensorflow/lite/micro/kernels/pad.h": ("PAD_INT8",)}
+OTHER_KERNEL_HEADERS = ("add", "conv", "depthwise_conv", "fully_connected", "mul", "pooling")
+
+
 def write_stubs(root: Path) -> Path:
+    own = {name for names in KERNEL_HEADER_STUBS.values() for name in names}
     registers = sorted(set(ADDS.values())) + [k.split("::")[1][9:-2] for k in INT8_KERNELS.values()]
     text = STUB % {
-        "registers": "\n".join(f"MNMCU_REGISTER({name})" for name in sorted(set(registers))),
+        "registers": "\n".join(f"MNMCU_REGISTER({name})" for name in sorted(set(registers) - own)),
         "adds": "\n".join(
             f"  TfLiteStatus {method}(const TFLMRegistration &r = Register_{op}());"
             for method, op in ADDS.items()
@@ -372,9 +398,16 @@ def write_stubs(root: Path) -> Path:
     }
     root.mkdir(parents=True, exist_ok=True)
     (root / "tflm_stub.h").write_text(text)
-    for rel in STUB_PATHS:
+    for rel in STUB_PATHS + tuple(
+        f"tensorflow/lite/micro/kernels/{name}.h" for name in (*OTHER_KERNEL_HEADERS, "softmax")
+    ):
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text('#pragma once\n#include "tflm_stub.h"\n')
+    for rel, names in KERNEL_HEADER_STUBS.items():
+        declarations = "".join(f"TFLMRegistration Register_{n}();\n" for n in names)
+        (root / rel).write_text(
+            f'#pragma once\n#include "tflm_stub.h"\nnamespace tflite {{\n{declarations}}}\n'
+        )
     return root
 
 
@@ -399,7 +432,6 @@ def test_runtime_compiles_against_the_tflm_api(
 # Running the generated runtime on the host, where TFLM sources are at hand
 # --------------------------------------------------------------------------
 
-TFLM_SOURCES_ENV = "MNMCU_TFLM_SOURCES"
 # TFLM's library sources with the reference kernels (no CMSIS-NN / ESP-NN, which
 # need their targets), as TFLM's Makefile lists them for the host.
 LIBRARY_GLOBS = (
@@ -447,91 +479,150 @@ int main(int argc, char **argv) {
 """
 
 
-def tflm_include_dirs(root: Path) -> list[Path]:
-    """TFLM's root and its third-party headers (esp-tflite-micro or a tflite-micro checkout)."""
-    dirs = [root]
-    for name, sub in (("flatbuffers", "include"), ("gemmlowp", ""), ("ruy", "")):
-        for base in (root / "third_party", root / "tensorflow/lite/micro/tools/make/downloads"):
-            if (base / name / sub).is_dir():
-                dirs.append(base / name / sub)
-                break
-        else:
-            pytest.fail(f"{TFLM_SOURCES_ENV}={root} has no {name} headers")
-    return dirs
-
-
 @pytest.fixture(scope="session")
-def host_tflm(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
-    """A host library of TFLM with reference kernels, from $MNMCU_TFLM_SOURCES."""
-    root = os.environ.get(TFLM_SOURCES_ENV)
-    if not root:
-        pytest.skip(
-            f"set {TFLM_SOURCES_ENV} to a TFLM source tree (an espressif/esp-tflite-micro "
-            "checkout, or tensorflow/tflite-micro after 'make third_party_downloads')"
-        )
+def host_tflm(framework_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> HostTflm:
+    """A host library of TFLM with reference kernels, from $MNMCU_TFLM_SOURCES.
+
+    Compiled as a release build is, with ``TF_LITE_STRIP_ERROR_STRINGS``: its
+    ``micro_log.cc`` then defines no ``MicroPrintf``, which TFLM's headers
+    still call from the generated runtime (compiled without that macro).
+    Objects are kept in the framework-source cache.
+    """
+    root = TFLM.locate()
     gxx = need("g++")
-    includes = tflm_include_dirs(Path(root))
+    includes = tflm_include_dirs(root)
     out = tmp_path_factory.mktemp("host_tflm")
     sources = sorted(
         {p for pattern in LIBRARY_GLOBS for p in Path(root).glob(pattern)}
         - {p for p in Path(root).glob("**/*.cc") if NOT_LIBRARY.search(p.name)}
     )
-    flags = ["-std=c++17", "-O1", "-fno-exceptions", "-fno-rtti", "-DTF_LITE_STATIC_MEMORY", "-w"]
-    flags += [f"-I{d}" for d in includes]
-
-    def compile_one(index_source: tuple[int, Path]) -> Path:
-        index, source = index_source
-        obj = out / f"{index:04d}_{source.stem}.o"
-        subprocess.run([gxx, *flags, "-c", str(source), "-o", str(obj)], check=True)
-        return obj
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        objects = list(pool.map(compile_one, enumerate(sources)))
+    flags = ["-std=c++17", "-O1", "-fno-exceptions", "-fno-rtti", "-DTF_LITE_STATIC_MEMORY"]
+    flags += ["-DTF_LITE_STRIP_ERROR_STRINGS", "-w", *(f"-I{d}" for d in includes)]
+    compiler = Compiler(out, framework_cache / "objects", tree_fingerprint([root / "tensorflow"]))
+    results = compiler.compile([(s, [gxx, *flags, "-c", str(s), "-o", OBJECT]) for s in sources])
+    require_compiled(results, "TFLM host library sources")
     library = out / "libtflm.a"
-    subprocess.run(["ar", "rcs", str(library), *map(str, objects)], check=True)
-    return library, includes
+    subprocess.run(["ar", "rcs", str(library), *(str(r.obj) for r in results)], check=True)
+    return HostTflm(library, includes)
+
+
+@dataclass(frozen=True)
+class HostTflm:
+    library: Path
+    includes: list[Path]
+
+
+def run_on_host(tflm_lib: HostTflm, src: Path, xs: np.ndarray, work: Path) -> np.ndarray:
+    """Build the project's runtime in ``src`` with the host HAL, run it on ``xs``, its outputs."""
+    hal = data_dir("firmware") / "hal" / "host" / "mnmcu_hal_host.c"
+    (work / "main.c").write_text(HOST_MAIN)
+    exe = work / "run"
+    isystem = [f"-isystem{d}" for d in tflm_lib.includes]
+    objects = []
+    for source, tool, std in (
+        (src / "mnmcu_runtime_tflm.cpp", "g++", "-std=c++17"),
+        (src / "mnmcu_tflm_model.c", "gcc", "-std=c11"),
+        (hal, "gcc", "-std=gnu11"),
+        (work / "main.c", "gcc", "-std=c11"),
+    ):
+        obj = work / f"{source.stem}.o"
+        flags = [std, "-O1", "-Wall", "-Wextra", "-Werror", "-DTF_LITE_STATIC_MEMORY", f"-I{src}"]
+        if tool == "g++":
+            flags += ["-fno-exceptions", "-fno-rtti", *isystem]
+        subprocess.run([need(tool), *flags, "-c", str(source), "-o", str(obj)], check=True)
+        objects.append(str(obj))
+    link = subprocess.run(
+        [need("g++"), "-o", str(exe), *objects, str(tflm_lib.library), "-lm"],
+        capture_output=True,
+        text=True,
+    )
+    assert link.returncode == 0, link.stderr[-3000:]
+    (work / "inputs.bin").write_bytes(xs.tobytes())
+    run = subprocess.run([str(exe), str(work / "inputs.bin")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    (arena,) = re.findall(r"^arena (\d+) (\d+)$", run.stdout, re.M)
+    assert 0 < int(arena[1]) <= int(arena[0])
+    outputs = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("out")]
+    return np.array(outputs, dtype=np.int64).astype(np.int8)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", MODELS)
 def test_runtime_runs_on_the_host_bit_exact(
     model: str,
-    host_tflm: tuple[Path, list[Path]],
+    host_tflm: HostTflm,
     projects: Projects,
     int8_models: dict[str, Path],
     tmp_path: Path,
 ) -> None:
     """The ESP-IDF route's runtime (no Arm-only debug-log hook), TFLM reference kernels."""
-    library, includes = host_tflm
-    src = projects["esp32", model] / "src"
-    hal = data_dir("firmware") / "hal" / "host" / "mnmcu_hal_host.c"
-    (tmp_path / "main.c").write_text(HOST_MAIN)
-    exe = tmp_path / "run"
-    isystem = [f"-isystem{d}" for d in includes]
-    objects = []
-    for source, tool, std in (
-        (src / "mnmcu_runtime_tflm.cpp", "g++", "-std=c++17"),
-        (src / "mnmcu_tflm_model.c", "gcc", "-std=c11"),
-        (hal, "gcc", "-std=gnu11"),
-        (tmp_path / "main.c", "gcc", "-std=c11"),
-    ):
-        obj = tmp_path / f"{source.stem}.o"
-        flags = [std, "-O1", "-Wall", "-Wextra", "-Werror", "-DTF_LITE_STATIC_MEMORY", f"-I{src}"]
-        if tool == "g++":
-            flags += ["-fno-exceptions", "-fno-rtti", *isystem]
-        subprocess.run([need(tool), *flags, "-c", str(source), "-o", str(obj)], check=True)
-        objects.append(str(obj))
-    subprocess.run([need("g++"), "-o", str(exe), *objects, str(library), "-lm"], check=True)
-
     graph = load_graph(int8_models[model])
     rng = np.random.default_rng(7)
     xs = rng.integers(-128, 128, size=(4, *graph.input.shape[1:]), dtype=np.int8)
-    (tmp_path / "inputs.bin").write_bytes(xs.tobytes())
-    run = subprocess.run([str(exe), str(tmp_path / "inputs.bin")], capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
-    (arena,) = re.findall(r"^arena (\d+) (\d+)$", run.stdout, re.M)
-    assert 0 < int(arena[1]) <= int(arena[0])
-    outputs = [line.split()[1:] for line in run.stdout.splitlines() if line.startswith("out")]
-    got = np.array(outputs, dtype=np.int64).astype(np.int8)
+    got = run_on_host(host_tflm, projects["esp32", model] / "src", xs, tmp_path)
     expected = litert_outputs(int8_models[model].read_bytes(), xs)
     assert np.array_equal(got, expected.reshape(got.shape))
+
+
+def with_unused_codes(model: bytes) -> bytes:
+    """``model`` listing QUANTIZE and DEQUANTIZE as operator codes no operator uses.
+
+    MLPerf Tiny's ResNet-8 (pretrainedResnet_quant.tflite) is such a model.
+    """
+    from ..tflite_fuzz import _schema, forge
+
+    schema = _schema()
+
+    def edit(m: Any) -> None:
+        for name in ("QUANTIZE", "DEQUANTIZE"):
+            code = schema.OperatorCodeT()
+            builtin = getattr(schema.BuiltinOperator, name)
+            code.builtinCode, code.deprecatedBuiltinCode, code.version = builtin, builtin, 1
+            m.operatorCodes.append(code)
+
+    return forge(model, edit)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("unused_codes", [False, True], ids=["sample", "unused-op-codes"])
+def test_trained_model_runs_on_the_host_bit_exact(
+    unused_codes: bool, host_tflm: HostTflm, tmp_path: Path
+) -> None:
+    """The trained sample model: distinct outputs, so bit-exactness says something.
+
+    With op codes no operator uses, the boot-time op check must not ask the
+    resolver for them (TFLM never does).
+    """
+    from mnmcu.emit.project import emit_project
+
+    model = tmp_path / "sample.tflite"
+    data = (data_dir("firmware") / "sample" / "mnmcu_sample.tflite").read_bytes()
+    model.write_bytes(with_unused_codes(data) if unused_codes else data)
+    graph = load_graph(model)
+    if unused_codes:
+        assert (
+            graph.opcodes
+            == load_graph(data_dir("firmware") / "sample" / "mnmcu_sample.tflite").opcodes
+        )
+    info = emit_project(model, get_board("esp32"), tmp_path / "project", runtime="tflm")
+    rng = np.random.default_rng(11)
+    xs = rng.integers(-128, 128, size=(8, *graph.input.shape[1:]), dtype=np.int8)
+    (tmp_path / "work").mkdir()
+    got = run_on_host(host_tflm, info.project_dir / "src", xs, tmp_path / "work")
+    expected = litert_outputs(model.read_bytes(), xs).reshape(got.shape)
+    assert np.array_equal(got, expected)
+    assert len({row.tobytes() for row in got}) >= 4, got
+
+
+@pytest.mark.parametrize(
+    ("board_id", "kernels"), [("disco_f407vg", "cmsis-nn"), ("esp32s3", "esp-nn")]
+)
+def test_project_manifest_names_tflm_kernels(board_id: str, kernels: str, tmp_path: Path) -> None:
+    from mnmcu.emit.project import PROJECT_FILE, emit_project, load_project
+
+    model = data_dir("firmware") / "sample" / "mnmcu_sample.tflite"
+    emit_project(model, get_board(board_id), tmp_path / "p", runtime="tflm")
+    manifest = json.loads((tmp_path / "p" / PROJECT_FILE).read_text())
+    assert manifest["runtime"] == "tflm" and manifest["kernels"] == kernels
+    assert load_project(tmp_path / "p").kernels == kernels
+    assert not any("could not be compiled" in note for note in manifest["notes"])

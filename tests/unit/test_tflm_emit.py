@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import dataclasses
 import filecmp
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from mnmcu.boards import get_board
 from mnmcu.emit import tflm
+from mnmcu.emit.project import platformio_options
 from mnmcu.errors import InvalidValue, UnsupportedModel
 from mnmcu.graph import Graph, Op, Quantization, Tensor
 from mnmcu.reference import TflmRun
@@ -79,6 +82,38 @@ def small_graph(softmax_out: str = "int8") -> Graph:
     return g.graph([x], [s])
 
 
+def every_op_graph() -> Graph:
+    """An int8 graph with one op of each type that has an int8 registration, and a few more."""
+    g = GraphBuilder()
+    x = g.tensor((1, 16, 16, 3))
+    pads = g.tensor((4, 2), "int32", const=True)
+    p = g.tensor((1, 18, 18, 3))
+    g.op("PAD", [x, pads], [p])
+    y = g.conv(p, 8, 16, 3, 2)
+    y = g.conv(y, 8, 16, 3, 1, depthwise=True)
+    a = g.tensor((1, 8, 8, 16))
+    g.op("ADD", [y, y], [a])
+    m = g.tensor((1, 8, 8, 16))
+    g.op("MUL", [a, y], [m])
+    h = g.tensor((1, 8, 8, 16))
+    g.op("HARD_SWISH", [m], [h])
+    pool = {"padding": "VALID", "stride_h": 2, "stride_w": 2, "filter_h": 2, "filter_w": 2}
+    ap = g.tensor((1, 4, 4, 16))
+    g.op("AVERAGE_POOL_2D", [h], [ap], **pool)
+    mp = g.tensor((1, 2, 2, 16))
+    g.op("MAX_POOL_2D", [ap], [mp], **pool)
+    shape = g.tensor((2,), "int32", const=True)
+    r = g.tensor((1, 64))
+    g.op("RESHAPE", [mp, shape], [r])
+    w = g.tensor((4, 64), const=True)
+    b = g.tensor((4,), "int32", const=True)
+    f = g.tensor((1, 4))
+    g.op("FULLY_CONNECTED", [r, w, b], [f])
+    s = g.tensor((1, 4))
+    g.op("SOFTMAX", [f], [s], beta=1.0)
+    return g.graph([x], [s])
+
+
 @pytest.fixture
 def model_file(tmp_path: Path) -> Path:
     path = tmp_path / "small.tflite"
@@ -124,6 +159,28 @@ def test_registrations_use_int8_kernels() -> None:
 def test_int16_softmax_output_takes_the_int8_int16_kernel() -> None:
     graph = small_graph(softmax_out="int16")
     assert tflm.expected_kernel(graph, "SOFTMAX") == "tflite::Register_SOFTMAX_INT8_INT16()"
+
+
+def test_every_int8_registration_has_its_declaring_header_included(
+    model_file: Path, tmp_path: Path
+) -> None:
+    # micro_mutable_op_resolver.h includes conv.h, add.h and the like, not pad.h: a
+    # runtime that relied on it called Register_PAD_INT8() undeclared.
+    graph = every_op_graph()
+    sources = emit(graph, model_file, "disco_f407vg", tmp_path / "p")
+    kernels = {r.kernel for r in sources.registrations if r.kernel}
+    assert kernels == set(tflm.KERNEL_HEADERS) - {"tflite::Register_SOFTMAX_INT8_INT16()"}
+    runtime = (tmp_path / "p" / "src" / tflm.RUNTIME_SOURCE).read_text()
+    includes = re.findall(r'^#include "(tensorflow/lite/micro/kernels/\w+\.h)"$', runtime, re.M)
+    assert includes == sorted({tflm.KERNEL_HEADERS[k] for k in kernels})
+    assert "tensorflow/lite/micro/kernels/pad.h" in includes
+    assert tflm.check_tflm_project(tmp_path / "p", graph, MEASURED.arena_total) == []
+    stripped = runtime.replace('#include "tensorflow/lite/micro/kernels/pad.h"\n', "")
+    (tmp_path / "p" / "src" / tflm.RUNTIME_SOURCE).write_text(stripped)
+    assert tflm.check_tflm_project(tmp_path / "p", graph, MEASURED.arena_total) == [
+        f"{tflm.RUNTIME_SOURCE} calls tflite::Register_PAD_INT8() without including "
+        "tensorflow/lite/micro/kernels/pad.h"
+    ]
 
 
 def test_unknown_op_is_refused() -> None:
@@ -269,6 +326,21 @@ def test_mapping_view_is_what_the_project_emitter_merges(model_file: Path, tmp_p
     assert f"uint8_t {sources['arena_symbols'][0]}[MNMCU_TFLM_ARENA_BYTES]" in runtime
 
 
+def test_arduino_core_keeps_its_cxx_standard(model_file: Path, tmp_path: Path) -> None:
+    # ArduinoCore-mbed's abs() macro breaks C++17's <chrono>: C++17 for src/ and TFLM only.
+    sources = emit(small_graph(), model_file, "nano33ble", tmp_path / "p")
+    options = dict(sources["ini_options"])
+    assert options["build_src_flags"] == "-std=gnu++17" and "build_unflags" not in options
+    assert not any(flag.startswith("-std=") for flag in sources["build_flags"])
+    library = json.loads((tmp_path / "p" / "lib" / "tflite-micro" / "library.json").read_text())
+    assert "-std=gnu++17" in library["build"]["flags"]
+    # What the project's [env:nano33ble] gets: no -std= for the core, C++17 for src/.
+    env = platformio_options(get_board("nano33ble"), "tflm", sources)
+    assert ("build_src_flags", "-std=gnu++17") in env["options"]
+    assert not any(flag.startswith("-std=") for flag in env["build_flags"])
+    assert "build_unflags" not in dict(env["options"])
+
+
 def test_two_emits_are_identical(model_file: Path, tmp_path: Path) -> None:
     for board_id in ("esp32", "nucleo_h743zi"):
         a, b = tmp_path / f"a-{board_id}", tmp_path / f"b-{board_id}"
@@ -327,7 +399,7 @@ def edit(path: Path, old: str, new: str) -> None:
         (
             "nano33ble",
             "platformio.ini",
-            "gccarmnoneeabi@1.70201.0",
+            "gccarmnoneeabi@1.120301.0",
             "gccarmnoneeabi",
             "has no version",
         ),
@@ -384,3 +456,124 @@ def test_generated_scripts_are_valid_python(model_file: Path, tmp_path: Path) ->
     for rel in (tflm.FETCH_SCRIPT, tflm.PRE_SCRIPT):
         compile((tmp_path / rel).read_text(), rel, "exec")
     assert "tools/tflm_fetch.py" in sources.files
+
+
+# --------------------------------------------------------------------------
+# Against TFLM's headers at the pinned commit (MNMCU_TFLM_SOURCES)
+# --------------------------------------------------------------------------
+
+
+def test_every_registration_is_declared_where_the_generator_says() -> None:
+    from ..integration.framework_sources import TFLM
+
+    root = TFLM.locate()
+    for kernel, header in tflm.KERNEL_HEADERS.items():
+        name = kernel.removeprefix("tflite::").removesuffix("()")
+        text = (root / header).read_text()
+        assert re.search(rf"\bTFLMRegistration\s+{name}\(\)", text), f"{header} lacks {name}"
+    resolver = (root / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
+    for method, _ in tflm._RESOLVER.values():
+        assert re.search(rf"\bTfLiteStatus\s+{method}\(", resolver), method
+
+
+@pytest.mark.parametrize("board_id", ["disco_f407vg", "esp32s3"])
+@pytest.mark.parametrize("kernels", ["-DCMSIS_NN", "-DESP_NN", ""])
+def test_runtime_of_every_op_compiles_against_tflm_headers(
+    board_id: str, kernels: str, model_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+    import subprocess
+
+    from mnmcu.paths import data_dir
+
+    from ..integration.framework_sources import TFLM, tflm_include_dirs
+
+    root = TFLM.locate()
+    gxx = shutil.which("g++")
+    if gxx is None:
+        pytest.skip("g++ is not installed: apt-get install g++")
+    emit(every_op_graph(), model_file, board_id, tmp_path / "p")
+    src = tmp_path / "p" / "src"
+    for header in ("common/mnmcu_runtime.h", "hal/mnmcu_hal.h"):
+        shutil.copy(data_dir("firmware") / header, src)
+    flags = [
+        "-std=c++17",
+        "-fsyntax-only",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-DTF_LITE_STATIC_MEMORY",
+    ]
+    flags += [kernels] if kernels else []
+    includes = [f"-isystem{d}" for d in tflm_include_dirs(root)]
+    command = [gxx, *flags, *includes, f"-I{src}", str(src / tflm.RUNTIME_SOURCE)]
+    run = subprocess.run(command, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-3000:]
+
+
+# --------------------------------------------------------------------------
+# tools/tflm_fetch.py
+# --------------------------------------------------------------------------
+
+
+def run_fetch(project: Path, *args: str, python: tuple[str, ...] = ()) -> Any:
+    import subprocess
+    import sys
+
+    command = [*(python or (sys.executable,)), str(project / tflm.FETCH_SCRIPT), *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=1800)
+
+
+def test_fetch_names_pillow_and_numpy_when_missing(model_file: Path, tmp_path: Path) -> None:
+    import sys
+
+    emit(small_graph(), model_file, "disco_f407vg", tmp_path / "p")
+    # -S: no site-packages, so neither Pillow nor numpy is importable.
+    run = run_fetch(tmp_path / "p", "--source", str(tmp_path), python=(sys.executable, "-S"))
+    assert run.returncode == 1
+    (line,) = run.stderr.splitlines()
+    assert line.startswith("error: Pillow and numpy missing from ")
+    assert "-m pip install pillow numpy" in line
+
+
+def test_fetch_refuses_a_folder_that_is_no_checkout(model_file: Path, tmp_path: Path) -> None:
+    emit(small_graph(), model_file, "disco_f407vg", tmp_path / "p")
+    run = run_fetch(tmp_path / "p", "--source", str(tmp_path / "nothing"))
+    assert run.returncode == 1
+    assert run.stderr.splitlines() == [
+        f"error: {tmp_path / 'nothing'} is not a tflite-micro checkout (no "
+        "tensorflow/lite/micro/tools/project_generation/create_tflm_tree.py)"
+    ]
+
+
+def test_fetch_writes_the_tree_from_a_checkout_without_downloading(
+    model_file: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from ..integration.framework_sources import TFLM, TFLM_DOWNLOADS, _link, _top_level
+
+    root = TFLM.locate()
+    # A copy of hard links: TFLM's Makefile writes gen/ into the checkout it runs in.
+    checkout = tmp_path / "tflite-micro"
+    shutil.copytree(root, checkout, ignore=_top_level({".git", "gen"}, root), copy_function=_link)
+    emit(small_graph(), model_file, "disco_f407vg", tmp_path / "p")
+    run = run_fetch(tmp_path / "p", "--source", str(checkout))
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    tree = tmp_path / "p" / tflm.TREE_DIR
+    versions = tflm.load_versions()
+    assert (tree / "MNMCU_TFLM_COMMIT").read_text().split()[0] == versions.tflm_commit
+    assert (tree / "tensorflow/lite/micro/micro_interpreter.cc").is_file()
+    assert (tree / "third_party/cmsis_nn/Include/arm_nnfunctions.h").is_file()
+    assert (tree / "library.json").is_file()
+    assert not (checkout / TFLM_DOWNLOADS / "gcc_embedded").exists(), "Arm's GCC was downloaded"
+
+
+def test_arm_toolchains_are_ones_tflm_builds_with() -> None:
+    # PlatformIO's toolchain-gccarmnoneeabi 1.MMmmpp.0 is GCC MM.mm.pp. TFLM at the pinned
+    # commit builds with Arm GNU 14.3 and was compiled here with GCC 12; GCC 7 (what
+    # nordicnrf52 picks for nano33ble) was never seen to build it.
+    for platform, spec in tflm.load_versions().arm_toolchains:
+        version = re.fullmatch(r"platformio/toolchain-gccarmnoneeabi@1\.(\d+)\.0", spec)
+        assert version is not None, spec
+        assert int(version.group(1)) // 10000 >= 12, f"{platform}: {spec}"

@@ -85,7 +85,9 @@ class ProjectInfo:
     Paths in ``files`` and ``model_sources`` are relative to ``project_dir``
     (POSIX separators). ``model_sources`` are the source files whose
     constants are the model's weights and ``arena_symbols`` the names of the
-    tensor arena, for :func:`mnmcu.build.footprint`.
+    tensor arena, for :func:`mnmcu.build.footprint`. ``kernels`` is the AOT
+    kernel set (``portable``, ``dsp``, ``helium``) or, for tflm, TFLM's kernel
+    library (the board's ``runtime.kernels``: ``cmsis-nn``, ``esp-nn``).
     """
 
     project_dir: Path
@@ -558,7 +560,7 @@ def _generate(
             graph, tflite, src, model_ident, banner, env, written, kernel_set, profile
         )
     else:
-        kernel_set = "portable"
+        kernel_set = board.runtime.kernels  # TFLM's kernel library (cmsis-nn, esp-nn)
         extras = _tflm_sources(graph, tflite, board, src, project_dir)
         written.extend(project_dir / f for f in extras["files"])
 

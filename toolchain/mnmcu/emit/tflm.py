@@ -16,9 +16,10 @@ stated margin, and the files of one of two routes to TFLM itself:
   TFLM's own ``create_tflm_tree.py`` (``tools/tflm_fetch.py``, run by a
   PlatformIO ``pre:`` script when the tree is missing).
 
-Versions come from ``boards/tflm/versions.toml``. TFLM cannot be compiled
-here, so :func:`check_tflm_project` and :func:`pio_lint` check generated
-projects structurally.
+Versions come from ``boards/tflm/versions.toml``. :func:`check_tflm_project`
+and :func:`pio_lint` check generated projects structurally, without TFLM's
+sources; the tests compile and run them against a TFLM tree where
+``MNMCU_TFLM_SOURCES`` names one.
 """
 
 from __future__ import annotations
@@ -68,11 +69,15 @@ _VERSIONS_FILE = ("tflm", "versions.toml")
 _SOFTMAX_INT16_OUT = "tflite::Register_SOFTMAX_INT8_INT16()"
 
 # MicroMutableOpResolver method of each op, and its int8-specialised registration
-# where TFLM declares one: tensorflow/lite/micro/kernels/{conv,depthwise_conv,
-# fully_connected,add,mul,softmax,pooling,pad}.h at the pinned commit. Under
-# CMSIS_NN these are CMSIS-NN kernels; elsewhere (ESP-NN, whose CMake replaces
-# the plain kernels) the headers define them as the plain registration. MEAN,
-# HARD_SWISH and the rest have no int8 variant.
+# with the header that declares it where TFLM has one: at the pinned commit
+# tensorflow/lite/micro/kernels/{conv,depthwise_conv,fully_connected,add,mul,
+# softmax,pooling,pad}.h. micro_mutable_op_resolver.h includes most of these
+# headers but not pad.h, so the runtime includes each one it calls itself
+# (tests/integration/test_tflm_project.py checks every entry against the
+# headers of a TFLM tree). Under CMSIS_NN these are CMSIS-NN kernels; elsewhere
+# (ESP-NN, whose CMake replaces the plain kernels) the headers define them as
+# the plain registration. MEAN, HARD_SWISH and the rest have no int8 variant.
+_KERNELS_DIR = "tensorflow/lite/micro/kernels"
 _RESOLVER: dict[str, tuple[str, str | None]] = {
     "CONV_2D": ("AddConv2D", "tflite::Register_CONV_2D_INT8()"),
     "DEPTHWISE_CONV_2D": ("AddDepthwiseConv2D", "tflite::Register_DEPTHWISE_CONV_2D_INT8()"),
@@ -94,6 +99,19 @@ _RESOLVER: dict[str, tuple[str, str | None]] = {
     "STRIDED_SLICE": ("AddStridedSlice", None),
     "PACK": ("AddPack", None),
 }
+KERNEL_HEADERS: dict[str, str] = {
+    "tflite::Register_CONV_2D_INT8()": f"{_KERNELS_DIR}/conv.h",
+    "tflite::Register_DEPTHWISE_CONV_2D_INT8()": f"{_KERNELS_DIR}/depthwise_conv.h",
+    "tflite::Register_FULLY_CONNECTED_INT8()": f"{_KERNELS_DIR}/fully_connected.h",
+    "tflite::Register_ADD_INT8()": f"{_KERNELS_DIR}/add.h",
+    "tflite::Register_MUL_INT8()": f"{_KERNELS_DIR}/mul.h",
+    "tflite::Register_SOFTMAX_INT8()": f"{_KERNELS_DIR}/softmax.h",
+    _SOFTMAX_INT16_OUT: f"{_KERNELS_DIR}/softmax.h",
+    "tflite::Register_AVERAGE_POOL_2D_INT8()": f"{_KERNELS_DIR}/pooling.h",
+    "tflite::Register_MAX_POOL_2D_INT8()": f"{_KERNELS_DIR}/pooling.h",
+    "tflite::Register_PAD_INT8()": f"{_KERNELS_DIR}/pad.h",
+}
+"""The TFLM header that declares each registration the generator can emit."""
 _METHOD_TO_OP = {method: opcode for opcode, (method, _) in _RESOLVER.items()}
 # Ops whose int8 registration needs int8 weights too (not int4/int16 variants).
 _WEIGHTED = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"})
@@ -187,6 +205,16 @@ class OpRegistration:
     @property
     def call(self) -> str:
         return f"resolver.{self.method}({self.kernel})"
+
+    @property
+    def header(self) -> str | None:
+        """The TFLM header declaring :attr:`kernel` (``None`` for the default kernel)."""
+        return KERNEL_HEADERS[self.kernel] if self.kernel else None
+
+
+def kernel_headers(registrations: Sequence[OpRegistration]) -> tuple[str, ...]:
+    """The headers the runtime includes for its registrations, sorted, each once."""
+    return tuple(sorted({r.header for r in registrations if r.header}))
 
 
 def _dtypes(graph: Graph, ops: Sequence[Op], slot: int, outputs: bool = False) -> set[str]:
@@ -515,6 +543,7 @@ class TflmSources(Mapping[str, Any]):
     pins: tuple[Pin, ...]
     readme_section: str
     notes: tuple[str, ...]
+    build_src_flags: tuple[str, ...] = ()
 
     @property
     def ops(self) -> tuple[str, ...]:
@@ -526,6 +555,7 @@ class TflmSources(Mapping[str, Any]):
         options = {
             "build_flags": self.build_flags,
             "build_unflags": self.build_unflags,
+            "build_src_flags": self.build_src_flags,
             "lib_deps": self.lib_deps,
             "platform_packages": self.platform_packages,
             "extra_scripts": self.extra_scripts,
@@ -534,7 +564,7 @@ class TflmSources(Mapping[str, Any]):
 
     def _extras(self) -> dict[str, Any]:
         ini = [
-            (key, (" " if key == "build_unflags" else ", ").join(values))
+            (key, (" " if key in ("build_unflags", "build_src_flags") else ", ").join(values))
             for key, values in self.platformio_options().items()
             if key not in ("build_flags", "lib_deps")
         ]
@@ -702,6 +732,7 @@ class _RouteFiles:
 
     build_flags: tuple[str, ...] = ()
     build_unflags: tuple[str, ...] = ()
+    build_src_flags: tuple[str, ...] = ()
     platform_packages: tuple[str, ...] = ()
     extra_scripts: tuple[str, ...] = ()
     pins: tuple[Pin, ...] = ()
@@ -768,11 +799,16 @@ def _emit_tflm_tree(out: _Writer, board: Board, versions: TflmVersions) -> _Rout
         Pin("tensorflow/tflite-micro", versions.tflm_commit, _VERSIONS_SOURCE),
         Pin("ARM-software/CMSIS-NN", versions.cmsis_nn_commit, _VERSIONS_SOURCE),
     )
+    defines = ("-DTF_LITE_STATIC_MEMORY", "-DCMSIS_NN", "-DTF_LITE_MCU_DEBUG_LOG")
+    # TFLM needs C++17 (library.json gives it to the library). An Arduino core compiles
+    # its own C++ with the project's flags, and ArduinoCore-mbed's Arduino.h defines an
+    # abs() macro that breaks libstdc++'s C++17 <chrono> (std::chrono::abs), which its
+    # mbed headers include: there C++17 goes to src/ only, the core keeps gnu++14.
+    arduino = board.platformio.framework == "arduino"
     return _RouteFiles(
-        build_flags=(
-            "-DTF_LITE_STATIC_MEMORY", "-DCMSIS_NN", "-DTF_LITE_MCU_DEBUG_LOG", "-std=gnu++17",
-        ),
-        build_unflags=("-std=gnu++11", "-std=gnu++14"),
+        build_flags=defines if arduino else (*defines, "-std=gnu++17"),
+        build_unflags=() if arduino else ("-std=gnu++11", "-std=gnu++14"),
+        build_src_flags=("-std=gnu++17",) if arduino else (),
         platform_packages=(toolchain,) if toolchain else (),
         extra_scripts=(f"pre:{PRE_SCRIPT}",),
         pins=pins + ((Pin("toolchain", toolchain, _VERSIONS_SOURCE),) if toolchain else ()),
@@ -843,6 +879,7 @@ def emit_tflm_sources(
         "mnmcu_runtime_tflm.cpp.j2", src_dir / RUNTIME_SOURCE,
         "mnmcu_runtime.h over TensorFlow Lite Micro.", "c",
         model_header=MODEL_HEADER, registrations=registrations, kernels=board.runtime.kernels,
+        kernel_headers=kernel_headers(registrations),
         debug_log_callback=route == "tflm-tree", arena_symbol=ARENA_SYMBOL,
     )  # fmt: skip
     if route == "esp-idf":
@@ -859,6 +896,7 @@ def emit_tflm_sources(
     doc = out.render(
         "TFLM.md.j2", project_dir / DOC_FILE, "The TFLite Micro runtime.", "html",
         registrations=registrations, pins=pins, build_flags=extra.build_flags,
+        build_src_flags=extra.build_src_flags,
         platform_packages=extra.platform_packages, warnings=warnings,
         verification=[text for where, text in versions.notes if where == route],
     )  # fmt: skip
@@ -870,8 +908,9 @@ def emit_tflm_sources(
         + ", ".join(r.call.removeprefix("resolver.") for r in registrations)
         + "; a boot-time check names any op of the model it lacks.",
         f"Tensor arena: {arena.describe()}. The boot line prints arena_used_bytes.",
-        "TFLM could not be compiled where this project was generated; it was checked "
-        "structurally and builds where PlatformIO can download the platform and TFLM.",
+        "mnmcu checked this project structurally when it wrote it (the resolver holds "
+        "exactly the model's ops, the arena is at least the measured one, every version "
+        "is pinned); TFLM itself is compiled by the project's first PlatformIO build.",
         *warnings,
     )
     files = tuple(sorted(p.relative_to(project_dir).as_posix() for p in out.written))
@@ -883,6 +922,7 @@ def emit_tflm_sources(
         kernels=board.runtime.kernels,
         build_flags=extra.build_flags,
         build_unflags=extra.build_unflags,
+        build_src_flags=extra.build_src_flags,
         lib_deps=(),
         platform_packages=extra.platform_packages,
         extra_scripts=extra.extra_scripts,
@@ -1044,6 +1084,9 @@ def check_tflm_project(
                 f"resolver registers {opcode} with '{argument or 'the default kernel'}', "
                 f"expected '{expected or 'the default kernel'}'"
             )
+        header = KERNEL_HEADERS.get(argument)
+        if header is not None and f'#include "{header}"' not in text:
+            problems.append(f"{runtime.name} calls {argument} without including {header}")
     for opcode in sorted(wanted - set(seen)):
         problems.append(f"resolver lacks {opcode}, which the model uses")
     for opcode in sorted({op for op in seen if seen.count(op) > 1}):
