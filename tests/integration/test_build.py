@@ -62,6 +62,21 @@ def test_stage_times_are_printed(vww_build: tuple[Path, str]) -> None:
         assert f"done {stage} in {times[stage]:.1f} s" in output
 
 
+def test_one_parameter_count_everywhere(vww_build: tuple[Path, str]) -> None:
+    """The model stage, the analysis and report.json give the int8 model's weights and biases."""
+    out, output = vww_build
+    report = json.loads((out / "report.json").read_text())
+    params = report["params"]
+    assert (
+        params
+        == report["analysis"]["params"]
+        == sum(layer["params"] for layer in report["analysis"]["layers"])
+    )
+    assert f"{params:,} parameters (int8 weights and biases)" in output
+    assert output.count(" parameters") == 1  # no second, different count
+    assert f"{params:,}" in output.split("saved to", 1)[1]  # the analysis table
+
+
 def test_rebuild_refuses_without_force(vww_build: tuple[Path, str]) -> None:
     out, _ = vww_build
     before = (out / "report.json").read_bytes()

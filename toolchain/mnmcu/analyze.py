@@ -119,6 +119,22 @@ def _param_tensors(graph: Graph, op: Op) -> list[int]:
     return [i for i in op.inputs[1:3] if i >= 0 and graph.tensor(i).is_constant]
 
 
+def layer_params(graph: Graph, op: Op) -> int:
+    """Parameters of one op: the elements of its weight and bias tensors (0 for other ops)."""
+    return sum(graph.tensor(i).elements for i in _param_tensors(graph, op))
+
+
+def count_params(graph: Graph) -> int:
+    """The model's parameters: weights and biases of the int8 model, as every figure counts them.
+
+    Batch normalization is folded into the convolutions by then, so this is
+    below Keras's ``count_params()`` of the float model (which also counts
+    each batch normalization's four vectors). ``mnmcu model``, ``build``,
+    ``analyze``, ``fit`` and report.html all print this number.
+    """
+    return sum(layer_params(graph, op) for op in graph.ops)
+
+
 def activation_lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
     """First and last op index at which each non-constant tensor is alive."""
     return tensor_lifetimes(graph)
@@ -148,14 +164,12 @@ def analyze(
     RAM of each runtime is estimated from the activation peak.
     """
     layers = []
-    params = weight_bytes = bias_bytes = quant_bytes = 0
+    weight_bytes = bias_bytes = quant_bytes = 0
     counted: set[int] = set()
     for op in graph.ops:
-        p = 0
         w_bytes = 0
         for i in _param_tensors(graph, op):
             t = graph.tensor(i)
-            p += t.elements
             w_bytes += t.nbytes
             if i not in counted:
                 counted.add(i)
@@ -165,7 +179,6 @@ def analyze(
                     weight_bytes += t.nbytes
                 if t.quantization is not None:
                     quant_bytes += 8 * len(t.quantization.scale)
-        params += p
         layers.append(
             Layer(
                 index=op.index,
@@ -177,7 +190,7 @@ def analyze(
                 ),
                 output_shape=graph.tensor(op.outputs[0]).shape,
                 macs=layer_macs(graph, op),
-                params=p,
+                params=layer_params(graph, op),
                 weight_bytes=w_bytes,
                 activation_bytes=graph.tensor(op.outputs[0]).nbytes,
             )
@@ -191,7 +204,7 @@ def analyze(
     return Analysis(
         layers=tuple(layers),
         macs=sum(layer.macs for layer in layers),
-        params=params,
+        params=count_params(graph),
         weight_bytes=weight_bytes,
         bias_bytes=bias_bytes,
         quant_param_bytes=quant_bytes,

@@ -163,6 +163,10 @@ def cli(verbose: int, quiet: bool) -> None:
 
     _verbosity = -1 if quiet else verbose
     setup_logging(_verbosity)
+    if _verbosity >= 1:
+        from mnmcu.model import show_tensorflow_log
+
+        show_tensorflow_log()
 
 
 @cli.command()

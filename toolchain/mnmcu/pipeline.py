@@ -78,12 +78,10 @@ def create_model(
     """
     with output_folder(out, force, "mnmcu model") as folder:
         folder.check_writable(MODEL_FILES)
-        import keras
-
-        from mnmcu.model.mobilenet import build_model, spread_classifier_biases
+        from mnmcu.model.mobilenet import build_model, set_random_seed, spread_classifier_biases
         from mnmcu.model.train import save_model
 
-        keras.utils.set_random_seed(seed)
+        set_random_seed(seed)
         model = build_model(spec)
         if untrained:
             spread_classifier_biases(model)
@@ -91,8 +89,26 @@ def create_model(
         folder.write_with(KERAS_FILE, lambda tmp: save_model(model, tmp), suffix=".keras")
         folder.write_json(SPEC_FILE, spec.to_dict())
         folder.save_manifest()
-        logger.info("%s: %d parameters, saved to %s", spec.name, model.count_params(), out)
+        params = model_params(spec)
+        counted = f"{params:,} parameters (int8 weights and biases), " if params else ""
+        logger.info("%s: %ssaved to %s", spec.name, counted, out)
     return out
+
+
+def model_params(spec: ModelSpec) -> int | None:
+    """The parameters of ``spec``'s int8 model (:func:`mnmcu.analyze.count_params`).
+
+    Counted on the graph :mod:`mnmcu.synth` derives from the architecture, which
+    equals the converted model's; None for an architecture it has no shape model for.
+    """
+    from mnmcu.analyze import count_params
+    from mnmcu.synth import SYNTH_ARCHS, synth_graph
+
+    if spec.arch not in SYNTH_ARCHS:
+        return None
+    return count_params(
+        synth_graph(spec.arch, spec.alpha, spec.resolution, spec.classes, spec.channels)
+    )
 
 
 def load_spec(model_dir: Path) -> ModelSpec:
