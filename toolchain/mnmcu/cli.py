@@ -18,6 +18,7 @@ import click
 from mnmcu import __version__
 from mnmcu.errors import InvalidValue, MnmcuError, ToolMissing
 from mnmcu.escape import shell_join
+from mnmcu.model.augment import AUGMENTATIONS, DEFAULT_AUGMENT
 from mnmcu.model.spec import (
     ARCHS,
     MAX_CLASSES,
@@ -254,6 +255,15 @@ def _train_options(f: Any) -> Any:
             f"[default: {_TRAIN_DEFAULTS.patience}].",
         ),
         click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True),
+        click.option(
+            "--augment",
+            type=click.Choice(tuple(AUGMENTATIONS)),
+            default=DEFAULT_AUGMENT,
+            show_default=True,
+            help="What training does to each image, every epoch: "
+            + "; ".join(f"{name}: {what}" for name, what in AUGMENTATIONS.items())
+            + ". Mirroring is wrong for digits, text or arrows.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -267,6 +277,7 @@ def _train_opts(
     lr: float | None,
     patience: int | None,
     seed: int,
+    augment: str,
 ) -> Any:
     from mnmcu.pipeline import TrainOptions
 
@@ -277,6 +288,7 @@ def _train_opts(
         learning_rate=lr,
         patience=patience,
         seed=seed,
+        augment=augment,
     )
 
 
@@ -298,6 +310,7 @@ def train(
     lr: float | None,
     patience: int | None,
     seed: int,
+    augment: str,
     out: Path | None,
     force: bool,
 ) -> None:
@@ -306,7 +319,7 @@ def train(
 
     summary = train_fn(
         model_dir,
-        _train_opts(data, epochs, batch_size, lr, patience, seed),
+        _train_opts(data, epochs, batch_size, lr, patience, seed, augment),
         out=out,
         force=force,
         progress=_progress(),
@@ -406,6 +419,7 @@ def build(
     lr: float | None,
     patience: int | None,
     seed: int,
+    augment: str,
     no_train: bool,
     runtime: str | None,
     no_compile: bool,
@@ -439,7 +453,7 @@ def build(
         spec,
         b,
         out,
-        _train_opts(data, epochs, batch_size, lr, patience, seed),
+        _train_opts(data, epochs, batch_size, lr, patience, seed, augment),
         train_model=not no_train,
         representative=representative,
         force=force,

@@ -22,6 +22,7 @@ from mnmcu.boards import Board
 from mnmcu.errors import InvalidValue, MnmcuError, ModelError, OutputExists
 from mnmcu.graph import load_graph
 from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.model.augment import DEFAULT_AUGMENT, check_augment
 from mnmcu.model.spec import ModelSpec, check_class_names
 from mnmcu.outdir import OutputFolder, output_folder, sha256_bytes, sha256_of
 from mnmcu.report_html import REPORT_HTML, render_report_html
@@ -130,6 +131,8 @@ class TrainOptions:
     learning_rate: float | None = None
     patience: int | None = None
     seed: int = 0
+    augment: str = DEFAULT_AUGMENT
+    """One of :data:`mnmcu.model.augment.AUGMENTATIONS`."""
     val_fraction: float = 0.2
     builtin_train: int = 2000
     builtin_val: int = 480
@@ -175,6 +178,7 @@ def train(
     spec = load_spec(model_dir)
     out = out or model_dir
     check_not_inside(out, options.data)
+    check_augment(options.augment)
     own = Path(out).resolve() == Path(model_dir).resolve()
     if (out / TRAIN_FILE).exists() and not force:
         raise OutputExists(
@@ -207,7 +211,7 @@ def train(
         warmup = int(TrainConfig().warmup_epochs)
         if given.get("epochs", warmup + 1) <= warmup:  # too short to warm up
             given["warmup_epochs"] = 0
-        config = TrainConfig(seed=options.seed, **given)
+        config = TrainConfig(seed=options.seed, augment=options.augment, **given)
         result = train_model(model, dataset, config, progress)
         folder.write_with(KERAS_FILE, lambda tmp: save_model(model, tmp), suffix=".keras")
         folder.write_json(SPEC_FILE, spec.to_dict())
@@ -219,6 +223,7 @@ def train(
             "val_images": len(dataset.y_val),
             "skipped_files": [list(s) for s in dataset.skipped],
             "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
             "float_accuracy": result.float_accuracy,
             "seconds": result.seconds,
@@ -417,6 +422,7 @@ def build(
     if bare_metal:
         board.bare_metal()  # fail before training if the board has none
     check_not_inside(out, options.data)
+    check_augment(options.augment)
     with output_folder(out, force, "mnmcu build") as folder:
         outputs = [*MODEL_FILES, TFLITE_FILE, QUANT_FILE, REPORT_FILE, REPORT_HTML]
         folder.check_writable(outputs + ([TRAIN_FILE] if train_model else []))
