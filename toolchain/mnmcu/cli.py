@@ -667,6 +667,7 @@ def emit(
     from mnmcu.boards import get_board
     from mnmcu.emit.project import emit_project
     from mnmcu.graph import check_int8_mobilenet, load_graph
+    from mnmcu.provision import provision_project
     from mnmcu.validate import check_single_image
 
     b = get_board(board)
@@ -679,10 +680,23 @@ def emit(
     check_int8_mobilenet(graph)
     check_single_image(graph)
     info = emit_project(tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal)
-    click.echo(
-        f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); "
-        f"build it with: {shell_join(['pio', 'run', '-d', info.project_dir])}"
+    core = provision_project(info.project_dir)
+    where = (
+        f"offline: its platformio.ini keeps PlatformIO's packages in {core}"
+        if core is not None
+        else "PlatformIO downloads the board's platform and toolchain once"
     )
+    click.echo(
+        f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); build it with: "
+        f"{shell_join([*_pio(), 'run', '-d', info.project_dir])} ({where})"
+    )
+
+
+def _pio() -> list[str]:
+    """How to run PlatformIO here: ``pio`` when it is on PATH, else this Python's module."""
+    import shutil
+
+    return ["pio"] if shutil.which("pio") else [sys.executable, "-m", "platformio"]
 
 
 @cli.command()
@@ -770,7 +784,7 @@ def sim(
             raise InvalidValue(
                 f"{project} has no built firmware ({info.elf_path})",
                 f"build it with 'mnmcu build --board {b.id}' or "
-                f"'{shell_join(['pio', 'run', '-d', project])}'",
+                f"'{shell_join([*_pio(), 'run', '-d', project])}'",
             )
         _check_simulated_build(b, info.board_id, project)
         elf = info.elf_path
@@ -843,7 +857,7 @@ def _sim_renode(
     if not info.elf_path.is_file():
         raise InvalidValue(
             f"{project} has no built firmware ({info.elf_path})",
-            f"build it first ({shell_join(['pio', 'run', '-d', project])})",
+            f"build it first ({shell_join([*_pio(), 'run', '-d', project])})",
         )
     line = run_renode(scripts, timeout=timeout)
     click.echo(line)
@@ -1139,7 +1153,7 @@ def hil(
             if not elf.is_file():
                 raise InvalidValue(
                     f"{target.project_dir} has no built firmware ({elf})",
-                    f"build it with '{shell_join(['pio', 'run', '-d', target.project_dir])}' or "
+                    f"build it with '{shell_join([*_pio(), 'run', '-d', target.project_dir])}' or "
                     "'mnmcu build'",
                 )
             qemu_log = report_json.with_name("qemu.log")

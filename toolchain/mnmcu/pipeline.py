@@ -350,17 +350,21 @@ def emit_firmware(
 ) -> Any:
     """Write the PlatformIO project for the model in ``out`` into ``out/firmware``.
 
-    The embedded sample is the first held-out image of ``dataset`` when given.
+    The embedded sample is the first held-out image of ``dataset`` when given,
+    and the project's README and sources say so.
     """
     from mnmcu.emit.project import emit_project
+    from mnmcu.provision import provision_project
     from mnmcu.quantize import quantize_input
 
     spec = load_spec(out)
     tflite = out / TFLITE_FILE
-    sample = None
+    sample = source = None
     if dataset is not None and len(dataset.x_val):
         sample = quantize_input(dataset.x_val[:1], load_graph(tflite))[0]
-    return emit_project(
+        label = dataset.class_names[int(dataset.y_val[0])]
+        source = f"the first held-out image of {dataset.source}, class {label}"
+    info = emit_project(
         tflite,
         board,
         out / FIRMWARE_DIR,
@@ -369,7 +373,10 @@ def emit_firmware(
         class_names=spec.class_names,
         force=force,
         bare_metal=bare_metal,
+        sample_source=source,
     )
+    provision_project(info.project_dir)  # a plain 'pio run' there builds offline too
+    return info
 
 
 @dataclass
