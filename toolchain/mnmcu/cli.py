@@ -1053,8 +1053,26 @@ def monitor(port: str | None, baud: int, board: str | None, list_only: bool) -> 
     help="The generated project the device runs (default: the newest build/*-BOARD/firmware).",
 )
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="The .tflite.")
-@click.option("--data", default=None, help="Inputs from an image folder or 'builtin'.")
-@click.option("--count", type=click.IntRange(1, 100000), default=50, show_default=True)
+@click.option(
+    "--data",
+    default=None,
+    help="Held-out images of an image folder or 'builtin', a seeded draw covering every class; "
+    "their labels give the device's top-1 accuracy.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 100000),
+    default=50,
+    show_default=True,
+    help="Inputs: all -128, all 127, then --data images (or random ones).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help="Seed of the --data draw.",
+)
 @click.option("--profile", is_flag=True, help="Per-layer ticks (firmware built with it).")
 @click.option(
     "--report",
@@ -1077,11 +1095,16 @@ def hil(
     model: Path | None,
     data: str | None,
     count: int,
+    seed: int,
     profile: bool,
     report: Path | None,
     timeout: float,
 ) -> None:
-    """Run inputs on a device and compare every output with the host reference."""
+    """Run inputs on a device and compare every output with the host reference.
+
+    With --data, each image's true class is known: the device's top-1 is
+    reported against it, per class and overall, beside the host's int8 top-1.
+    """
     from mnmcu import hil as hil_lib
     from mnmcu.graph import load_graph
     from mnmcu.link.ports import select_port
@@ -1107,8 +1130,15 @@ def hil(
         port = select_port(b, port)
     report_json, junit, jsonl = hil_lib.report_paths(report or hil_lib.default_report_path(target))
     hil_lib.check_report_paths(report_json, junit, jsonl)  # before the run, not after it
-    samples = _dataset_inputs(target.model_path, data, count) if data else None
+    samples: Any = None
+    sample_labels: list[int | None] = []
+    class_names: tuple[str, ...] = ()
+    if data:
+        samples, sample_labels, class_names = hil_lib.dataset_inputs(
+            target, data, max(count - 2, 0), seed
+        )
     inputs, _ = make_inputs(load_graph(target.model_path), count, samples)
+    labels: list[int | None] = [None, None, *sample_labels]  # after all -128 and all 127
 
     def run_on(url: str) -> None:
         from mnmcu.link.session import open_session
@@ -1127,12 +1157,16 @@ def hil(
                     log=log,
                     progress=_progress(),
                     board_id=b.id if b is not None else None,
+                    labels=labels,
+                    class_names=class_names,
                 )
         hil_lib.write_json(result, report_json)
         hil_lib.write_junit(result, junit)
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
-        for line in hil_lib.summary_lines(result):
+        for line in [*hil_lib.image_lines(result), *hil_lib.summary_lines(result)]:
+            click.echo(line)
+        for line in hil_lib.accuracy_lines(result):
             click.echo(line)
         for line in hil_lib.layer_lines(result):
             click.echo(line)
