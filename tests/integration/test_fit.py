@@ -62,6 +62,7 @@ def converted(arch: str, alpha: float, size: int, classes: int, folder: Path) ->
     [
         ("v1", 0.35, 40),
         ("v1", 0.2, 66),
+        ("v1", 0.5, 45),
         ("v2", 0.5, 48),
         ("v2", 0.35, 37),
         ("v3-small", 0.4, 45),
