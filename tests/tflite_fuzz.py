@@ -36,6 +36,7 @@ import json
 import math
 import random
 import re
+import shutil
 import struct
 import sys
 import tempfile
@@ -566,7 +567,9 @@ def run_emit(path: Path, board: Any, work: Path, sanitize: bool = False) -> None
     from mnmcu.verify import verify
 
     emit_project(path, board, work / "project", runtime="aot", force=True)
-    result = verify(path, count=3, sanitize=sanitize, workdir=work / "verify")
+    keep = work / "verify"  # verify --keep wants a new folder: the last mutant's goes first
+    shutil.rmtree(keep, ignore_errors=True)
+    result = verify(path, count=3, sanitize=sanitize, workdir=keep)
     assert result.bit_exact, (
         f"not bit-exact: {result.litert_mismatches} bytes differ from LiteRT, "
         f"{result.tflm_mismatches} from TFLite Micro, first bad layer {result.first_bad_layer}"

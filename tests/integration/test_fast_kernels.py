@@ -26,7 +26,7 @@ import pytest
 from mnmcu.bench_sim import kernel_code_bytes, parse_layer_lines
 from mnmcu.boards import boards_dir, get_board
 from mnmcu.emit.aot import default_kernels, emit_aot, fast_conv, inplace_ops, scratch_bytes
-from mnmcu.emit.host import compile_host, run_host
+from mnmcu.emit.host import compile_host, run_host, run_host_layers
 from mnmcu.graph import DYNAMIC_SHAPE_OPS, load_graph
 from mnmcu.paths import data_dir
 from mnmcu.plan import check_plan, plan_memory
@@ -34,7 +34,16 @@ from mnmcu.proc import run_command
 
 from ..conftest import require_qemu_tools
 from .conftest import MOBILENETS
-from .test_aot import RUN_TIMEOUT_S, conv_zoo, litert_outputs, make_inputs
+from .test_aot import (
+    RUN_TIMEOUT_S,
+    TinyModel,
+    _act_tensor,
+    _out_size,
+    conv_zoo,
+    litert_outputs,
+    litert_tensors,
+    make_inputs,
+)
 
 REQUANT_CHECK = r"""
 #include <stdio.h>
@@ -162,18 +171,130 @@ def _host_build(src: Path, work: Path, kernels: str) -> tuple[Path, str]:
     return compile_host(c_dir, work / "fast", sanitize=True), model_c
 
 
-def test_op_zoo_fast_kernels_bit_exact(tmp_path: Path) -> None:
+def fast_zoo() -> bytes:
+    """A chain of convolutions through every path of the fast kernels.
+
+    From a 48x48 RGB input: the first-layer 3x3 window of three channels;
+    depthwise 3x3 and 5x5 filters at strides 1 and 2 on maps held as a ring of
+    rows (48 wide) and whole (small), in blocks of four, with a last block
+    stepped back (widths 10, 5 at stride 2), with whole blocks past the row
+    (width 5 at stride 1, width 2), in blocks of three (width 3); 1x1 and
+    window convolutions of depths that leave 0 to 3 groups of four over, an
+    odd number of output channels, int16 and int8 weights (by output pixels),
+    windows at the border, fewer than three output pixels; activation ranges
+    full and narrower.
+    """
+    rng = np.random.default_rng(7)
+    m = TinyModel()
+    x = m.tensor([1, 48, 48, 3], scale=0.05, zp=-3)
+    shape = [48, 48, 3]
+    y = x
+
+    def layer(kind: str, k: int, stride: int, pad: str, cout: int, act: str) -> None:
+        nonlocal y, shape
+        h, w, c = shape
+        oh, ow = _out_size(pad, h, k, stride, 1), _out_size(pad, w, k, stride, 1)
+        out_c = c if kind == "dw" else cout
+        fs = rng.uniform(0.002, 0.02, size=out_c)
+        if kind == "dw":
+            filt = rng.integers(-127, 128, size=(1, k, k, c))
+            f = m.tensor(list(filt.shape), scale=fs, data=filt, axis=3)
+        else:
+            filt = rng.integers(-127, 128, size=(cout, k, k, c))
+            f = m.tensor(list(filt.shape), scale=fs, data=filt)
+        b = m.tensor([out_c], "int32", scale=0.05 * fs, data=rng.integers(-3000, 3000, size=out_c))
+        out = _act_tensor(m, rng, [1, oh, ow, out_c], 0.02, 0.2)
+        name, options = (
+            ("DEPTHWISE_CONV_2D", "DepthwiseConv2DOptions")
+            if kind == "dw"
+            else ("CONV_2D", "Conv2DOptions")
+        )
+        extra = {"depthMultiplier": 1} if kind == "dw" else {}
+        m.op(
+            name,
+            [y, f, b],
+            [out],
+            options,
+            padding=pad,
+            strideW=stride,
+            strideH=stride,
+            dilationWFactor=1,
+            dilationHFactor=1,
+            fusedActivationFunction=act,
+            **extra,
+        )
+        y, shape = out, [oh, ow, out_c]
+
+    layer("conv", 3, 1, "SAME", 8, "RELU6")  # RGB 3x3 windows, int16 weights
+    layer("dw", 3, 1, "SAME", 0, "NONE")  # 48 wide: a ring of rows, blocks of four
+    layer("dw", 3, 2, "SAME", 0, "RELU6")  # ring, stride 2 -> 24
+    layer("conv", 1, 1, "VALID", 12, "NONE")  # depth 8: two groups of four
+    layer("dw", 5, 2, "SAME", 0, "RELU")  # the whole map, 24 -> 12
+    layer("dw", 5, 1, "SAME", 0, "NONE")
+    layer("conv", 3, 1, "VALID", 12, "RELU6")  # 12 -> 10
+    layer("dw", 3, 1, "SAME", 0, "NONE")  # width 10: a block stepped back by two
+    layer("dw", 5, 2, "SAME", 0, "RELU6")  # 10 -> 5: stepped back by three at stride 2
+    layer("dw", 3, 1, "SAME", 0, "NONE")  # width 5 at stride 1: whole blocks past it
+    layer("conv", 1, 1, "VALID", 13, "RELU")  # depth 12, odd C_out, int8 weights
+    layer("dw", 5, 2, "SAME", 0, "NONE")  # 5 -> 3: blocks of three
+    layer("dw", 3, 1, "SAME", 0, "RELU6")
+    layer("dw", 5, 1, "SAME", 0, "NONE")
+    layer("conv", 1, 1, "VALID", 24, "NONE")  # depth 13: the last group partial
+    layer("conv", 3, 2, "SAME", 10, "RELU6")  # 3 -> 2: every window at the border
+    layer("dw", 3, 1, "SAME", 0, "NONE")  # shorter than a block
+    layer("dw", 5, 2, "SAME", 0, "NONE")  # 2 -> 1
+    layer("conv", 1, 1, "VALID", 5, "NONE")  # one pixel
+    return m.build([x], [y])
+
+
+def _zoo_kernels_used(model_c: str, kernels: str) -> None:
+    conv = "mve" if kernels == "helium" else "dsp"
+    for function in (f"conv2d_1x1_s8_{conv}", f"conv2d_s8_{conv}", "depthwise_conv2d_s8_dsp"):
+        assert f"mnmcu_{function}" in model_c
+    if kernels == "dsp":
+        assert "_dsp16_run(" in model_c and "mnmcu_conv2d_1x1_s8_dsp_run(" in model_c
+    assert "mnmcu_conv2d_s8_run(" not in model_c
+    assert "mnmcu_depthwise_conv2d_s8_run(" not in model_c
+
+
+@pytest.mark.parametrize("kernels", ["dsp", "helium"])
+def test_fast_zoo_every_layer_bit_exact_on_host(kernels: str, tmp_path: Path) -> None:
+    """Every layer of the chain equals LiteRT's tensor, over extreme and random inputs
+    (the kernels' C forms, which take the layouts and block orders of the Arm ones)."""
+    src = tmp_path / "zoo.tflite"
+    src.write_bytes(fast_zoo())
+    graph = load_graph(src)
+    plan = plan_memory(graph, scratch_bytes(graph, kernels), inplace_ops(graph))
+    assert check_plan(graph, plan) == []
+    c_dir = tmp_path / "c"
+    emit_aot(graph, plan, c_dir, "zoo", str(src), kernels=kernels)
+    _zoo_kernels_used((c_dir / "mnmcu_model_zoo.c").read_text(), kernels)
+    exe = compile_host(c_dir, tmp_path / "zoo", sanitize=True, extra_flags=["-DMNMCU_DUMP_LAYERS"])
+    xs = make_inputs(graph.input.shape, 6, seed=9)
+    for x, dump in zip(xs, run_host_layers(exe, xs, timeout=RUN_TIMEOUT_S), strict=True):
+        ref = litert_tensors(src.read_bytes(), x)
+        for op in graph.ops:
+            np.testing.assert_array_equal(
+                dump[op.index], ref[op.outputs[0]].reshape(-1), err_msg=f"op {op.index}"
+            )
+
+
+@pytest.mark.parametrize("kernels", ["dsp", "helium"])
+def test_op_zoo_fast_kernels_bit_exact(kernels: str, tmp_path: Path) -> None:
     src = tmp_path / "conv.tflite"
     src.write_bytes(conv_zoo())
-    exe, model_c = _host_build(src, tmp_path, "dsp")
+    exe, model_c = _host_build(src, tmp_path, kernels)
     graph = load_graph(src)
-    expected_fast = [op.index for op in graph.ops if fast_conv(graph, op, "dsp") is not None]
+    expected_fast = [op.index for op in graph.ops if fast_conv(graph, op, kernels) is not None]
     # 1x1, window and depthwise convolutions (tails of C % 4 included) take fast kernels;
-    # grouped ones and depth multipliers above 1 stay portable.
-    for function in ("conv2d_1x1_s8_dsp_run", "conv2d_s8_dsp_run", "depthwise_conv2d_s8_dsp_run"):
-        assert f"mnmcu_{function}(" in model_c
+    # grouped ones, dilated depthwise ones and depth multipliers above 1 stay portable.
+    conv = "mve" if kernels == "helium" else "dsp"
+    for function in ("conv2d_1x1_s8_", "conv2d_s8_"):
+        assert f"mnmcu_{function}{conv}" in model_c
+    assert "mnmcu_depthwise_conv2d_s8_dsp_run(" in model_c
     assert "mnmcu_conv2d_s8_run(" in model_c and "mnmcu_depthwise_conv2d_s8_run(" in model_c
-    assert model_c.count("_dsp_run(") == len(expected_fast) >= 6
+    fast_calls = sum(model_c.count(f"_{k}_run(") for k in ("dsp", "dsp16", "mve"))
+    assert fast_calls == len(expected_fast) >= 6
     xs = make_inputs(graph.input.shape, 10, seed=5)
     got = run_host(exe, xs, timeout=RUN_TIMEOUT_S)
     np.testing.assert_array_equal(got, litert_outputs(src.read_bytes(), xs))
@@ -302,3 +423,28 @@ def test_mobilenet_fast_kernels_bit_exact_in_qemu(
     assert run.instructions is not None
     assert sum(layer.instructions for layer in layers) <= run.instructions
     assert kernel_code_bytes(elf) > 0
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("board_id", ["qemu-m4", "qemu-m55"])
+def test_fast_zoo_bit_exact_in_qemu(board_id: str, pio_core: Path, tmp_path: Path) -> None:
+    """The chain in QEMU with the board's fast kernels, the Arm instructions themselves
+    (the assembly blocks of the DSP kernels on the M4, Helium's on the M55)."""
+    from mnmcu.build import pio_run
+    from mnmcu.emit.project import emit_project
+    from mnmcu.sim import run_qemu
+
+    require_qemu_tools()
+    board = get_board(board_id)
+    src = tmp_path / "zoo.tflite"
+    src.write_bytes(fast_zoo())
+    graph = load_graph(src)
+    sample = make_inputs(graph.input.shape, 4, seed=13)[3]
+    info = emit_project(src, board, tmp_path / "p", sample=sample)
+    _zoo_kernels_used(
+        next((info.project_dir / "src").glob("mnmcu_model_*.c")).read_text(), info.kernels
+    )
+    run = run_qemu(board, pio_run(info.project_dir, core_dir=pio_core))
+    expected = litert_outputs(src.read_bytes(), sample[None])[0].reshape(-1)
+    assert run.output == tuple(int(v) for v in expected), run.boot_line
+    assert run.ok, run.boot_line

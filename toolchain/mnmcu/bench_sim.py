@@ -41,7 +41,8 @@ _LAYER_LINE = re.compile(
 # Global kernel entry points, and the files whose local functions are kernels.
 _KERNEL_SYMBOL = re.compile(r"^mnmcu_\w+_s8(_dsp|_mve)?_(run|get_buffer_size)$")
 _KERNEL_FILE = re.compile(
-    r"^mnmcu_(conv|conv_dsp|conv_mve|pool|pad|softmax|elementwise|elementwise_dsp"
+    r"^mnmcu_(conv|conv_dsp|conv_mve|depthwise_dsp|pool|pad|softmax|elementwise"
+    r"|elementwise_dsp"
     r"|fully_connected|common)\.c$"
 )
 

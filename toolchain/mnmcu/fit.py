@@ -283,7 +283,7 @@ def predict(
     ``arch`` (a MobileNet of :data:`mnmcu.synth.SYNTH_ARCHS`) picks the
     calibration constants of its kernels.
     """
-    from mnmcu.emit.aot import board_kernels, inplace_ops, scratch_bound
+    from mnmcu.emit.aot import board_kernels, inplace_ops, scratch_bound, weight_layout_bytes
 
     cal = AOT_QEMU_CALIBRATION
     code_extra, ram_extra, _ = FRAMEWORK_OVERHEAD[_family(board)]
@@ -292,9 +292,18 @@ def predict(
     if runtime == "aot":
         kernels = board_kernels(board)
         arena = plan_memory(graph, scratch_bound(graph, kernels), inplace_ops(graph)).arena_bytes
+        # Convolutions' weights and biases as their kernels take them (int16 pairs, padding).
+        conv_layouts = sum(weight_layout_bytes(graph, op, kernels) for op in graph.ops)
+        conv_model = sum(
+            graph.tensor(i).nbytes
+            for op in graph.ops
+            if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")
+            for i in op.inputs[1:3]
+            if i >= 0
+        )
         flash_parts = {
-            "weights": a.weight_bytes,
-            "biases": a.bias_bytes,
+            "weights": a.weight_bytes + a.bias_bytes - conv_model,
+            "conv_weight_layouts": conv_layouts,
             "requantization": cal.model_bytes_per_channel * _channels(graph),
             "op_data": cal.model_bytes_per_op[arch] * len(graph.ops),
             "runtime_code": cal.runtime_code_bytes[arch],

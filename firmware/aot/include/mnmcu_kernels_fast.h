@@ -1,18 +1,19 @@
 /*
  * mnmcu_kernels_fast.h - fast variants of the hot AOT kernels.
  *
- * The DSP kernels (mnmcu_conv_dsp.c) use the Arm DSP extension's dual
- * 16-bit multiply-accumulate (SMLAD and friends) on Cortex-M4, M7, M33 and
- * M55; compiled for another target they fall back to C with the same
- * results. The Helium kernels (mnmcu_conv_mve.c) use the M-profile Vector
- * Extension of the Cortex-M55. mnmcu.emit.aot picks them at generation time
+ * The DSP kernels (mnmcu_conv_dsp.c, mnmcu_depthwise_dsp.c) use the Arm DSP
+ * extension's dual 16-bit multiply-accumulate (SMLAD and friends) on
+ * Cortex-M4, M7, M33 and M55; compiled for another target they fall back to
+ * C with the same results. The Helium kernels (mnmcu_conv_mve.c) use the
+ * M-profile Vector Extension of the Cortex-M55, whose depthwise convolutions
+ * run mnmcu_depthwise_dsp.c's Helium blocks. mnmcu.emit.aot picks them at generation time
  * from the board's core, reorders their weights and folds the input offset
  * into their biases there; everything else is as in mnmcu_kernels.h, and the
  * outputs are bit-exact with the portable kernels.
  *
  * Preconditions the generator checks (the kernels do not): every channel's
  * shift is in [-22, -1] and every accumulator, bias included, stays within
- * (-2^30, 2^30) for any int8 input.
+ * (-2^30, 2^30) for any int8 input (the DSP kernels keep it doubled).
  */
 #ifndef MNMCU_KERNELS_FAST_H
 #define MNMCU_KERNELS_FAST_H
@@ -42,14 +43,14 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
                                            const int32_t *bias, int8_t *output,
                                            const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_conv2d_1x1_s8_dsp_run(): two pixels as int16, and per
- * output channel its prepared requantisation and two accumulators. */
+/** Scratch bytes of mnmcu_conv2d_1x1_s8_dsp_run(): three pixels as int16, and
+ * per pair of output channels their biases and requantisation constants. */
 int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
- * CONV_2D, any window, groups 1: each output pixel's window is copied (the
- * input zero point where it leaves the image) and multiplied as in
- * mnmcu_conv2d_1x1_s8_dsp_run(), with C_in read as KH * KW * C_in.
+ * CONV_2D, any window, groups 1: the windows of three output pixels are
+ * copied (the input zero point where they leave the image) and multiplied as
+ * in mnmcu_conv2d_1x1_s8_dsp_run(), with C_in read as KH * KW * C_in.
  *
  * @param[in]  filter   int8 in the layout of mnmcu_conv2d_1x1_s8_dsp_run()
  *                      over KH * KW * C_in values per output channel
@@ -61,60 +62,84 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, cons
                                        const int8_t *filter, const int32_t *bias, int8_t *output,
                                        const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): two windows, as int8 and as int16,
- * and per output channel its prepared requantisation and two accumulators. */
+/** Scratch bytes of mnmcu_conv2d_s8_dsp_run(): three windows, as int8 and as
+ * int16, and per pair of output channels their biases and requantisation
+ * constants. */
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
- * DEPTHWISE_CONV_2D with depth multiplier 1, any window.
+ * mnmcu_conv2d_1x1_s8_dsp_run() and mnmcu_conv2d_s8_dsp_run() with the weights
+ * already extended to int16 and doubled (twice the bytes, no SXTB16 in the
+ * inner loop): per pair of output channels and group of four values (w0..w3
+ * of channel 2j, then of 2j+1), each channel's (2 * w0, 2 * w2) and
+ * (2 * w1, 2 * w3). Scratch as for the int8 layout.
+ */
+mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
+                                             const int8_t *input, const int16_t *filter,
+                                             const int32_t *bias, int8_t *output,
+                                             const mnmcu_buffer_t *scratch);
+mnmcu_status_t mnmcu_conv2d_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
+                                         const int8_t *input, const int16_t *filter,
+                                         const int32_t *bias, int8_t *output,
+                                         const mnmcu_buffer_t *scratch);
+
+/**
+ * DEPTHWISE_CONV_2D with depth multiplier 1, no dilation, KH <= 5
+ * (mnmcu_depthwise_dsp.c): input rows expanded once into int16, channel by
+ * channel, blocks of four (or three) outputs per pass over the filter rows.
  *
- * @param[in]  filter   int8: for each group of four channels (C / 4 of them),
- *                      KH * KW taps of the group's four weights; then the
- *                      last C % 4 channels as 1HWC [KH][KW][C % 4]
+ * @param[in]  filter   int32 words, per channel, per filter
+ *                      row: the row's weights doubled, as int16 pairs (even
+ *                      tap in the low half), the last one alone for an odd KW
+ *                      (KH * ceil(KW / 2) words per channel)
  * @param[in]  bias     int32 [C]: bias + input_offset * sum of the channel's
  *                      weights (never NULL)
- * @param[in]  scratch  mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size() bytes
- *                      (one window, for pixels at the border)
+ * @param[in]  scratch  mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size() bytes,
+ *                      4-byte aligned
  */
 mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
-                                                 const int8_t *input, const int8_t *filter,
+                                                 const int8_t *input, const int32_t *filter,
                                                  const int32_t *bias, int8_t *output,
                                                  const mnmcu_buffer_t *scratch);
 
-/** Scratch bytes of mnmcu_depthwise_conv2d_s8_dsp_run(): one KH x KW x C window. */
+/** Scratch bytes of mnmcu_depthwise_conv2d_s8_dsp_run(): int16 rows of a chunk of
+ * channels (all of them, or a multiple of four): the whole padded map where
+ * four channels of it fit in 8 KiB (chunks within 8 KiB), else KH + 1 rows
+ * (chunks within 4 KiB). */
 int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
     const mnmcu_depthwise_conv2d_params_t *params);
 
 /**
- * DEPTHWISE_CONV_2D with a 3x3 filter, depth multiplier 1, dilation 1: each
- * input row is expanded once into int16 (input + offset, 0 in the padding),
- * channel-major, and each output row computed channel by channel with the
- * dual 16-bit multiply over pairs of horizontally adjacent taps.
- *
- * @param[in]  filter   int8 [C][9], channel-major: w[c][ky * 3 + kx]
- * @param[in]  bias     int32 [C] as in mnmcu_depthwise_conv2d_s8_run() (never NULL)
- * @param[in]  scratch  mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size() bytes,
- *                      4-byte aligned (three expanded rows)
- */
-mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
-    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int8_t *filter,
-    const int32_t *bias, int8_t *output, const mnmcu_buffer_t *scratch);
-
-/** Scratch bytes of mnmcu_depthwise_conv2d_3x3_s8_dsp_run(). */
-int32_t mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(
-    const mnmcu_depthwise_conv2d_params_t *params);
-
-/**
  * CONV_2D with a 1x1 filter, stride 1, no padding, groups 1, with Helium
- * (mnmcu_conv_mve.c): sixteen channels per vector multiply-accumulate.
+ * (mnmcu_conv_mve.c): two pixels by four output channels per block, sixteen
+ * input channels per vector multiply-accumulate.
  *
- * @param[in]  filter   int8 [C_out][C_in] as in mnmcu_conv2d_s8_run()
- * @param[in]  bias     int32 [C_out]: bias + input_offset * sum of the
- *                      channel's weights (never NULL)
+ * @param[in]  filter   int8, per group of four output channels (the last one
+ *                      padded with zero channels), per chunk of sixteen input
+ *                      channels (the last one padded with zeros), the group's
+ *                      four channels' sixteen weights
+ * @param[in]  bias     int32 [C_out rounded up to a multiple of 4]: bias +
+ *                      input_offset * sum of the channel's weights (never NULL)
  */
 mnmcu_status_t mnmcu_conv2d_1x1_s8_mve_run(const mnmcu_conv2d_params_t *params,
                                            const int8_t *input, const int8_t *filter,
                                            const int32_t *bias, int8_t *output);
+
+/**
+ * CONV_2D, any window, groups 1, with Helium: the windows of two output pixels
+ * are copied (the input zero point where they leave the image) and multiplied
+ * as in mnmcu_conv2d_1x1_s8_mve_run(), with C_in read as KH * KW * C_in.
+ *
+ * @param[in]  filter   int8 in the layout of mnmcu_conv2d_1x1_s8_mve_run() over
+ *                      KH * KW * C_in values per output channel
+ * @param[in]  scratch  mnmcu_conv2d_s8_mve_get_buffer_size() bytes
+ */
+mnmcu_status_t mnmcu_conv2d_s8_mve_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                                       const int8_t *filter, const int32_t *bias, int8_t *output,
+                                       const mnmcu_buffer_t *scratch);
+
+/** Scratch bytes of mnmcu_conv2d_s8_mve_run(): two windows, rounded up to 16 bytes each. */
+int32_t mnmcu_conv2d_s8_mve_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
  * mnmcu_add_s8_tables_run() with the fast requantisation

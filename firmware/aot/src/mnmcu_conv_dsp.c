@@ -1,20 +1,20 @@
 /*
- * mnmcu_conv_dsp.c - fast CONV_2D and DEPTHWISE_CONV_2D for cores with the
- * Arm DSP extension (see mnmcu_kernels_fast.h for the layouts they take).
+ * mnmcu_conv_dsp.c - fast CONV_2D for cores with the Arm DSP extension (see
+ * mnmcu_kernels_fast.h for the layouts it takes).
  *
  * Bit-exact with mnmcu_conv.c: int32 sums are exact in any order, so only
  * the way the accumulators are summed differs; requantisation is
- * mnmcu_requant_fast(), equal to the portable one under the conditions
- * mnmcu.emit.aot checks before choosing these kernels. Compiled for a core
- * with Helium (Cortex-M55), they requantise four outputs per vector sequence
- * (mnmcu_mve.h); for the whole int8 activation range the clamp is one SSAT.
+ * mnmcu_requant_pre2() of a doubled accumulator, equal to the portable one
+ * under the conditions mnmcu.emit.aot checks before choosing these kernels
+ * (mnmcu_dsp.h). Outputs are saturated to int8 with SSAT; a narrower
+ * activation range is clamped afterwards, four outputs per word.
  */
 /* The hot loops of the runtime: compiled for speed also in -Os builds. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("O2")
 #endif
 #include "mnmcu_kernels_fast.h"
-#include "mnmcu_mve.h"
+#include "mnmcu_dsp.h"
 
 static int conv_args_valid(const mnmcu_conv2d_params_t *params, const void *input,
                            const void *filter, const void *bias, const void *output)
@@ -26,215 +26,6 @@ static int conv_args_valid(const mnmcu_conv2d_params_t *params, const void *inpu
            mnmcu_act_valid(params->act_min, params->act_max);
 }
 
-/* ---- CONV_2D 1x1, stride 1 ---------------------------------------------- */
-
-/* Scratch of the convolutions per output channel: its prepared requantisation
- * and two accumulators (C rounded up to even). */
-static int32_t per_channel_bytes(const mnmcu_conv2d_params_t *params)
-{
-    return params->output.c * (int32_t)sizeof(mnmcu_requant_t) +
-           2 * ((params->output.c + 1) & ~1) * (int32_t)sizeof(int32_t);
-}
-
-int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
-{
-    return 2 * ((params->input.c + 7) & ~7) * (int32_t)sizeof(int16_t) +
-           per_channel_bytes(params);
-}
-
-/*
- * Two pixels' channels as int16, four channels per 16 bytes: pixel 0's
- * channels (0, 2) and (1, 3), then pixel 1's; channels past depth, up to the
- * next multiple of 8, are 0.
- */
-static void expand_pair(const int8_t *x0, const int8_t *x1, int32_t depth, int32_t *dst)
-{
-    int32_t k;
-    if (((depth + 3) >> 2) & 1) {
-        /* The odd last group is followed by a group of zeros. */
-        const int32_t last = 4 * ((depth + 3) >> 2);
-        dst[last] = dst[last + 1] = dst[last + 2] = dst[last + 3] = 0;
-    }
-    for (k = 0; k + 3 < depth; k += 4) {
-        const int32_t a = mnmcu_read_s8x4(x0 + k);
-        const int32_t b = mnmcu_read_s8x4(x1 + k);
-        dst[0] = mnmcu_sxtb16(a);
-        dst[1] = mnmcu_sxtb16_ror8(a);
-        dst[2] = mnmcu_sxtb16(b);
-        dst[3] = mnmcu_sxtb16_ror8(b);
-        dst += 4;
-    }
-    if (k < depth) {
-        int8_t a[4] = {0, 0, 0, 0};
-        int8_t b[4] = {0, 0, 0, 0};
-        int32_t i;
-        for (i = 0; k + i < depth; ++i) {
-            a[i] = x0[k + i];
-            b[i] = x1[k + i];
-        }
-        dst[0] = mnmcu_sxtb16(mnmcu_read_s8x4(a));
-        dst[1] = mnmcu_sxtb16_ror8(mnmcu_read_s8x4(a));
-        dst[2] = mnmcu_sxtb16(mnmcu_read_s8x4(b));
-        dst[3] = mnmcu_sxtb16_ror8(mnmcu_read_s8x4(b));
-    }
-}
-
-/*
- * The accumulators of every pair of output channels for an expanded pixel
- * pair x (groups of four input channels, an even number of them): for pair j,
- * acc0[2j], acc0[2j + 1] (pixel 0) and acc1[2j], acc1[2j + 1] (pixel 1), each
- * starting from the bias; w in the pair-interleaved layout.
- */
-static void conv_pairs(const int32_t *x, const int8_t *w, int32_t groups, const int32_t *bias,
-                       int32_t pairs, int32_t *acc0, int32_t *acc1)
-{
-#if MNMCU_HAVE_DSP
-    /* The loop over pairs is in the assembly too, its state in a stack frame
-     * of its own: the group loop needs 13 registers. */
-    int32_t a00, a01, a10, a11, xp, n;
-    int32_t xa0 = (int32_t)(uintptr_t)bias, xa1 = (int32_t)(uintptr_t)acc0;
-    int32_t xb0 = (int32_t)(uintptr_t)acc1, xb1 = pairs;
-    int32_t wr = (int32_t)(uintptr_t)x, we = groups >> 1;
-#define MNMCU_1X1_GROUP                                                                        \
-    "ldrd %[xa0], %[xa1], [%[xp]], #8\n\t"                                                     \
-    "ldrd %[xb0], %[xb1], [%[xp]], #8\n\t"                                                     \
-    "ldr %[wr], [%[w]], #4\n\t"                                                                \
-    "sxtb16 %[we], %[wr]\n\t"                                                                  \
-    "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
-    "smlad %[a00], %[xa0], %[we], %[a00]\n\t"                                                  \
-    "smlad %[a00], %[xa1], %[wr], %[a00]\n\t"                                                  \
-    "smlad %[a10], %[xb0], %[we], %[a10]\n\t"                                                  \
-    "smlad %[a10], %[xb1], %[wr], %[a10]\n\t"                                                  \
-    "ldr %[wr], [%[w]], #4\n\t"                                                                \
-    "sxtb16 %[we], %[wr]\n\t"                                                                  \
-    "sxtb16 %[wr], %[wr], ror #8\n\t"                                                          \
-    "smlad %[a01], %[xa0], %[we], %[a01]\n\t"                                                  \
-    "smlad %[a01], %[xa1], %[wr], %[a01]\n\t"                                                  \
-    "smlad %[a11], %[xb0], %[we], %[a11]\n\t"                                                  \
-    "smlad %[a11], %[xb1], %[wr], %[a11]\n\t"
-    __asm__ volatile(
-        /* Frame: 0 x, 4 groups / 2, 8 bias, 12 acc0, 16 acc1, 20 pairs left. */
-        "sub sp, sp, #24\n\t"
-        "strd %[wr], %[we], [sp, #0]\n\t"
-        "strd %[xa0], %[xa1], [sp, #8]\n\t"
-        "strd %[xb0], %[xb1], [sp, #16]\n\t"
-        "2:\n\t"
-        "ldr %[xa0], [sp, #8]\n\t"
-        "ldrd %[a00], %[a01], [%[xa0]], #8\n\t"
-        "str %[xa0], [sp, #8]\n\t"
-        "mov %[a10], %[a00]\n\t"
-        "mov %[a11], %[a01]\n\t"
-        "ldrd %[xp], %[n], [sp, #0]\n\t"
-        "1:\n\t" MNMCU_1X1_GROUP MNMCU_1X1_GROUP
-        "subs %[n], %[n], #1\n\t"
-        "bne 1b\n\t"
-        "ldrd %[xa0], %[xa1], [sp, #12]\n\t"
-        "strd %[a00], %[a01], [%[xa0]], #8\n\t"
-        "strd %[a10], %[a11], [%[xa1]], #8\n\t"
-        "strd %[xa0], %[xa1], [sp, #12]\n\t"
-        "ldr %[xa0], [sp, #20]\n\t"
-        "subs %[xa0], %[xa0], #1\n\t"
-        "str %[xa0], [sp, #20]\n\t"
-        "bne 2b\n\t"
-        "add sp, sp, #24"
-        : [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), [a11] "=&r"(a11),
-          [xp] "=&r"(xp), [n] "=&r"(n), [w] "+r"(w), [xa0] "+r"(xa0), [xa1] "+r"(xa1),
-          [xb0] "+r"(xb0), [xb1] "+r"(xb1), [wr] "+r"(wr), [we] "+r"(we)
-        :
-        : "cc", "memory");
-#undef MNMCU_1X1_GROUP
-#else
-    for (; pairs > 0; --pairs) {
-        int32_t a00 = bias[0], a01 = bias[1], a10 = bias[0], a11 = bias[1];
-        const int32_t *xp = x;
-        int32_t g;
-        for (g = 0; g < groups; ++g) {
-            const int32_t wa = mnmcu_read_s8x4(w);
-            const int32_t wb = mnmcu_read_s8x4(w + 4);
-            a00 = mnmcu_smlad(xp[0], mnmcu_sxtb16(wa), a00);
-            a00 = mnmcu_smlad(xp[1], mnmcu_sxtb16_ror8(wa), a00);
-            a10 = mnmcu_smlad(xp[2], mnmcu_sxtb16(wa), a10);
-            a10 = mnmcu_smlad(xp[3], mnmcu_sxtb16_ror8(wa), a10);
-            a01 = mnmcu_smlad(xp[0], mnmcu_sxtb16(wb), a01);
-            a01 = mnmcu_smlad(xp[1], mnmcu_sxtb16_ror8(wb), a01);
-            a11 = mnmcu_smlad(xp[2], mnmcu_sxtb16(wb), a11);
-            a11 = mnmcu_smlad(xp[3], mnmcu_sxtb16_ror8(wb), a11);
-            xp += 4;
-            w += 8;
-        }
-        acc0[0] = a00;
-        acc0[1] = a01;
-        acc1[0] = a10;
-        acc1[1] = a11;
-        acc0 += 2;
-        acc1 += 2;
-        bias += 2;
-    }
-#endif
-}
-
-/*
- * One pixel's n accumulators (channels 0..n-1) requantised into out: four
- * channels per vector with Helium, else with the prepared constants rq.
- */
-static void requant_pixel(const mnmcu_conv2d_params_t *params, const mnmcu_requant_t *rq,
-                          const int32_t *acc, int32_t n, int8_t *out)
-{
-    const int32_t act_min = params->act_min, act_max = params->act_max;
-    int32_t c;
-#if MNMCU_HAVE_MVE
-    for (c = 0; c < n; c += 4) {
-        const mve_pred16_t p = vctp32q((uint32_t)(n - c));
-        const int32x4_t v = mnmcu_output_mve(
-            vldrwq_z_s32(acc + c, p), vldrwq_z_s32(params->multiplier + c, p),
-            vldrwq_z_s32(params->shift + c, p), params->output_offset, act_min, act_max);
-        vstrbq_p_s32(out + c, v, p);
-    }
-    (void)rq;
-#else
-    if (mnmcu_act_full(act_min, act_max)) {
-        for (c = 0; c < n; ++c) {
-            out[c] = (int8_t)mnmcu_ssat8(mnmcu_requant_pre(acc[c], rq + c));
-        }
-        return;
-    }
-    for (c = 0; c < n; ++c) {
-        out[c] = mnmcu_output_pre(acc[c], rq + c, act_min, act_max, 0);
-    }
-#endif
-}
-
-/*
- * Every output channel of two pixels (or one, when o1 is NULL) from their
- * expanded inputs (an even number of groups), into acc (pixel 0's channels,
- * then pixel 1's from acc + C rounded up to even); then each pixel's
- * channels requantised into o0 and o1.
- */
-static void conv_pixels(const mnmcu_conv2d_params_t *params, const int32_t *expanded,
-                        int32_t groups, const int8_t *filter, const int32_t *bias,
-                        const mnmcu_requant_t *rq, int32_t *acc, int8_t *o0, int8_t *o1)
-{
-    const int32_t channels = params->output.c;
-    int32_t *acc1 = acc + ((channels + 1) & ~1);
-    conv_pairs(expanded, filter, groups, bias, (channels + 1) >> 1, acc, acc1);
-    requant_pixel(params, rq, acc, channels, o0);
-    if (o1 != NULL) {
-        requant_pixel(params, rq, acc1, channels, o1);
-    }
-}
-
-/* The prepared requantisation of every output channel, into rq. */
-static const mnmcu_requant_t *prepare_requant(const mnmcu_conv2d_params_t *params,
-                                              mnmcu_requant_t *rq)
-{
-    int32_t c;
-    for (c = 0; c < params->output.c; ++c) {
-        rq[c] = mnmcu_requant_prepare(params->multiplier[c], params->shift[c],
-                                      params->output_offset);
-    }
-    return rq;
-}
-
 static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
 {
     const mnmcu_dims_t *in = &params->input;
@@ -244,15 +35,440 @@ static int conv_shapes_valid(const mnmcu_conv2d_params_t *params)
            params->dilation_w >= 1 && params->pad_h >= 0 && params->pad_w >= 0;
 }
 
-mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
-                                           const int8_t *input, const int8_t *filter,
-                                           const int32_t *bias, int8_t *output,
-                                           const mnmcu_buffer_t *scratch)
+/* ---- three pixels, every output channel ---------------------------------- */
+
+/*
+ * The convolutions multiply three pixels (or windows) at a time with every
+ * pair of output channels. The pixels are expanded once into int16, four
+ * values per 24 bytes: pixel 0's values (0, 2) and (1, 3) as two words, then
+ * pixel 1's, then pixel 2's. Per output channel pair the kernel keeps six
+ * accumulators in registers and reads each group's eight int8 weights with
+ * one LDRD and extends them with SXTB16 (the pixels are then doubled: 2 * x
+ * fits int16), or reads them as int16 pairs already doubled with two LDRD
+ * (the "wide" layout, for layers with many output pixels); either way the six
+ * sums are doubled and requantised with mnmcu_requant_pre2() before the next
+ * pair. The loop does four groups per pass.
+ */
+
+/* Words per pair of output channels in the prepared constants. */
+#define PAIR_WORDS 8
+
+/* What the conv3_pairs*() functions work on (field offsets are used by their assembly). */
+typedef struct {
+    const int32_t *x;     /* 0: three expanded pixels */
+    const int32_t *x_end; /* 4: x + 6 * groups (groups >= 1) */
+    const int8_t *w;      /* 8: pair-interleaved weights of the first pair */
+    const int32_t *pair;  /* 12: prepared constants of the first pair */
+    int8_t *out;          /* 16: pixel 0's output, channel 2 * first pair */
+    int32_t stride;       /* 20: bytes from one pixel's outputs to the next pixel's */
+    int32_t pairs;        /* 24: pairs to compute, >= 1 */
+    int32_t skip;         /* 28: (4 - groups % 4) % 4, groups the first pass leaves out */
+    int32_t wide;         /* weights as int16 pairs (16 bytes per group) instead of int8 */
+} conv3_t;
+
+/*
+ * Prepared constants of output channels (2j, 2j + 1), PAIR_WORDS words:
+ * both doubled biases, both multipliers, both rounding terms (with the output
+ * offset, see mnmcu_requant_prepare()) and both exponents.
+ */
+static void prepare_pairs(const mnmcu_conv2d_params_t *params, const int32_t *bias,
+                          int32_t *pair)
 {
-    int32_t pixels, depth, groups, channels, p;
-    int32_t *expanded;
-    int32_t *acc;
-    const mnmcu_requant_t *rq;
+    const int32_t channels = params->output.c;
+    int32_t c;
+    for (c = 0; c < channels + (channels & 1); ++c) {
+        int32_t *p = pair + (c >> 1) * PAIR_WORDS + (c & 1);
+        mnmcu_requant_t rq = {0, 0, 1};
+        if (c < channels) {
+            rq = mnmcu_requant_prepare(params->multiplier[c], params->shift[c],
+                                       params->output_offset);
+        }
+        p[0] = c < channels ? bias[c] * 2 : 0;
+        p[2] = rq.multiplier;
+        p[4] = rq.round;
+        p[6] = rq.exponent;
+    }
+}
+
+/* One pair of output channels of three pixels; only channel 2j when !both. */
+static void conv3_pair_c(const conv3_t *ctx, const int8_t *w, const int32_t *pair, int8_t *out,
+                         int both)
+{
+    int32_t acc[3][2];
+    const int32_t *x;
+    int32_t p, k;
+    for (p = 0; p < 3; ++p) {
+        acc[p][0] = pair[0];
+        acc[p][1] = pair[1];
+    }
+    for (x = ctx->x; x < ctx->x_end; x += 6) {
+        int32_t wa0, wa1, wb0, wb1;
+        if (ctx->wide) {
+            wa0 = mnmcu_read_s8x4(w);
+            wa1 = mnmcu_read_s8x4(w + 4);
+            wb0 = mnmcu_read_s8x4(w + 8);
+            wb1 = mnmcu_read_s8x4(w + 12);
+            w += 16;
+        } else {
+            const int32_t wa = mnmcu_read_s8x4(w), wb = mnmcu_read_s8x4(w + 4);
+            wa0 = mnmcu_sxtb16(wa);
+            wa1 = mnmcu_sxtb16_ror8(wa);
+            wb0 = mnmcu_sxtb16(wb);
+            wb1 = mnmcu_sxtb16_ror8(wb);
+            w += 8;
+        }
+        for (p = 0; p < 3; ++p) {
+            acc[p][0] = mnmcu_smlad(x[2 * p + 1], wa1, mnmcu_smlad(x[2 * p], wa0, acc[p][0]));
+            acc[p][1] = mnmcu_smlad(x[2 * p + 1], wb1, mnmcu_smlad(x[2 * p], wb0, acc[p][1]));
+        }
+    }
+    for (p = 0; p < 3; ++p) {
+        for (k = 0; k < 1 + both; ++k) {
+            out[p * ctx->stride + k] = (int8_t)mnmcu_ssat8(
+                mnmcu_requant_pre2(acc[p][k], pair[2 + k], pair[4 + k], pair[6 + k]));
+        }
+    }
+}
+
+#if MNMCU_HAVE_DSP
+/*
+ * conv3_pair_c() over ctx->pairs pairs, in assembly: the six accumulators
+ * (r0-r5), four extended weights (r6-r9), a pixel's two words (r10, r11), the
+ * pixel pointer (r12) and the weight pointer (lr) take every register; the
+ * rest of the state lives in a copy of *ctx on the stack.
+ */
+#define MNMCU_CONV3_GROUP                                                                      \
+    "ldrd r6, r8, [lr], #8\n\t"                                                                \
+    "sxtb16 r7, r6, ror #8\n\t"                                                                \
+    "sxtb16 r6, r6\n\t"                                                                        \
+    "sxtb16 r9, r8, ror #8\n\t"                                                                \
+    "sxtb16 r8, r8\n\t"                                                                        \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r0, r10, r6, r0\n\t"                                                                \
+    "smlad r0, r11, r7, r0\n\t"                                                                \
+    "smlad r1, r10, r8, r1\n\t"                                                                \
+    "smlad r1, r11, r9, r1\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r2, r10, r6, r2\n\t"                                                                \
+    "smlad r2, r11, r7, r2\n\t"                                                                \
+    "smlad r3, r10, r8, r3\n\t"                                                                \
+    "smlad r3, r11, r9, r3\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r4, r10, r6, r4\n\t"                                                                \
+    "smlad r4, r11, r7, r4\n\t"                                                                \
+    "smlad r5, r10, r8, r5\n\t"                                                                \
+    "smlad r5, r11, r9, r5\n\t"
+/* The same with the weights already int16 pairs. */
+#define MNMCU_CONV3_GROUP_WIDE                                                                 \
+    "ldrd r6, r7, [lr], #8\n\t"                                                                \
+    "ldrd r8, r9, [lr], #8\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r0, r10, r6, r0\n\t"                                                                \
+    "smlad r0, r11, r7, r0\n\t"                                                                \
+    "smlad r1, r10, r8, r1\n\t"                                                                \
+    "smlad r1, r11, r9, r1\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r2, r10, r6, r2\n\t"                                                                \
+    "smlad r2, r11, r7, r2\n\t"                                                                \
+    "smlad r3, r10, r8, r3\n\t"                                                                \
+    "smlad r3, r11, r9, r3\n\t"                                                                \
+    "ldrd r10, r11, [r12], #8\n\t"                                                             \
+    "smlad r4, r10, r6, r4\n\t"                                                                \
+    "smlad r4, r11, r7, r4\n\t"                                                                \
+    "smlad r5, r10, r8, r5\n\t"                                                                \
+    "smlad r5, r11, r9, r5\n\t"
+/* Requantise accumulator a with multiplier m, rounding term r, exponent e. */
+#define MNMCU_CONV3_REQUANT(a, m, r, e)                                                        \
+    "add r12, " r ", " a ", asr #31\n\t"                                                       \
+    "smmlar " a ", " a ", " m ", r12\n\t"                                                      \
+    "asr " a ", " a ", " e "\n\t"                                                              \
+    "ssat " a ", #8, " a "\n\t"
+/*
+ * conv3_pair_c() over ctx->pairs pairs, GROUP: one group of four values,
+ * ENTRY: nothing where the groups are a multiple of four, else the table
+ * branch past skip groups.
+ */
+#define MNMCU_CONV3_FN(name, GROUP, ENTRY)                                                        \
+    __attribute__((naked, noinline)) static void name(const conv3_t *ctx __attribute__((unused)))  \
+    {                                                                                              \
+        __asm__(                                                                                   \
+            "push {r4-r11, lr}\n\t"                                                                \
+            "sub sp, sp, #32\n\t"                                                                  \
+            /* Frame: 0 x, 4 x_end, 8 w, 12 pair, 16 out, 20 stride, 24 pairs left, 28 skip. */    \
+            "ldm r0, {r1-r8}\n\t"                                                                  \
+            "stm sp, {r1-r8}\n\t"                                                                  \
+            "ldr lr, [sp, #8]\n\t"                                                                 \
+            "2:\n\t"                                                                               \
+            "ldr r12, [sp, #12]\n\t"                                                               \
+            "ldm r12!, {r0, r1}\n\t"                                                               \
+            "str r12, [sp, #12]\n\t"                                                               \
+            "mov r2, r0\n\t"                                                                       \
+            "mov r3, r1\n\t"                                                                       \
+            "mov r4, r0\n\t"                                                                       \
+            "mov r5, r1\n\t"                                                                       \
+            "ldr r12, [sp, #0]\n\t"                                                                \
+            /* Four groups per pass; the first pass enters past skip of them. */                   \
+            ENTRY                                                                                  \
+            "1:\n\t" GROUP "5:\n\t" GROUP "6:\n\t" GROUP "7:\n\t" GROUP                            \
+            "ldr r10, [sp, #4]\n\t"                                                                \
+            "cmp r12, r10\n\t"                                                                     \
+            "bne 1b\n\t"                                                                           \
+            /* Multipliers r6 r7, rounding terms r8 r9, exponents r10 r11. */                      \
+            "ldr r12, [sp, #12]\n\t"                                                               \
+            "ldm r12!, {r6-r11}\n\t"                                                               \
+            "str r12, [sp, #12]\n\t"                                                               \
+            MNMCU_CONV3_REQUANT("r0", "r6", "r8", "r10")                                           \
+            MNMCU_CONV3_REQUANT("r2", "r6", "r8", "r10")                                           \
+            MNMCU_CONV3_REQUANT("r4", "r6", "r8", "r10")                                           \
+            MNMCU_CONV3_REQUANT("r1", "r7", "r9", "r11")                                           \
+            MNMCU_CONV3_REQUANT("r3", "r7", "r9", "r11")                                           \
+            MNMCU_CONV3_REQUANT("r5", "r7", "r9", "r11")                                           \
+            /* Outputs: pixel 0 at out, pixel 1 at out + stride, pixel 2 at out + 2 * stride. */   \
+            "ldrd r12, r6, [sp, #16]\n\t"                                                          \
+            "add r7, r12, r6\n\t"                                                                  \
+            "strb r0, [r12]\n\t"                                                                   \
+            "strb r1, [r12, #1]\n\t"                                                               \
+            "strb r2, [r7]\n\t"                                                                    \
+            "strb r3, [r7, #1]\n\t"                                                                \
+            "strb r4, [r7, r6]\n\t"                                                                \
+            "add r7, r7, r6\n\t"                                                                   \
+            "strb r5, [r7, #1]\n\t"                                                                \
+            "add r12, r12, #2\n\t"                                                                 \
+            "ldr r7, [sp, #24]\n\t"                                                                \
+            "str r12, [sp, #16]\n\t"                                                               \
+            "subs r7, r7, #1\n\t"                                                                  \
+            "str r7, [sp, #24]\n\t"                                                                \
+            "bne 2b\n\t"                                                                           \
+            "add sp, sp, #32\n\t"                                                                  \
+            "pop {r4-r11, pc}\n\t");                                                               \
+    }
+#define MNMCU_CONV3_SKIP                                                                       \
+    "ldr r7, [sp, #28]\n\t"                                                                    \
+    "tbb [pc, r7]\n\t"                                                                         \
+    "0:\n\t"                                                                                   \
+    ".byte (1f - 0b) / 2, (5f - 0b) / 2, (6f - 0b) / 2, (7f - 0b) / 2\n\t"
+MNMCU_CONV3_FN(conv3_pairs, MNMCU_CONV3_GROUP, MNMCU_CONV3_SKIP)
+MNMCU_CONV3_FN(conv3_pairs_wide, MNMCU_CONV3_GROUP_WIDE, MNMCU_CONV3_SKIP)
+MNMCU_CONV3_FN(conv3_pairs4, MNMCU_CONV3_GROUP, "")
+MNMCU_CONV3_FN(conv3_pairs4_wide, MNMCU_CONV3_GROUP_WIDE, "")
+#undef MNMCU_CONV3_GROUP
+#undef MNMCU_CONV3_GROUP_WIDE
+#undef MNMCU_CONV3_FN
+#undef MNMCU_CONV3_SKIP
+#undef MNMCU_CONV3_REQUANT
+#endif
+
+/*
+ * Every output channel of the three expanded pixels at ctx->x; channels
+ * 2 * ctx->pairs - 1 and up (an odd last channel) in C.
+ */
+static void conv3(conv3_t *ctx, int32_t channels)
+{
+    const int32_t full = channels >> 1;
+    /* Weight bytes per pair: eight (sixteen as int16) per group of four values. */
+    const int32_t pair_bytes = (int32_t)(ctx->x_end - ctx->x) / 6 * (ctx->wide ? 16 : 8);
+#if MNMCU_HAVE_DSP
+    if (full > 0) {
+        ctx->pairs = full;
+        if (ctx->skip == 0) {
+            if (ctx->wide) {
+                conv3_pairs4_wide(ctx);
+            } else {
+                conv3_pairs4(ctx);
+            }
+        } else if (ctx->wide) {
+            conv3_pairs_wide(ctx);
+        } else {
+            conv3_pairs(ctx);
+        }
+    }
+#else
+    int32_t j;
+    for (j = 0; j < full; ++j) {
+        conv3_pair_c(ctx, ctx->w + j * pair_bytes, ctx->pair + j * PAIR_WORDS, ctx->out + 2 * j,
+                     1);
+    }
+#endif
+    if (channels & 1) {
+        conv3_pair_c(ctx, ctx->w + full * pair_bytes, ctx->pair + full * PAIR_WORDS,
+                     ctx->out + 2 * full, 0);
+    }
+}
+
+/*
+ * x as int16 pairs, bytes (0, 2) of a then bytes (1, 3), doubled (dbl) for
+ * int8 weights; int16 weights are stored doubled instead.
+ */
+MNMCU_INLINE void expand_word_k(int32_t a, int32_t *dst, const int dbl)
+{
+    const int32_t even = mnmcu_sxtb16(a), odd = mnmcu_sxtb16_ror8(a);
+    dst[0] = dbl ? mnmcu_sadd16(even, even) : even;
+    dst[1] = dbl ? mnmcu_sadd16(odd, odd) : odd;
+}
+
+#define expand_word(a, dst) expand_word_k(a, dst, dbl)
+
+/*
+ * The values of three pixels (or windows) into the expanded layout (dst: group
+ * 0; groups 6 words apart, pixel k's two words at 2k). A window is kh rows of
+ * row_bytes contiguous values each, rows[k][ky] for pixel k: first every
+ * row's whole words (row 0's, then row 1's, ...), then the rows' last
+ * row_bytes % 4 values one after the other, zeros up to a multiple of four.
+ * The generator orders the weights the same way (a 1x1 pixel is one row).
+ */
+MNMCU_INLINE void expand_windows_k(const int8_t *const *const *rows, int32_t kh,
+                                   int32_t row_bytes, int32_t *dst, const int dbl)
+{
+    const int32_t full = row_bytes >> 2, left = row_bytes & 3;
+    int32_t ky, k, i;
+    if (kh == 3 && full == 2 && left == 1) {
+        /* A 3x3 window of three channels (a first layer's RGB input), straight. */
+        for (i = 0; i < 3; ++i) {
+            const int8_t *r0 = rows[i][0], *r1 = rows[i][1], *r2 = rows[i][2];
+            int32_t *d = dst + 2 * i;
+            expand_word(mnmcu_read_s8x4(r0), d);
+            expand_word(mnmcu_read_s8x4(r0 + 4), d + 6);
+            expand_word(mnmcu_read_s8x4(r1), d + 12);
+            expand_word(mnmcu_read_s8x4(r1 + 4), d + 18);
+            expand_word(mnmcu_read_s8x4(r2), d + 24);
+            expand_word(mnmcu_read_s8x4(r2 + 4), d + 30);
+            expand_word((int32_t)((uint32_t)(uint8_t)r0[8] | (uint32_t)(uint8_t)r1[8] << 8 |
+                                  (uint32_t)(uint8_t)r2[8] << 16),
+                        d + 36);
+        }
+        return;
+    }
+    for (ky = 0; ky < kh; ++ky) {
+        const int8_t *p0 = rows[0][ky], *p1 = rows[1][ky], *p2 = rows[2][ky];
+        for (k = 0; k < 4 * full; k += 4) {
+            expand_word(mnmcu_read_s8x4(p0 + k), dst);
+            expand_word(mnmcu_read_s8x4(p1 + k), dst + 2);
+            expand_word(mnmcu_read_s8x4(p2 + k), dst + 4);
+            dst += 6;
+        }
+    }
+    if (left == 1 && kh <= 4) {
+        /* One leftover per row (e.g. three rows of nine values): one group. */
+        for (i = 0; i < 3; ++i) {
+            const int8_t *const *r = rows[i];
+            uint32_t word = (uint8_t)r[0][4 * full];
+            for (ky = 1; ky < kh; ++ky) {
+                word |= (uint32_t)(uint8_t)r[ky][4 * full] << (8 * ky);
+            }
+            expand_word((int32_t)word, dst + 2 * i);
+        }
+    } else if (left > 0) {
+        for (i = 0; i < 3; ++i) {
+            int32_t *d = dst + 2 * i;
+            uint32_t word = 0;
+            int32_t n = 0;
+            for (ky = 0; ky < kh; ++ky) {
+                for (k = 4 * full; k < row_bytes; ++k) {
+                    word |= (uint32_t)(uint8_t)rows[i][ky][k] << (8 * n);
+                    if (++n == 4) {
+                        expand_word((int32_t)word, d);
+                        d += 6;
+                        word = 0;
+                        n = 0;
+                    }
+                }
+            }
+            if (n > 0) {
+                expand_word((int32_t)word, d);
+            }
+        }
+    }
+}
+
+/* Three pixels of depth values (one row each) into the expanded layout. */
+MNMCU_INLINE void expand_pixels_k(const int8_t *x0, const int8_t *x1, const int8_t *x2,
+                                  int32_t depth, int32_t *dst, const int dbl)
+{
+    int32_t k;
+    for (k = 0; k + 3 < depth; k += 4) {
+        expand_word(mnmcu_read_s8x4(x0 + k), dst);
+        expand_word(mnmcu_read_s8x4(x1 + k), dst + 2);
+        expand_word(mnmcu_read_s8x4(x2 + k), dst + 4);
+        dst += 6;
+    }
+    if (k < depth) {
+        /* The last depth % 4 values, zeros after them. */
+        int8_t a[3][4] = {{0}};
+        int32_t i;
+        for (i = 0; k + i < depth; ++i) {
+            a[0][i] = x0[k + i];
+            a[1][i] = x1[k + i];
+            a[2][i] = x2[k + i];
+        }
+        for (i = 0; i < 3; ++i) {
+            expand_word(mnmcu_read_s8x4(a[i]), dst + 2 * i);
+        }
+    }
+}
+#undef expand_word
+
+/* expand_windows_k() and expand_pixels_k() for int8 (doubled) and int16 weights. */
+static void expand_windows(const int8_t *const *const *rows, int32_t kh, int32_t row_bytes,
+                           int32_t *dst, int wide)
+{
+    if (wide) {
+        expand_windows_k(rows, kh, row_bytes, dst, 0);
+    } else {
+        expand_windows_k(rows, kh, row_bytes, dst, 1);
+    }
+}
+
+static void expand_pixels(const int8_t *x0, const int8_t *x1, const int8_t *x2, int32_t depth,
+                          int32_t *dst, int wide)
+{
+    if (wide) {
+        expand_pixels_k(x0, x1, x2, depth, dst, 0);
+    } else {
+        expand_pixels_k(x0, x1, x2, depth, dst, 1);
+    }
+}
+
+/* Groups of four values of a window of kh rows of row_bytes values (see expand_window()). */
+static int32_t window_groups(int32_t kh, int32_t row_bytes)
+{
+    return kh * (row_bytes >> 2) + (kh * (row_bytes & 3) + 3) / 4;
+}
+
+/* Scratch of three expanded pixels of groups groups and the prepared constants. */
+static int32_t conv3_scratch_bytes(int32_t groups, int32_t channels)
+{
+    return 6 * groups * (int32_t)sizeof(int32_t) +
+           ((channels + 1) >> 1) * PAIR_WORDS * (int32_t)sizeof(int32_t);
+}
+
+/* Everything of ctx but out, for groups groups of expanded values at expanded. */
+static void conv3_init(conv3_t *ctx, const mnmcu_conv2d_params_t *params, const void *filter,
+                       int wide, const int32_t *bias, int32_t *expanded, int32_t groups)
+{
+    ctx->x = expanded;
+    ctx->x_end = expanded + 6 * groups;
+    ctx->w = (const int8_t *)filter;
+    ctx->wide = wide;
+    ctx->pair = expanded + 6 * groups;
+    ctx->stride = params->output.c;
+    ctx->skip = (4 - (groups & 3)) & 3;
+    prepare_pairs(params, bias, (int32_t *)ctx->pair);
+}
+
+/* ---- CONV_2D 1x1, stride 1 ---------------------------------------------- */
+
+int32_t mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
+{
+    return conv3_scratch_bytes(window_groups(1, params->input.c), params->output.c);
+}
+
+static mnmcu_status_t conv1x1_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                                  const void *filter, int wide, const int32_t *bias,
+                                  int8_t *output, const mnmcu_buffer_t *scratch)
+{
+    int32_t pixels, depth, channels, p, k;
+    const int8_t *x[3];
+    conv3_t ctx;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
@@ -267,76 +483,126 @@ mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
         scratch->size < mnmcu_conv2d_1x1_s8_dsp_get_buffer_size(params)) {
         return MNMCU_ERR_BUFFER;
     }
-    expanded = (int32_t *)scratch->buf;
     pixels = params->input.n * params->input.h * params->input.w;
     depth = params->input.c;
-    groups = ((depth + 7) >> 3) * 2;
     channels = params->output.c;
-    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(expanded + 4 * groups));
-    acc = (int32_t *)(void *)(rq + channels);
-    for (p = 0; p < pixels; p += 2) {
-        const int two = p + 1 < pixels;
-        const int8_t *x0 = input + (int64_t)p * depth;
-        int8_t *o0 = output + (int64_t)p * channels;
-        expand_pair(x0, two ? x0 + depth : x0, depth, expanded);
-        conv_pixels(params, expanded, groups, filter, bias, rq, acc, o0,
-                    two ? o0 + channels : NULL);
+    conv3_init(&ctx, params, filter, wide, bias, (int32_t *)scratch->buf,
+               window_groups(1, depth));
+    if (pixels < 3) {
+        /* Each pixel three times, its outputs written over each other. */
+        ctx.stride = 0;
+    }
+    for (p = 0; p < pixels; p += pixels < 3 ? 1 : 3) {
+        /* The last block ends at the last pixel, computing up to two again. */
+        const int32_t q = pixels < 3 ? p : MNMCU_MIN(p, pixels - 3);
+        for (k = 0; k < 3; ++k) {
+            x[k] = input + (int64_t)(pixels < 3 ? q : q + k) * depth;
+        }
+        expand_pixels(x[0], x[1], x[2], depth, (int32_t *)ctx.x, wide);
+        ctx.out = output + (int64_t)q * channels;
+        conv3(&ctx, channels);
+    }
+    if (!mnmcu_act_full(params->act_min, params->act_max)) {
+        mnmcu_clamp_s8(output, pixels * channels, params->act_min, params->act_max);
     }
     return MNMCU_OK;
 }
 
-/* ---- CONV_2D, any window, through copies of two windows ----------------- */
+mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp_run(const mnmcu_conv2d_params_t *params,
+                                           const int8_t *input, const int8_t *filter,
+                                           const int32_t *bias, int8_t *output,
+                                           const mnmcu_buffer_t *scratch)
+{
+    return conv1x1_run(params, input, filter, 0, bias, output, scratch);
+}
+
+mnmcu_status_t mnmcu_conv2d_1x1_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
+                                             const int8_t *input, const int16_t *filter,
+                                             const int32_t *bias, int8_t *output,
+                                             const mnmcu_buffer_t *scratch)
+{
+    return conv1x1_run(params, input, filter, 1, bias, output, scratch);
+}
+
+/* ---- CONV_2D, any window ------------------------------------------------- */
 
 int32_t mnmcu_conv2d_s8_dsp_get_buffer_size(const mnmcu_conv2d_params_t *params)
 {
-    const int32_t patch8 = (params->filter.h * params->filter.w * params->filter.c + 7) & ~7;
-    return 2 * patch8 + 2 * patch8 * (int32_t)sizeof(int16_t) + per_channel_bytes(params);
+    const int32_t row_bytes = params->filter.w * params->filter.c;
+    const int32_t patch = params->filter.h * row_bytes;
+    return conv3_scratch_bytes(window_groups(params->filter.h, row_bytes), params->output.c) +
+           3 * ((patch + 3) & ~3);
 }
 
-/* n bytes from src to dst, four at a time then one at a time (any alignment). */
-static void copy_bytes(int8_t *dst, const int8_t *src, int32_t n)
+/* An output pixel's place: batch, row, column. */
+typedef struct {
+    int32_t batch;
+    int32_t y;
+    int32_t x;
+} out_pos_t;
+
+/* The place of output pixel q (flat over N, OH, OW). */
+static out_pos_t out_pos(const mnmcu_dims_t *od, int32_t q)
 {
-    int32_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        memcpy(dst + i, src + i, 4);
-    }
-    for (; i < n; ++i) {
-        dst[i] = src[i];
+    out_pos_t pos;
+    pos.batch = q / (od->h * od->w);
+    q -= pos.batch * od->h * od->w;
+    pos.y = q / od->w;
+    pos.x = q - pos.y * od->w;
+    return pos;
+}
+
+/* The next output pixel's place. */
+MNMCU_INLINE void out_pos_next(const mnmcu_dims_t *od, out_pos_t *pos)
+{
+    if (++pos->x == od->w) {
+        pos->x = 0;
+        if (++pos->y == od->h) {
+            pos->y = 0;
+            ++pos->batch;
+        }
     }
 }
 
-/* The window of output pixel (out_y, out_x), the input zero point outside the image. */
-static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *in_batch,
-                          int32_t out_y, int32_t out_x, int8_t zero_point, int8_t *dst)
+/*
+ * The rows of the window of the output pixel at pos into rows[]: where the
+ * window lies inside the image (and dilation_w is 1), pointers into the
+ * input; else a copy in copy (KH rows of KW * C_in values), the input zero
+ * point outside the image. The kernel keeps a copy for each of three windows.
+ */
+static void window_rows(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                        out_pos_t pos, int8_t zero_point, int8_t *copy, const int8_t **rows)
 {
     const mnmcu_dims_t *in = &params->input;
     const mnmcu_dims_t *fd = &params->filter;
-    const int32_t y0 = out_y * params->stride_h - params->pad_h;
-    const int32_t x0 = out_x * params->stride_w - params->pad_w;
+    const int8_t *in_batch = input + (int64_t)pos.batch * in->h * in->w * in->c;
+    const int32_t y0 = pos.y * params->stride_h - params->pad_h;
+    const int32_t x0 = pos.x * params->stride_w - params->pad_w;
+    const int32_t row_bytes = fd->w * in->c;
     int32_t ky, kx, ic;
     if (params->dilation_w == 1 && y0 >= 0 && y0 + (fd->h - 1) * params->dilation_h < in->h &&
         x0 >= 0 && x0 + fd->w <= in->w) {
-        /* Inside the image: KH rows of KW * C contiguous bytes. */
-        const int32_t row = fd->w * in->c;
         const int8_t *src = in_batch + ((int64_t)y0 * in->w + x0) * in->c;
+        const int32_t row_step = params->dilation_h * in->w * in->c;
         for (ky = 0; ky < fd->h; ++ky) {
-            copy_bytes(dst, src, row);
-            dst += row;
-            src += params->dilation_h * in->w * in->c;
+            rows[ky] = src;
+            src += row_step;
         }
         return;
     }
     for (ky = 0; ky < fd->h; ++ky) {
         const int32_t in_y = y0 + params->dilation_h * ky;
+        int8_t *dst = copy + ky * row_bytes;
+        rows[ky] = dst;
         for (kx = 0; kx < fd->w; ++kx) {
             const int32_t in_x = x0 + params->dilation_w * kx;
             if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
-                for (ic = 0; ic < fd->c; ++ic) {
+                for (ic = 0; ic < in->c; ++ic) {
                     *dst++ = zero_point;
                 }
             } else {
                 const int8_t *src = in_batch + ((int64_t)in_y * in->w + in_x) * in->c;
-                for (ic = 0; ic < fd->c; ++ic) {
+                for (ic = 0; ic < in->c; ++ic) {
                     *dst++ = src[ic];
                 }
             }
@@ -344,525 +610,130 @@ static void gather_window(const mnmcu_conv2d_params_t *params, const int8_t *in_
     }
 }
 
-mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
-                                       const int8_t *filter, const int32_t *bias, int8_t *output,
-                                       const mnmcu_buffer_t *scratch)
+static mnmcu_status_t conv_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                               const void *filter, int wide, const int32_t *bias, int8_t *output,
+                               const mnmcu_buffer_t *scratch)
 {
-    const mnmcu_dims_t *in;
-    const mnmcu_dims_t *od;
-    int32_t patch, patch8, batch, out_y, out_x;
-    int8_t *window0;
-    int8_t *window1;
-    int32_t *expanded;
-    int32_t *acc;
-    const mnmcu_requant_t *rq;
+    int32_t kh, row_bytes, groups, pixels, channels, p, k;
+    int8_t *copy;
+    const int8_t *row_ptrs[3][16];
+    const int8_t *const *rows[3];
     int8_t zero_point;
+    out_pos_t pos;
+    int32_t sh, sw, ph, pw, in_w, in_c, ow, batch_bytes, row_step, inside;
+    uint32_t y_last, x_last;
+    conv3_t ctx;
 
     if (!conv_args_valid(params, input, filter, bias, output)) {
         return MNMCU_ERR_ARG;
     }
-    if (!conv_shapes_valid(params)) {
+    if (!conv_shapes_valid(params) || params->filter.h > 16) {
         return MNMCU_ERR_SHAPE;
     }
     if (scratch == NULL || scratch->buf == NULL ||
         scratch->size < mnmcu_conv2d_s8_dsp_get_buffer_size(params)) {
         return MNMCU_ERR_BUFFER;
     }
-    in = &params->input;
-    od = &params->output;
-    patch = params->filter.h * params->filter.w * params->filter.c;
-    patch8 = (patch + 7) & ~7;
-    expanded = (int32_t *)scratch->buf;
-    window0 = (int8_t *)(expanded + patch8);
-    window1 = window0 + patch8;
-    rq = prepare_requant(params, (mnmcu_requant_t *)(void *)(window1 + patch8));
-    acc = (int32_t *)(void *)(rq + od->c);
+    kh = params->filter.h;
+    row_bytes = params->filter.w * params->filter.c;
+    groups = window_groups(kh, row_bytes);
+    channels = params->output.c;
+    pixels = params->output.n * params->output.h * params->output.w;
+    conv3_init(&ctx, params, filter, wide, bias, (int32_t *)scratch->buf, groups);
+    copy = (int8_t *)(void *)((int32_t *)ctx.pair + ((channels + 1) >> 1) * PAIR_WORDS);
     zero_point = (int8_t)(-params->input_offset);
-    /* Bytes past the window meet zero weights; they are zeroed once. */
-    memset(window0 + patch, 0, (size_t)(patch8 - patch));
-    memset(window1 + patch, 0, (size_t)(patch8 - patch));
-
-    for (batch = 0; batch < in->n; ++batch) {
-        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
-        for (out_y = 0; out_y < od->h; ++out_y) {
-            int8_t *out_row = output + ((int64_t)batch * od->h + out_y) * od->w * od->c;
-            for (out_x = 0; out_x < od->w; out_x += 2) {
-                const int two = out_x + 1 < od->w;
-                int8_t *o0 = out_row + (int64_t)out_x * od->c;
-                gather_window(params, in_batch, out_y, out_x, zero_point, window0);
-                if (two) {
-                    gather_window(params, in_batch, out_y, out_x + 1, zero_point, window1);
+    if (pixels < 3) {
+        ctx.stride = 0;
+    }
+    for (k = 0; k < 3; ++k) {
+        rows[k] = row_ptrs[k];
+    }
+    /* The geometry of windows inside the image, in locals (int8 stores may alias params). */
+    sh = params->stride_h;
+    sw = params->stride_w;
+    ph = params->pad_h;
+    pw = params->pad_w;
+    in_w = params->input.w;
+    in_c = params->input.c;
+    ow = params->output.w;
+    batch_bytes = params->input.h * in_w * in_c;
+    row_step = params->dilation_h * in_w * in_c;
+    y_last = (uint32_t)(params->input.h - 1 - (kh - 1) * params->dilation_h);
+    x_last = (uint32_t)(in_w - params->filter.w);
+    inside = params->dilation_w == 1 && params->input.h - 1 - (kh - 1) * params->dilation_h >= 0 &&
+             in_w - params->filter.w >= 0;
+    pos = out_pos(&params->output, 0);
+    for (p = 0; p < pixels; p += pixels < 3 ? 1 : 3) {
+        /* The last block ends at the last pixel, computing up to two again;
+         * with fewer than three pixels, each one three times over itself. */
+        const int32_t q = pixels < 3 ? p : MNMCU_MIN(p, pixels - 3);
+        if (q != p) {
+            pos = out_pos(&params->output, q);
+        }
+        if (pixels >= 3 && pos.x + 2 < ow) {
+            /* Three windows in one output row, all inside the image: their rows
+             * straight from the input, sw * C_in bytes apart. */
+            const int32_t y0 = pos.y * sh - ph, x0 = pos.x * sw - pw;
+            if (inside && (uint32_t)y0 <= y_last && (uint32_t)x0 <= x_last &&
+                (uint32_t)(x0 + 2 * sw) <= x_last) {
+                const int8_t *src = input + pos.batch * batch_bytes + (y0 * in_w + x0) * in_c;
+                int32_t ky;
+                for (ky = 0; ky < kh; ++ky) {
+                    row_ptrs[0][ky] = src;
+                    row_ptrs[1][ky] = src + sw * in_c;
+                    row_ptrs[2][ky] = src + 2 * sw * in_c;
+                    src += row_step;
                 }
-                expand_pair(window0, two ? window1 : window0, patch8, expanded);
-                conv_pixels(params, expanded, patch8 >> 2, filter, bias, rq, acc, o0,
-                            two ? o0 + od->c : NULL);
+                pos.x += 2;
+                out_pos_next(&params->output, &pos);
+                expand_windows(rows, kh, row_bytes, (int32_t *)ctx.x, wide);
+                ctx.out = output + (int64_t)q * channels;
+                conv3(&ctx, channels);
+                continue;
             }
         }
-    }
-    return MNMCU_OK;
-}
-
-/* ---- DEPTHWISE_CONV_2D, depth multiplier 1 ------------------------------ */
-
-int32_t mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(
-    const mnmcu_depthwise_conv2d_params_t *params)
-{
-    return ((params->filter.h * params->filter.w * params->input.c + 3) & ~3);
-}
-
-/*
- * Four channels of a 3x3 window: acc[0..3] += taps * weights. window points
- * at channel c of the top-left tap; taps lie row_step apart vertically and
- * col_step apart horizontally; w holds the 9 taps' four weights, 4 bytes
- * each (the group-major layout of mnmcu_kernels_fast.h).
- */
-MNMCU_INLINE void dw3x3_group(const int8_t *window, int32_t row_step, int32_t col_step,
-                              const int8_t *w, int32_t acc[4])
-{
-    int32_t a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-#if MNMCU_HAVE_DSP
-    int32_t x, xe, wv, we;
-    const int8_t *col;
-#define MNMCU_DW_TAP(xaddr, woff)                                                              \
-    "ldr %[x], " xaddr "\n\t"                                                                  \
-    "ldr %[wv], [%[w], #" woff "]\n\t"                                                         \
-    "sxtb16 %[xe], %[x]\n\t"                                                                   \
-    "sxtb16 %[x], %[x], ror #8\n\t"                                                            \
-    "sxtb16 %[we], %[wv]\n\t"                                                                  \
-    "sxtb16 %[wv], %[wv], ror #8\n\t"                                                          \
-    "smlabb %[a0], %[xe], %[we], %[a0]\n\t"                                                    \
-    "smlatt %[a2], %[xe], %[we], %[a2]\n\t"                                                    \
-    "smlabb %[a1], %[x], %[wv], %[a1]\n\t"                                                     \
-    "smlatt %[a3], %[x], %[wv], %[a3]\n\t"
-#define MNMCU_DW_ROW(o0, o1, o2)                                                               \
-    "add %[col], %[win], %[cs]\n\t" MNMCU_DW_TAP("[%[win]]", o0)                               \
-        MNMCU_DW_TAP("[%[col]]", o1) MNMCU_DW_TAP("[%[col], %[cs]]", o2)                      \
-            "add %[win], %[win], %[rs]\n\t"
-    __asm__(MNMCU_DW_ROW("0", "4", "8") MNMCU_DW_ROW("12", "16", "20")
-                MNMCU_DW_ROW("24", "28", "32")
-            : [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [win] "+r"(window),
-              [x] "=&r"(x), [xe] "=&r"(xe), [wv] "=&r"(wv), [we] "=&r"(we), [col] "=&r"(col)
-            : [w] "r"(w), [rs] "r"(row_step), [cs] "r"(col_step)
-            : "memory");
-#undef MNMCU_DW_ROW
-#undef MNMCU_DW_TAP
-#else
-    int32_t t;
-    for (t = 0; t < 9; ++t) {
-        const int32_t xv = mnmcu_read_s8x4(window + (t / 3) * row_step + (t % 3) * col_step);
-        const int32_t wv = mnmcu_read_s8x4(w + 4 * t);
-        const int32_t x0 = mnmcu_sxtb16(xv), x1 = mnmcu_sxtb16_ror8(xv);
-        const int32_t w0 = mnmcu_sxtb16(wv), w1 = mnmcu_sxtb16_ror8(wv);
-        a0 = mnmcu_smlabb(x0, w0, a0);
-        a2 = mnmcu_smlatt(x0, w0, a2);
-        a1 = mnmcu_smlabb(x1, w1, a1);
-        a3 = mnmcu_smlatt(x1, w1, a3);
-    }
-#endif
-    acc[0] = a0;
-    acc[1] = a1;
-    acc[2] = a2;
-    acc[3] = a3;
-}
-
-/* Requantise four accumulators of channels c..c+3 into out[c..c+3]. */
-MNMCU_INLINE void dw_store4(const mnmcu_depthwise_conv2d_params_t *params, const int32_t acc[4],
-                            int32_t c, int8_t *out)
-{
-    const int32_t *mult = params->multiplier + c;
-    const int32_t *shift = params->shift + c;
-    const int32_t out_offset = params->output_offset;
-    const int32_t act_min = params->act_min, act_max = params->act_max;
-#if MNMCU_HAVE_MVE
-    vstrbq_s32(out + c, mnmcu_output_mve(mnmcu_vec4(acc[0], acc[1], acc[2], acc[3]),
-                                         vldrwq_s32(mult), vldrwq_s32(shift), out_offset,
-                                         act_min, act_max));
-#else
-    if (mnmcu_act_full(act_min, act_max)) {
-        out[c] = (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[0], mult[0], shift[0]) + out_offset);
-        out[c + 1] =
-            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[1], mult[1], shift[1]) + out_offset);
-        out[c + 2] =
-            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[2], mult[2], shift[2]) + out_offset);
-        out[c + 3] =
-            (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc[3], mult[3], shift[3]) + out_offset);
-        return;
-    }
-    out[c] = mnmcu_output_fast(acc[0], mult[0], shift[0], out_offset, act_min, act_max);
-    out[c + 1] = mnmcu_output_fast(acc[1], mult[1], shift[1], out_offset, act_min, act_max);
-    out[c + 2] = mnmcu_output_fast(acc[2], mult[2], shift[2], out_offset, act_min, act_max);
-    out[c + 3] = mnmcu_output_fast(acc[3], mult[3], shift[3], out_offset, act_min, act_max);
-#endif
-}
-
-/*
- * The last C % 4 channels of one output pixel (filter: their 1HWC block).
- */
-static void dw_tail(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
-                    int32_t row_step, int32_t col_step, const int8_t *w, const int32_t *bias,
-                    int8_t *out)
-{
-    const int32_t channels = params->input.c;
-    const int32_t rest = channels & 3;
-    const int32_t kh = params->filter.h, kw = params->filter.w;
-    int32_t c, ky, kx;
-    for (c = channels - rest; c < channels; ++c) {
-        int32_t acc = bias[c];
-        for (ky = 0; ky < kh; ++ky) {
-            for (kx = 0; kx < kw; ++kx) {
-                acc += (int32_t)window[ky * row_step + kx * col_step + c] *
-                       (int32_t)w[(ky * kw + kx) * rest + (c & 3)];
-            }
-        }
-        out[c] = mnmcu_output_fast(acc, params->multiplier[c], params->shift[c],
-                                   params->output_offset, params->act_min, params->act_max);
-    }
-}
-
-/*
- * One output pixel from its window: taps row_step apart vertically,
- * col_step apart horizontally, channel c of a tap at +c. Filter layout of
- * mnmcu_kernels_fast.h: for each group of four channels, KH * KW words of
- * four weights; then the last C % 4 channels as 1HWC.
- */
-static void dw_pixel3x3(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
-                        int32_t row_step, int32_t col_step, const int8_t *filter,
-                        const int32_t *bias, int8_t *out)
-{
-    const int32_t whole = params->input.c & ~3;
-    const int8_t *w = filter;
-    int32_t c;
-    for (c = 0; c < whole; c += 4) {
-        int32_t acc[4];
-        acc[0] = bias[c];
-        acc[1] = bias[c + 1];
-        acc[2] = bias[c + 2];
-        acc[3] = bias[c + 3];
-        dw3x3_group(window + c, row_step, col_step, w, acc);
-        w += 36;
-        dw_store4(params, acc, c, out);
-    }
-    if (whole < params->input.c) {
-        dw_tail(params, window, row_step, col_step, w, bias, out);
-    }
-}
-
-static void dw_pixel(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *window,
-                     int32_t row_step, int32_t col_step, const int8_t *filter,
-                     const int32_t *bias, int8_t *out)
-{
-    const int32_t whole = params->input.c & ~3;
-    const int32_t kh = params->filter.h, kw = params->filter.w;
-    const int8_t *w = filter;
-    int32_t c, ky, kx, i;
-    if (kh == 3 && kw == 3) {
-        dw_pixel3x3(params, window, row_step, col_step, filter, bias, out);
-        return;
-    }
-    for (c = 0; c < whole; c += 4) {
-        int32_t acc[4];
-        for (i = 0; i < 4; ++i) {
-            acc[i] = bias[c + i];
-        }
-        for (ky = 0; ky < kh; ++ky) {
-            for (kx = 0; kx < kw; ++kx) {
-                const int8_t *x = window + ky * row_step + kx * col_step + c;
-                for (i = 0; i < 4; ++i) {
-                    acc[i] += (int32_t)x[i] * (int32_t)w[i];
-                }
-                w += 4;
-            }
-        }
-        dw_store4(params, acc, c, out);
-    }
-    if (whole < params->input.c) {
-        dw_tail(params, window, row_step, col_step, w, bias, out);
-    }
-}
-
-mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
-                                                 const int8_t *input, const int8_t *filter,
-                                                 const int32_t *bias, int8_t *output,
-                                                 const mnmcu_buffer_t *scratch)
-{
-    const mnmcu_dims_t *in;
-    const mnmcu_dims_t *od;
-    int32_t batch, out_y, out_x, span_h, span_w, row_step, col_step, window_row;
-    int8_t *window;
-    int8_t zero_point;
-
-    if (params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
-        params->multiplier == NULL || params->shift == NULL ||
-        !mnmcu_dims_valid(&params->input) || !mnmcu_dims_valid(&params->filter) ||
-        !mnmcu_dims_valid(&params->output) || !mnmcu_act_valid(params->act_min, params->act_max)) {
-        return MNMCU_ERR_ARG;
-    }
-    in = &params->input;
-    od = &params->output;
-    if (params->depth_multiplier != 1 || params->filter.n != 1 || params->filter.c != in->c ||
-        od->c != in->c || od->n != in->n || params->stride_h < 1 || params->stride_w < 1 ||
-        params->dilation_h < 1 || params->dilation_w < 1 || params->pad_h < 0 ||
-        params->pad_w < 0) {
-        return MNMCU_ERR_SHAPE;
-    }
-    if (scratch == NULL || scratch->buf == NULL ||
-        scratch->size < mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(params)) {
-        return MNMCU_ERR_BUFFER;
-    }
-    window = (int8_t *)scratch->buf;
-    zero_point = (int8_t)(-params->input_offset);
-    span_h = (params->filter.h - 1) * params->dilation_h;
-    span_w = (params->filter.w - 1) * params->dilation_w;
-    row_step = params->dilation_h * in->w * in->c;
-    col_step = params->dilation_w * in->c;
-    window_row = params->filter.w * in->c;
-
-    for (batch = 0; batch < in->n; ++batch) {
-        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
-        for (out_y = 0; out_y < od->h; ++out_y) {
-            const int32_t in_y0 = out_y * params->stride_h - params->pad_h;
-            const int row_inside = in_y0 >= 0 && in_y0 + span_h < in->h;
-            for (out_x = 0; out_x < od->w; ++out_x) {
-                const int32_t in_x0 = out_x * params->stride_w - params->pad_w;
-                int8_t *out = output + (((int64_t)batch * od->h + out_y) * od->w + out_x) * od->c;
-                if (row_inside && in_x0 >= 0 && in_x0 + span_w < in->w) {
-                    dw_pixel(params, in_batch + ((int64_t)in_y0 * in->w + in_x0) * in->c,
-                             row_step, col_step, filter, bias, out);
-                } else {
-                    /* Copy the window, the input zero point where it leaves the
-                     * image: with the folded bias such taps add nothing. */
-                    int32_t ky, kx;
-                    for (ky = 0; ky < params->filter.h; ++ky) {
-                        const int32_t in_y = in_y0 + params->dilation_h * ky;
-                        for (kx = 0; kx < params->filter.w; ++kx) {
-                            const int32_t in_x = in_x0 + params->dilation_w * kx;
-                            int8_t *dst = window + ky * window_row + kx * in->c;
-                            if (in_y < 0 || in_y >= in->h || in_x < 0 || in_x >= in->w) {
-                                int32_t i;
-                                for (i = 0; i < in->c; ++i) {
-                                    dst[i] = zero_point;
-                                }
-                            } else {
-                                copy_bytes(dst,
-                                           in_batch + ((int64_t)in_y * in->w + in_x) * in->c,
-                                           in->c);
-                            }
-                        }
-                    }
-                    dw_pixel(params, window, window_row, in->c, filter, bias, out);
-                }
-            }
-        }
-    }
-    return MNMCU_OK;
-}
-
-/* ---- DEPTHWISE_CONV_2D 3x3 over int16 rows ------------------------------- */
-
-/* Columns of one expanded row: every tap of every output, plus one. */
-static int32_t dw_row_width(const mnmcu_depthwise_conv2d_params_t *params)
-{
-    return (params->output.w - 1) * params->stride_w + 4;
-}
-
-int32_t mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(
-    const mnmcu_depthwise_conv2d_params_t *params)
-{
-    const int32_t rows = 3 * params->input.c * dw_row_width(params) * (int32_t)sizeof(int16_t);
-    return ((rows + 3) & ~3) + params->output.w * (int32_t)sizeof(int32_t);
-}
-
-/*
- * Input row y as int16 (input + offset), channel-major: dst[c * width + pad_w
- * + x]; the padding columns stay 0 (written once by the caller).
- */
-static void dw_expand_row(const mnmcu_depthwise_conv2d_params_t *params, const int8_t *row,
-                          int16_t *dst, int32_t width)
-{
-    const int32_t channels = params->input.c;
-    const int32_t in_w = params->input.w;
-    const int32_t offset = params->input_offset;
-    const int32_t offset2 = (int32_t)(((uint32_t)offset & 0xFFFFu) | ((uint32_t)offset << 16));
-    int16_t *col = dst + params->pad_w;
-    const int32_t columns = MNMCU_MIN(in_w, width - params->pad_w);
-    int32_t x, c;
-    for (x = 0; x < columns; ++x) {
-        int16_t *d = col + x;
-        for (c = 0; c + 3 < channels; c += 4) {
-            const int32_t v = mnmcu_read_s8x4(row + c);
-            const int32_t even = mnmcu_sadd16(mnmcu_sxtb16(v), offset2);
-            const int32_t odd = mnmcu_sadd16(mnmcu_sxtb16_ror8(v), offset2);
-            d[0] = (int16_t)even;
-            d[width] = (int16_t)odd;
-            d[2 * width] = (int16_t)(even >> 16);
-            d[3 * width] = (int16_t)(odd >> 16);
-            d += 4 * width;
-        }
-        for (; c < channels; ++c) {
-            *d = (int16_t)(row[c] + offset);
-            d += width;
-        }
-        row += channels;
-    }
-}
-
-/* Two int16 values as one word, a in the low half. */
-MNMCU_INLINE int32_t pack16(int32_t a, int32_t b)
-{
-    return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
-}
-
-/*
- * One output row of one channel into acc[0..OW): taps from three int16 rows
- * (t0, t1, t2 at column 0), weights w[ky * 3 + kx].
- */
-static void dw_channel_row(const int16_t *t0, const int16_t *t1, const int16_t *t2,
-                           const int8_t *w, int32_t bias, int32_t out_w, int32_t stride,
-                           int32_t *acc)
-{
-    const int32_t w01 = pack16(w[0], w[1]), w34 = pack16(w[3], w[4]);
-    const int32_t w67 = pack16(w[6], w[7]), w25 = pack16(w[2], w[5]), w8 = w[8];
-    int32_t ox = 0;
-    if (stride == 1) {
-        for (; ox + 1 < out_w; ox += 2) {
-            int32_t a = bias, b = bias, v;
-            a = mnmcu_smlad(mnmcu_read_s16x2(t0), w01, a);
-            b = mnmcu_smlad(mnmcu_read_s16x2(t0 + 1), w01, b);
-            v = mnmcu_read_s16x2(t0 + 2);
-            a = mnmcu_smlabb(v, w25, a);
-            b = mnmcu_smlatb(v, w25, b);
-            a = mnmcu_smlad(mnmcu_read_s16x2(t1), w34, a);
-            b = mnmcu_smlad(mnmcu_read_s16x2(t1 + 1), w34, b);
-            v = mnmcu_read_s16x2(t1 + 2);
-            a = mnmcu_smlabt(v, w25, a);
-            b = mnmcu_smlatt(v, w25, b);
-            a = mnmcu_smlad(mnmcu_read_s16x2(t2), w67, a);
-            b = mnmcu_smlad(mnmcu_read_s16x2(t2 + 1), w67, b);
-            v = mnmcu_read_s16x2(t2 + 2);
-            a = mnmcu_smlabb(v, w8, a);
-            b = mnmcu_smlatb(v, w8, b);
-            acc[0] = a;
-            acc[1] = b;
-            acc += 2;
-            t0 += 2;
-            t1 += 2;
-            t2 += 2;
-        }
-    }
-    for (; ox < out_w; ++ox) {
-        int32_t a = bias;
-        a = mnmcu_smlad(mnmcu_read_s16x2(t0), w01, a);
-        a = mnmcu_smlabb(mnmcu_read_s16x2(t0 + 2), w25, a);
-        a = mnmcu_smlad(mnmcu_read_s16x2(t1), w34, a);
-        a = mnmcu_smlabt(mnmcu_read_s16x2(t1 + 2), w25, a);
-        a = mnmcu_smlad(mnmcu_read_s16x2(t2), w67, a);
-        a = mnmcu_smlabb(mnmcu_read_s16x2(t2 + 2), w8, a);
-        *acc++ = a;
-        t0 += stride;
-        t1 += stride;
-        t2 += stride;
-    }
-}
-
-/* Requantise n accumulators of channel c into out[0], out[step], ... */
-static void dw_store_row(const mnmcu_depthwise_conv2d_params_t *params, const int32_t *acc,
-                         int32_t n, int32_t c, int8_t *out, int32_t step)
-{
-    const int32_t mult = params->multiplier[c], shift = params->shift[c];
-    const int32_t out_offset = params->output_offset;
-    const int32_t act_min = params->act_min, act_max = params->act_max;
-    int32_t i;
-#if MNMCU_HAVE_MVE
-    /* Four pixels per vector, stored step bytes apart; the last ones predicated. */
-    const uint32x4_t lanes = vmulq_n_u32(vidupq_n_u32(0u, 1), (uint32_t)step);
-    for (i = 0; i < n; i += 4) {
-        const mve_pred16_t p = vctp32q((uint32_t)(n - i));
-        const int32x4_t v = mnmcu_output1_mve(vldrwq_z_s32(acc + i, p), mult, shift, out_offset,
-                                              act_min, act_max);
-        vstrbq_scatter_offset_p_s32(out, lanes, v, p);
-        out += 4 * step;
-    }
-#else
-    const mnmcu_requant_t rq = mnmcu_requant_prepare(mult, shift, out_offset);
-    if (mnmcu_act_full(act_min, act_max)) {
-        for (i = 0; i < n; ++i) {
-            *out = (int8_t)mnmcu_ssat8(mnmcu_requant_pre(acc[i], &rq));
-            out += step;
-        }
-        return;
-    }
-    for (i = 0; i < n; ++i) {
-        *out = mnmcu_output_pre(acc[i], &rq, act_min, act_max, 0);
-        out += step;
-    }
-#endif
-}
-
-mnmcu_status_t mnmcu_depthwise_conv2d_3x3_s8_dsp_run(
-    const mnmcu_depthwise_conv2d_params_t *params, const int8_t *input, const int8_t *filter,
-    const int32_t *bias, int8_t *output, const mnmcu_buffer_t *scratch)
-{
-    const mnmcu_dims_t *in;
-    const mnmcu_dims_t *od;
-    int32_t batch, out_y, c, k, width, plane;
-    int32_t held[3];
-    int16_t *ring;
-    int32_t *acc;
-
-    if (params == NULL || input == NULL || filter == NULL || bias == NULL || output == NULL ||
-        params->multiplier == NULL || params->shift == NULL ||
-        !mnmcu_dims_valid(&params->input) || !mnmcu_dims_valid(&params->filter) ||
-        !mnmcu_dims_valid(&params->output) || !mnmcu_act_valid(params->act_min, params->act_max)) {
-        return MNMCU_ERR_ARG;
-    }
-    in = &params->input;
-    od = &params->output;
-    if (params->depth_multiplier != 1 || params->filter.n != 1 || params->filter.h != 3 ||
-        params->filter.w != 3 || params->filter.c != in->c || od->c != in->c ||
-        od->n != in->n || params->stride_h < 1 || params->stride_w < 1 ||
-        params->dilation_h != 1 || params->dilation_w != 1 || params->pad_h < 0 ||
-        params->pad_w < 0 || params->pad_w >= dw_row_width(params)) {
-        return MNMCU_ERR_SHAPE;
-    }
-    if (scratch == NULL || scratch->buf == NULL ||
-        scratch->size < mnmcu_depthwise_conv2d_3x3_s8_dsp_get_buffer_size(params)) {
-        return MNMCU_ERR_BUFFER;
-    }
-    ring = (int16_t *)scratch->buf;
-    width = dw_row_width(params);
-    plane = in->c * width;
-    acc = (int32_t *)(void *)((uint8_t *)scratch->buf +
-                              ((3 * plane * (int32_t)sizeof(int16_t) + 3) & ~3));
-    for (batch = 0; batch < in->n; ++batch) {
-        const int8_t *in_batch = input + (int64_t)batch * in->h * in->w * in->c;
-        memset(ring, 0, (size_t)(3 * plane) * sizeof(int16_t));
         for (k = 0; k < 3; ++k) {
-            held[k] = INT32_MIN;
-        }
-        for (out_y = 0; out_y < od->h; ++out_y) {
-            const int32_t y0 = out_y * params->stride_h - params->pad_h;
-            const int16_t *rows[3];
-            int8_t *out_row = output + ((int64_t)batch * od->h + out_y) * od->w * od->c;
-            for (k = 0; k < 3; ++k) {
-                const int32_t y = y0 + k;
-                const int32_t slot = ((y % 3) + 3) % 3;
-                int16_t *dst = ring + slot * plane;
-                if (held[slot] != y) {
-                    if (y >= 0 && y < in->h) {
-                        dw_expand_row(params, in_batch + (int64_t)y * in->w * in->c, dst, width);
-                    } else if (held[slot] >= 0) {
-                        memset(dst, 0, (size_t)plane * sizeof(int16_t));
-                    }
-                    held[slot] = y >= 0 && y < in->h ? y : -1;
+            /* A window inside the image: its rows straight from the input. */
+            const int32_t y0 = pos.y * sh - ph, x0 = pos.x * sw - pw;
+            if (inside && (uint32_t)y0 <= y_last && (uint32_t)x0 <= x_last) {
+                const int8_t *src = input + pos.batch * batch_bytes + (y0 * in_w + x0) * in_c;
+                int32_t ky;
+                for (ky = 0; ky < kh; ++ky) {
+                    row_ptrs[k][ky] = src;
+                    src += row_step;
                 }
-                rows[k] = dst;
+            } else {
+                window_rows(params, input, pos, zero_point,
+                            copy + k * ((kh * row_bytes + 3) & ~3), row_ptrs[k]);
             }
-            for (c = 0; c < in->c; ++c) {
-                dw_channel_row(rows[0] + c * width, rows[1] + c * width, rows[2] + c * width,
-                               filter + 9 * c, bias[c], od->w, params->stride_w, acc);
-                dw_store_row(params, acc, od->w, c, out_row + c, od->c);
+            if (pixels >= 3) {
+                out_pos_next(&params->output, &pos);
             }
         }
+        if (pixels < 3) {
+            out_pos_next(&params->output, &pos);
+        }
+        expand_windows(rows, kh, row_bytes, (int32_t *)ctx.x, wide);
+        ctx.out = output + (int64_t)q * channels;
+        conv3(&ctx, channels);
+    }
+    if (!mnmcu_act_full(params->act_min, params->act_max)) {
+        mnmcu_clamp_s8(output, pixels * channels, params->act_min, params->act_max);
     }
     return MNMCU_OK;
+}
+
+mnmcu_status_t mnmcu_conv2d_s8_dsp_run(const mnmcu_conv2d_params_t *params, const int8_t *input,
+                                       const int8_t *filter, const int32_t *bias, int8_t *output,
+                                       const mnmcu_buffer_t *scratch)
+{
+    return conv_run(params, input, filter, 0, bias, output, scratch);
+}
+
+mnmcu_status_t mnmcu_conv2d_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
+                                         const int8_t *input, const int16_t *filter,
+                                         const int32_t *bias, int8_t *output,
+                                         const mnmcu_buffer_t *scratch)
+{
+    return conv_run(params, input, filter, 1, bias, output, scratch);
 }

@@ -59,10 +59,13 @@ MNMCU_INLINE int32_t mnmcu_sxtb16(int32_t x)
     return __sxtb16(x);
 }
 
-/* Bytes 1 and 3 of x, sign-extended into the low and high halves. */
+/* Bytes 1 and 3 of x, sign-extended into the low and high halves (one SXTB16
+ * with its rotation; the compiler does not fold a separate rotation into it). */
 MNMCU_INLINE int32_t mnmcu_sxtb16_ror8(int32_t x)
 {
-    return __sxtb16((int32_t)(((uint32_t)x >> 8) | ((uint32_t)x << 24)));
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
 }
 
 /* acc + lo(a) * lo(b) + hi(a) * hi(b). */
@@ -113,6 +116,39 @@ MNMCU_INLINE int32_t mnmcu_smmlar(int32_t a, int32_t b, int32_t acc)
 MNMCU_INLINE int32_t mnmcu_ssat8(int32_t x)
 {
     return __ssat(x, 8);
+}
+
+/* The low halves of a and b, a's low (PKHBT). */
+MNMCU_INLINE int32_t mnmcu_pack_lo(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhbt %0, %1, %2, lsl #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* The high halves of a and b, a's low (PKHTB). */
+MNMCU_INLINE int32_t mnmcu_pack_hi(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("pkhtb %0, %2, %1, asr #16" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* Byte-wise max(a, b) of four int8: SSUB8 sets a GE flag per byte where
+ * a >= b (on the exact differences), SEL picks a there and b elsewhere. */
+MNMCU_INLINE int32_t mnmcu_max_s8x4(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+}
+
+/* Byte-wise min(a, b) of four int8. */
+MNMCU_INLINE int32_t mnmcu_min_s8x4(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %2, %1" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
 }
 
 /* (a * b + 2^31) >> 32, the rounded high word (SMMULR). */
@@ -194,6 +230,40 @@ MNMCU_INLINE int32_t mnmcu_smmlar(int32_t a, int32_t b, int32_t acc)
 MNMCU_INLINE int32_t mnmcu_ssat8(int32_t x)
 {
     return x < -128 ? -128 : (x > 127 ? 127 : x);
+}
+
+MNMCU_INLINE int32_t mnmcu_pack_lo(int32_t a, int32_t b)
+{
+    return (int32_t)(((uint32_t)a & 0xFFFFu) | ((uint32_t)b << 16));
+}
+
+MNMCU_INLINE int32_t mnmcu_pack_hi(int32_t a, int32_t b)
+{
+    return (int32_t)(((uint32_t)a >> 16) | ((uint32_t)b & 0xFFFF0000u));
+}
+
+MNMCU_INLINE int32_t mnmcu_max_s8x4(int32_t a, int32_t b)
+{
+    uint32_t r = 0;
+    int32_t i;
+    for (i = 0; i < 32; i += 8) {
+        const int32_t x = (int8_t)(uint8_t)((uint32_t)a >> i);
+        const int32_t y = (int8_t)(uint8_t)((uint32_t)b >> i);
+        r |= (uint32_t)(uint8_t)(x > y ? x : y) << i;
+    }
+    return (int32_t)r;
+}
+
+MNMCU_INLINE int32_t mnmcu_min_s8x4(int32_t a, int32_t b)
+{
+    uint32_t r = 0;
+    int32_t i;
+    for (i = 0; i < 32; i += 8) {
+        const int32_t x = (int8_t)(uint8_t)((uint32_t)a >> i);
+        const int32_t y = (int8_t)(uint8_t)((uint32_t)b >> i);
+        r |= (uint32_t)(uint8_t)(x < y ? x : y) << i;
+    }
+    return (int32_t)r;
 }
 
 #endif
@@ -292,6 +362,57 @@ MNMCU_INLINE int8_t mnmcu_output_act(int32_t acc, int32_t multiplier, int32_t sh
         return (int8_t)mnmcu_ssat8(mnmcu_requant_fast(acc, multiplier, shift) + output_offset);
     }
     return mnmcu_output_fast(acc, multiplier, shift, output_offset, act_min, act_max);
+}
+
+/*
+ * mnmcu_requant_pre() of an accumulator kept doubled: acc2 = 2 * acc with
+ * |acc| < 2^30, shift in [-22, -1]. mnmcu_requant_pre() multiplies acc * 2
+ * and adds acc >> 31; both are acc2 and acc2 >> 31 (the sign is unchanged),
+ * so the result is the same. The DSP convolutions double their int16 inputs
+ * (or weights) and biases instead, which saves the doubling per output.
+ */
+MNMCU_INLINE int32_t mnmcu_requant_pre2(int32_t acc2, int32_t multiplier, int32_t round,
+                                        int32_t exponent)
+{
+    return mnmcu_smmlar(acc2, multiplier, round + (acc2 >> 31)) >> exponent;
+}
+
+/*
+ * Clamps n int8 values at p to [act_min, act_max], four per word. A kernel
+ * that saturates its outputs to all of int8 (SSAT) calls it afterwards for a
+ * narrower activation range: clamping to [-128, 127] first changes nothing.
+ */
+static inline void mnmcu_clamp_s8(int8_t *p, int32_t n, int32_t act_min, int32_t act_max)
+{
+    const int32_t lo = (int32_t)(0x01010101u * (uint8_t)act_min);
+    const int32_t hi = (int32_t)(0x01010101u * (uint8_t)act_max);
+    int32_t i = 0;
+    /* Eight bytes per pass, one side of the range where the other is full. */
+    if (act_max == 127) {
+        for (; i + 8 <= n; i += 8) {
+            const int32_t a = mnmcu_max_s8x4(mnmcu_read_s8x4(p + i), lo);
+            const int32_t b = mnmcu_max_s8x4(mnmcu_read_s8x4(p + i + 4), lo);
+            memcpy(p + i, &a, sizeof(a));
+            memcpy(p + i + 4, &b, sizeof(b));
+        }
+    } else if (act_min == -128) {
+        for (; i + 8 <= n; i += 8) {
+            const int32_t a = mnmcu_min_s8x4(mnmcu_read_s8x4(p + i), hi);
+            const int32_t b = mnmcu_min_s8x4(mnmcu_read_s8x4(p + i + 4), hi);
+            memcpy(p + i, &a, sizeof(a));
+            memcpy(p + i + 4, &b, sizeof(b));
+        }
+    } else {
+        for (; i + 8 <= n; i += 8) {
+            const int32_t a = mnmcu_min_s8x4(mnmcu_max_s8x4(mnmcu_read_s8x4(p + i), lo), hi);
+            const int32_t b = mnmcu_min_s8x4(mnmcu_max_s8x4(mnmcu_read_s8x4(p + i + 4), lo), hi);
+            memcpy(p + i, &a, sizeof(a));
+            memcpy(p + i + 4, &b, sizeof(b));
+        }
+    }
+    for (; i < n; ++i) {
+        p[i] = (int8_t)(p[i] < act_min ? act_min : (p[i] > act_max ? act_max : p[i]));
+    }
 }
 
 #endif /* MNMCU_DSP_H */

@@ -78,6 +78,7 @@ _FAST_FILES = {
         "src/mnmcu_dsp.h",
         "src/mnmcu_mve.h",
         "src/mnmcu_conv_dsp.c",
+        "src/mnmcu_depthwise_dsp.c",
         "src/mnmcu_elementwise_dsp.c",
     ),
     "helium": (
@@ -86,6 +87,7 @@ _FAST_FILES = {
         "src/mnmcu_mve.h",
         "src/mnmcu_conv_dsp.c",
         "src/mnmcu_conv_mve.c",
+        "src/mnmcu_depthwise_dsp.c",
         "src/mnmcu_elementwise_dsp.c",
     ),
 }
@@ -95,8 +97,8 @@ _FAST_OPCODES = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL"})
 # [_FAST_MIN_SHIFT, -1] (see mnmcu_kernels_fast.h).
 _FAST_ACC_LIMIT = 1 << 30
 _FAST_MIN_SHIFT = -22
-# Bytes of one output channel's prepared requantisation (mnmcu_requant_t).
-_REQUANT_BYTES = 12
+# Bytes of the DSP convolutions' prepared constants per pair of output channels.
+_PAIR_BYTES = 32
 
 
 # --------------------------------------------------------------------------
@@ -178,35 +180,75 @@ def _requant_shifts(graph: Graph, op: Op, channels: int) -> list[int] | None:
     return [conv_multiplier(in_scale, float(sc), out_scale)[1] for sc in scales]
 
 
-def _dw_rows(
-    in_w: int, out_w: int, stride_w: int, kernel: tuple[int, int], dil: tuple[int, int]
-) -> bool:
-    """Whether a depthwise convolution runs on the 3x3 row kernel (shapes alone).
-
-    Rows of int16 pay off where neighbouring outputs share taps: stride 1,
-    rows of a few outputs; elsewhere groups of four channels do better.
-    """
-    if kernel != (3, 3) or dil != (1, 1) or stride_w != 1 or out_w < 4:
-        return False
-    return padding(in_w, 3, stride_w, 1, out_w) < (out_w - 1) * stride_w + 4
+# Scratch the DSP depthwise kernel aims at (DW_SCRATCH_BYTES and DW_RING_BYTES of
+# mnmcu_depthwise_dsp.c): whole padded maps, and rings of rows for large maps.
+_DW_SCRATCH_BYTES = 8192
+_DW_RING_BYTES = 4096
 
 
-def _dw_rows_scratch(channels: int, out_w: int, stride_w: int) -> int:
-    """The 3x3 row kernel's scratch: three int16 input rows and one output row."""
-    width = (out_w - 1) * stride_w + 4
-    return -(-3 * channels * width * 2 // 4) * 4 + 4 * out_w
+def _dw_fast(kernel: tuple[int, int], dil: tuple[int, int], multiplier: int) -> bool:
+    """Whether a depthwise convolution's shape has a fast kernel: no dilation, KH <= 5."""
+    return multiplier == 1 and dil == (1, 1) and kernel[0] <= 5
 
 
-def _dw_group_scratch(taps: int, channels: int) -> int:
-    """The depthwise group kernel's scratch: the int16 taps of one pixel."""
-    return -(-taps * channels // 4) * 4
+def _dw_scratch(
+    kernel: tuple[int, int], channels: int, out_hw: tuple[int, int], strides: tuple[int, int]
+) -> int:
+    """The DSP depthwise kernel's scratch (mnmcu_depthwise_dsp.c): int16 rows of a chunk
+    of channels, the whole padded map where four channels of it fit in 8 KiB, else KH + 1
+    rows (chunks within 4 KiB)."""
+    width = ((((out_hw[1] + 3) & ~3) - 1) * strides[1] + kernel[1] + 2) & ~1
+    plane = (out_hw[0] - 1) * strides[0] + kernel[0]
+    held = plane if 4 * plane * width * 2 <= _DW_SCRATCH_BYTES else kernel[0] + 1
+    limit = _DW_SCRATCH_BYTES if held == plane else _DW_RING_BYTES
+    per_channel = held * width * 2
+    if channels * per_channel <= limit:
+        return channels * per_channel
+    return max(4, limit // per_channel & ~3) * per_channel
 
 
-def _conv_scratch(one: bool, depth: int, channels: int) -> int:
-    """A DSP convolution's scratch: int16 pixels or windows, prepared requantisation."""
-    depth8 = -(-depth // 8) * 8
-    prepared = _REQUANT_BYTES * channels + 8 * (channels + (channels & 1))
-    return (4 if one else 6) * depth8 + prepared
+def _dw_weights(rows: np.ndarray, kernel: tuple[int, int]) -> np.ndarray:
+    """Depthwise weights [C, KH*KW] as the DSP kernel's words: per channel and filter row,
+    the doubled weights as int16 pairs (even tap low), an odd last tap alone."""
+    kh, kw = kernel
+    taps = rows.reshape(-1, kh, kw) * 2
+    if kw & 1:
+        taps = np.concatenate([taps, np.zeros((taps.shape[0], kh, 1), dtype=np.int64)], axis=2)
+    low, high = taps[..., 0::2], taps[..., 1::2]
+    words = (low & 0xFFFF) | (high << 16)
+    return words.astype(np.int64).reshape(-1)
+
+
+# DSP convolutions with at least this many output pixels keep their weights as int16
+# (twice the bytes, three fewer instructions per 24 multiply-accumulates); below, the
+# weights are many for the work they do.
+_DSP_WIDE_MIN_PIXELS = 36
+
+
+def _dsp_wide(pixels: int) -> bool:
+    """Whether a DSP convolution of ``pixels`` output pixels takes int16 weights."""
+    return pixels >= _DSP_WIDE_MIN_PIXELS
+
+
+def _window_order(kh: int, row_bytes: int) -> np.ndarray:
+    """The DSP convolutions' order of a window's values (mnmcu_conv_dsp.c expand_windows()):
+    each row's whole words, row after row, then each row's last row_bytes % 4 values."""
+    full = row_bytes // 4 * 4
+    rows = np.arange(kh * row_bytes).reshape(kh, row_bytes)
+    return np.concatenate([rows[:, :full].reshape(-1), rows[:, full:].reshape(-1)])
+
+
+def _conv_scratch(one: bool, kh: int, row_bytes: int, channels: int) -> int:
+    """A DSP convolution's scratch: three int16 pixels, prepared constants, window copies."""
+    groups = kh * (row_bytes // 4) + -(-kh * (row_bytes % 4) // 4)
+    prepared = _PAIR_BYTES // 2 * (channels + (channels & 1))
+    window = 0 if one else 3 * (-(-kh * row_bytes // 4) * 4)
+    return 24 * groups + prepared + window
+
+
+def _mve_conv_scratch(depth: int) -> int:
+    """The Helium convolution's scratch: two windows, rounded up to 16 bytes each."""
+    return 2 * (-(-depth // 16) * 16)
 
 
 def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
@@ -233,16 +275,19 @@ def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
                 int(op.options.get("dilation_h_factor", 1)),
                 int(op.options.get("dilation_w_factor", 1)),
             )
-            if _dw_rows(int(inp.shape[2]), out_w, stride_w, kernel, dil):
-                sizes[op.index] = _dw_rows_scratch(channels, out_w, stride_w)
-            else:
-                sizes[op.index] = _dw_group_scratch(kernel[0] * kernel[1], channels)
+            multiplier = channels // max(1, int(inp.shape[3]))
+            if _dw_fast(kernel, dil, multiplier) and channels == int(inp.shape[3]):
+                strides = (int(op.options["stride_h"]), stride_w)
+                out_hw = (int(out.shape[1]), out_w)
+                sizes[op.index] = _dw_scratch(kernel, channels, out_hw, strides)
             continue
         depth = kernel[0] * kernel[1] * int(inp.shape[3])
         one = kernel == (1, 1) and stride_w == 1 and int(op.options["stride_h"]) == 1
-        if one and kernels == "helium" and depth >= 32:
-            continue  # the Helium 1x1 kernel reads the input in place
-        sizes[op.index] = _conv_scratch(one, depth, channels)
+        if kernels == "helium":
+            if not one:  # the Helium 1x1 kernel reads the input in place
+                sizes[op.index] = _mve_conv_scratch(depth)
+            continue
+        sizes[op.index] = _conv_scratch(one, kernel[0], kernel[1] * int(inp.shape[3]), channels)
     return sizes
 
 
@@ -253,12 +298,13 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     every channel's shift is a right shift by 1 to 22 and every accumulator
     (bias and folded input offset included) stays within +-2^30 for any int8
     input, the conditions of mnmcu_requant_fast() and mnmcu_requant_pre().
-    With ``helium``, 1x1 convolutions of 32 or more input channels run on
-    Helium (natural layout), the rest on the DSP kernels. The layouts are those of
-    mnmcu_kernels_fast.h: convolutions get their output channels
-    interleaved in pairs, depthwise convolutions their channels in groups of
-    four, both with the input offset folded into the bias; stride-1 3x3
-    depthwise convolutions get channel-major weights and keep their bias.
+    With ``helium``, convolutions run on Helium (groups of four output
+    channels, chunks of sixteen input values), depthwise convolutions on the
+    DSP kernel's layout (its Helium loops). The layouts are those of
+    mnmcu_kernels_fast.h: DSP convolutions get their output channels
+    interleaved in pairs, depthwise convolutions (depth multiplier 1, no
+    dilation, filters up to 5 rows) their doubled weights as int16 pairs per
+    channel and filter row, both with the input offset folded into the bias.
     """
     if kernels == "portable" or op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return None
@@ -299,39 +345,84 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
     if int(bound.max(initial=0)) >= _FAST_ACC_LIMIT:
         return None
     depth = rows.shape[1]
-    depth8 = -(-depth // 8) * 8
     out_w, stride_w = int(out.shape[2]), int(op.options["stride_w"])
     kernel = (int(weights.shape[1]), int(weights.shape[2]))
-    if kind == "depthwise" and _dw_rows(int(inp.shape[2]), out_w, stride_w, kernel, dil):
-        return FastConv(
-            "mnmcu_depthwise_conv2d_3x3_s8_dsp_run",
-            rows.reshape(-1),  # [C][9], channel-major
-            bias,
-            _dw_rows_scratch(channels, out_w, stride_w),
-        )
     if kind == "depthwise":
-        taps = rows.shape[1]
-        whole = channels // 4 * 4
-        groups = rows[:whole].reshape(-1, 4, taps).transpose(0, 2, 1)  # [C/4, taps, 4]
-        rest = rows[whole:].T  # [taps, C % 4]
-        layout = np.concatenate([groups.reshape(-1), rest.reshape(-1)])
-        scratch = _dw_group_scratch(taps, channels)
-        return FastConv("mnmcu_depthwise_conv2d_s8_dsp_run", layout, folded, scratch)
-    # Helium's 16-lane products pay off from 32 input channels; below, the DSP kernel is faster.
-    if kind == "conv2d_1x1" and kernels == "helium" and depth >= 32:
-        return FastConv("mnmcu_conv2d_1x1_s8_mve_run", rows.reshape(-1), folded, 0, "int8_t", False)
-    # Output channels rounded up to even, input channels (window values) to a
-    # multiple of 8, both with zeros; the bias likewise to an even length.
-    padded = np.zeros((channels + (channels & 1), depth8), dtype=np.int64)
-    padded[:channels, :depth] = rows
+        if not _dw_fast(kernel, dil, 1):
+            return None
+        return FastConv(
+            "mnmcu_depthwise_conv2d_s8_dsp_run",
+            _dw_weights(rows, kernel),
+            folded,
+            _dw_scratch(
+                kernel,
+                channels,
+                (int(out.shape[1]), out_w),
+                (int(op.options["stride_h"]), stride_w),
+            ),
+            "int32_t",
+        )
+    if kernels == "helium":
+        # Groups of four output channels, chunks of sixteen input values, zero padded.
+        groups, chunks = -(-channels // 4), -(-depth // 16)
+        padded = np.zeros((groups * 4, chunks * 16), dtype=np.int64)
+        padded[:channels, :depth] = rows
+        layout = padded.reshape(groups, 4, chunks, 16).transpose(0, 2, 1, 3).reshape(-1)
+        quad_bias = np.zeros(groups * 4, dtype=np.int64)
+        quad_bias[:channels] = folded
+        if kind == "conv2d_1x1":
+            return FastConv("mnmcu_conv2d_1x1_s8_mve_run", layout, quad_bias, 0, "int8_t", False)
+        return FastConv("mnmcu_conv2d_s8_mve_run", layout, quad_bias, _mve_conv_scratch(depth))
+    # Window values in expand_windows()'s order, padded to a multiple of 4; output
+    # channels rounded up to even; zeros in both; the bias likewise to an even length.
+    row_bytes = kernel[1] * int(inp.shape[3])
+    depth4 = -(-depth // 4) * 4
+    padded = np.zeros((channels + (channels & 1), depth4), dtype=np.int64)
+    padded[:channels, :depth] = rows[:, _window_order(kernel[0], row_bytes)]
     even_bias = np.concatenate([folded, np.zeros(channels & 1, dtype=np.int64)])
     # [C_out/2, 2, groups, 4] -> [C_out/2, groups, 2, 4]
-    pairs = padded.reshape(-1, 2, depth8 // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
-    # Scratch: int16 pixels or windows, and per output channel its prepared
-    # requantisation and two int32 accumulators.
+    pairs = padded.reshape(-1, 2, depth4 // 4, 4).transpose(0, 2, 1, 3)
     one = kind == "conv2d_1x1"
-    function = "mnmcu_conv2d_1x1_s8_dsp_run" if one else "mnmcu_conv2d_s8_dsp_run"
-    return FastConv(function, pairs, even_bias, _conv_scratch(one, depth, channels))
+    function = "mnmcu_conv2d_1x1_s8_dsp" if one else "mnmcu_conv2d_s8_dsp"
+    scratch = _conv_scratch(one, kernel[0], row_bytes, channels)
+    if _dsp_wide(int(out.shape[1]) * out_w):
+        # Each channel's four values doubled, as the int16 pairs (w0, w2), (w1, w3)
+        # (the kernel then leaves its inputs undoubled).
+        wide = (2 * pairs[..., [0, 2, 1, 3]]).reshape(-1)
+        return FastConv(function + "16_run", wide, even_bias, scratch, "int16_t")
+    return FastConv(function + "_run", pairs.reshape(-1), even_bias, scratch)
+
+
+def weight_layout_bytes(graph: Graph, op: Op, kernels: str) -> int:
+    """Flash bytes of a convolution's weights and bias as its kernel takes them (shapes alone).
+
+    The layouts of :func:`fast_conv` where the shape has a fast kernel (its
+    range check needs the weights, so this assumes it passes), the model's
+    int8 weights and int32 bias otherwise; 0 for other ops.
+    """
+    if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return 0
+    inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    channels, kh, kw = int(out.shape[3]), int(filt.shape[1]), int(filt.shape[2])
+    portable = filt.elements + 4 * channels
+    if kernels == "portable":
+        return portable
+    if op.opcode == "DEPTHWISE_CONV_2D":
+        dil = (
+            int(op.options.get("dilation_h_factor", 1)),
+            int(op.options.get("dilation_w_factor", 1)),
+        )
+        multiplier = channels // max(int(inp.shape[3]), 1)
+        if not _dw_fast((kh, kw), dil, multiplier):
+            return portable
+        return 4 * channels * kh * (-(-kw // 2)) + 4 * channels
+    depth = kh * kw * int(inp.shape[3])
+    if kernels == "helium":
+        quads = -(-channels // 4) * 4
+        return quads * (-(-depth // 16) * 16) + 4 * quads
+    even = channels + (channels & 1)
+    width = 2 if _dsp_wide(int(out.shape[1]) * int(out.shape[2])) else 1
+    return even * (-(-depth // 4) * 4) * width + 4 * even
 
 
 # --------------------------------------------------------------------------
