@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,19 @@ def test_build_writes_the_report(vww_build: tuple[Path, str]) -> None:
     assert sum(map(sum, report["accuracy"]["confusion_int8"])) == report["accuracy"]["images"]
 
 
+def test_estimate_beside_the_elf(vww_build: tuple[Path, str]) -> None:
+    """The analysis the report shows (a trained model) against the firmware it built."""
+    out, text = vww_build
+    report = json.loads((out / "report.json").read_text())
+    fp, est = report["firmware"]["footprint"], report["firmware"]["estimate"]
+    aot = report["analysis"]["estimates"]["aot"]
+    assert (est["flash_estimated"], est["ram_estimated"]) == (aot["flash_bytes"], aot["ram_bytes"])
+    assert (est["flash_measured"], est["ram_measured"]) == (fp["flash_bytes"], fp["ram_bytes"])
+    assert abs(est["flash_error_percent"]) <= 2.0, est
+    assert est["ram_difference_bytes"] == 0, est
+    assert f"estimated before compiling (mnmcu analyze): flash {aot['flash_bytes']:,} B" in text
+
+
 def test_accuracy_float_and_int8(vww_build: tuple[Path, str]) -> None:
     out, _ = vww_build
     acc = json.loads((out / "report.json").read_text())["accuracy"]
@@ -73,8 +87,12 @@ def test_one_parameter_count_everywhere(vww_build: tuple[Path, str]) -> None:
         == sum(layer["params"] for layer in report["analysis"]["layers"])
     )
     assert f"{params:,} parameters (int8 weights and biases)" in output
-    assert output.count(" parameters") == 1  # no second, different count
-    assert f"{params:,}" in output.split("saved to", 1)[1]  # the analysis table
+    # every parameter count printed (the model stage, the analysis table) is this one
+    counts = [
+        a or b
+        for a, b in re.findall(r"([0-9][0-9,]*) parameters|parameters\W+([0-9][0-9,]*)", output)
+    ]
+    assert counts == [f"{params:,}"] * 2, counts
 
 
 def test_rebuild_refuses_without_force(vww_build: tuple[Path, str]) -> None:

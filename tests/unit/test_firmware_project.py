@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from mnmcu.boards import all_boards, get_board
+from mnmcu.boards import all_boards, get_board, hal_family
 from mnmcu.build import PlatformMissing, _check_platform, pio_environment
 from mnmcu.emit.project import (
     _merge_extras,
     board_macro,
-    hal_family,
     hal_sources,
     platformio_options,
 )

@@ -482,6 +482,13 @@ def build(
             f"{fp['arena_bytes']:,}, stack {fp['stack_bytes']:,}, other "
             f"{fp['other_data_bss_bytes']:,}); {fw['elf']}"
         )
+        est = fw.get("estimate")
+        if est:
+            click.echo(
+                f"estimated before compiling (mnmcu analyze): flash {est['flash_estimated']:,} B "
+                f"({est['flash_error_percent']:+.2f}%), RAM {est['ram_estimated']:,} B "
+                f"({est['ram_difference_bytes']:+,} B)"
+            )
     elif fw:
         click.echo(f"firmware project ({fw['runtime']}): {fw['project']}")
     click.echo(f"{out / REPORT_FILE} written; total {total:.1f} s")
@@ -907,6 +914,18 @@ def _newest_project(board_id: str) -> Path:
     show_default=True,
     help="Output classes.",
 )
+@click.option(
+    "--alpha",
+    type=Finite(0, 1.4, low_open=True),
+    default=None,
+    help="Only this width multiplier (any value, not only the grid's).",
+)
+@click.option(
+    "--resolution",
+    type=click.IntRange(32, 1024),
+    default=None,
+    help="Only this input size in pixels (any size from 32). With --alpha: one configuration.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def fit(
     board: str,
@@ -916,25 +935,43 @@ def fit(
     ram_budget: str | None,
     flash_budget: str | None,
     classes: int,
+    alpha: float | None,
+    resolution: int | None,
     as_json: bool,
 ) -> None:
-    """Find the largest MobileNet (alpha, input size) that fits --board, without training."""
-    from mnmcu.boards import get_board
-    from mnmcu.fit import fit as fit_fn
-    from mnmcu.fit import parse_bytes
-    from mnmcu.render import fit_tables
+    """Find the largest MobileNet (alpha, input size) that fits --board, without training.
 
-    result = fit_fn(
-        get_board(board),
-        arch,
-        runtime,
-        max_latency_ms=max_latency_ms,
-        ram_budget=parse_bytes("--ram-budget", ram_budget) if ram_budget else None,
-        flash_budget=parse_bytes("--flash-budget", flash_budget) if flash_budget else None,
-        classes=classes,
-    )
+    With --alpha and --resolution, the figures of that one configuration
+    (the same as 'mnmcu analyze --board' gives for the converted model).
+    """
+    from mnmcu.boards import get_board
+    from mnmcu.fit import ALPHAS, SIZES, fit_config, parse_bytes
+    from mnmcu.fit import fit as fit_fn
+    from mnmcu.render import config_table, fit_tables
+
+    if alpha is not None:
+        check_alpha(alpha, arch)
+    options: dict[str, Any] = {
+        "max_latency_ms": max_latency_ms,
+        "ram_budget": parse_bytes("--ram-budget", ram_budget) if ram_budget else None,
+        "flash_budget": parse_bytes("--flash-budget", flash_budget) if flash_budget else None,
+        "classes": classes,
+    }
+    if alpha is not None and resolution is not None:
+        result = fit_config(get_board(board), arch, alpha, resolution, runtime, **options)
+    else:
+        result = fit_fn(
+            get_board(board),
+            arch,
+            runtime,
+            alphas=ALPHAS if alpha is None else (alpha,),
+            sizes=SIZES if resolution is None else (resolution,),
+            **options,
+        )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
+    elif alpha is not None and resolution is not None:
+        config_table(result)
     else:
         fit_tables(result)
 

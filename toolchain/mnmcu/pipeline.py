@@ -20,6 +20,7 @@ from mnmcu import __version__
 from mnmcu.analyze import Analysis, analyze
 from mnmcu.boards import Board
 from mnmcu.errors import InvalidValue, MnmcuError, ModelError, OutputExists
+from mnmcu.estimate import estimate_against
 from mnmcu.graph import load_graph
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.model.augment import DEFAULT_AUGMENT, check_augment
@@ -312,7 +313,7 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
 
     With ``measure``, the TFLite Micro arena is measured with the tflite-micro
     runtime (a subprocess, a few seconds); the AOT arena always comes from the
-    memory plan.
+    memory plan the generated C uses (:mod:`mnmcu.estimate`).
     """
     from mnmcu.errors import MnmcuError
     from mnmcu.graph import check_int8_mobilenet
@@ -330,11 +331,7 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
         except MnmcuError as exc:
             reason = " ".join(str(exc).split())  # one line, whatever the runtime printed
             logger.warning("TFLite Micro arena not measured (%s); estimating it", reason)
-    from mnmcu.emit.aot import board_kernels, firmware_graph, firmware_plan
-
-    kernels = board_kernels(board) if board is not None else "portable"
-    aot_arena = firmware_plan(firmware_graph(graph), kernels).arena_bytes
-    return analyze(graph, board, tflm_arena=tflm_arena, aot_arena=aot_arena)
+    return analyze(graph, board, tflm_arena=tflm_arena)
 
 
 FIRMWARE_DIR = "firmware"
@@ -575,7 +572,11 @@ def _build_into(
                     write_reports()
                     raise
                 firmware["elf"] = str(elf)
-                firmware["footprint"] = footprint(elf, project).to_dict()
+                fp = footprint(elf, project)
+                firmware["footprint"] = fp.to_dict()
+                est = analysis.estimates.get(project.runtime)
+                if est is not None:
+                    firmware["estimate"] = estimate_against(est, fp.flash_bytes, fp.ram_bytes)
     write_reports()
     return BuildResult(report, analysis)
 

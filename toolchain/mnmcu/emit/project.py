@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mnmcu import __version__, escape
-from mnmcu.boards import Board, PlatformIO
+from mnmcu.boards import HAL_FAMILIES, Board, PlatformIO, hal_family
 from mnmcu.emit import cgen
 from mnmcu.errors import InvalidValue, ToolMissing, UnsupportedModel
 from mnmcu.escape import hash_comment, html_comment, py_string
@@ -50,7 +50,6 @@ PROJECT_CORE_DIR = ".pio/core"
 """PlatformIO's core dir of a project on a local platform (``[platformio] core_dir``)."""
 SRC_DIR = "src"
 TEMPLATE_DIR = "project"
-HAL_FAMILIES = ("qemu_mps", "stm32_baremetal", "host", "esp32", "stm32cube", "arduino")
 # The device side of the serial protocol (firmware/protocol), copied into src/.
 PROTOCOL_FILES = ("mnmcu_proto.h", "mnmcu_proto.c", "mnmcu_proto_device.c")
 # HAL families whose code uses the DWT cycle counter header.
@@ -184,29 +183,6 @@ def load_project(project_dir: Path) -> ProjectInfo:
         raise InvalidValue(
             f"{path} is incomplete or malformed ({exc!r})", "emit the project again"
         ) from None
-
-
-def hal_family(board: Board) -> str:
-    """The HAL family (a folder of ``firmware/hal``) that serves ``board``."""
-    pio = board.platformio
-    if board.cpu.arch == "host":
-        return "host"
-    if pio is not None and pio.is_local_platform and board.baremetal is not None:
-        return "stm32_baremetal"
-    if pio is not None and pio.is_local_platform and board.simulator.qemu_machine:
-        return "qemu_mps"
-    if pio is None:
-        raise InvalidValue(f"board {board.id} has no PlatformIO environment")
-    if pio.framework == "espidf":
-        return "esp32"
-    if pio.framework == "stm32cube":
-        return "stm32cube"
-    if pio.framework == "arduino":
-        return "arduino"
-    raise InvalidValue(
-        f"no HAL for board {board.id} (framework {pio.framework})",
-        f"add one under firmware/hal/ (existing: {', '.join(HAL_FAMILIES)})",
-    )
 
 
 def hal_sources(family: str) -> list[Path]:
