@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import require_tool, run_mnmcu
+from ..conftest import REPO, require_tool, run_mnmcu
 
 pytestmark = pytest.mark.slow
 
@@ -167,6 +167,39 @@ def test_sim_runs_the_built_firmware(vww_build: tuple[Path, str]) -> None:
     line = result.stdout.splitlines()[0]
     assert line.startswith("mnmcu: board=qemu-m4 runtime=aot") and " ok=1" in line
     assert "instructions per inference" in result.stdout and " ms" not in result.stdout
+
+
+@pytest.mark.sim
+def test_demo_ends_with_the_device_answering(vww_build: tuple[Path, str]) -> None:
+    """The Makefile's demo: after the build (vww_build runs the same), its hil line in QEMU."""
+    require_tool("qemu-system-arm", "apt-get install qemu-system-arm", "MNMCU_REQUIRE_QEMU")
+    out, _ = vww_build
+    recipe = (REPO / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    hil_line = next(line for line in recipe.splitlines() if "mnmcu hil " in line)
+    args = hil_line.split("mnmcu hil ", 1)[1].split()
+    values = {"$(BOARD)": "qemu-m4", "$(DEMO_INPUTS)": "6"}
+    args = [values.get(a, a).replace("build/demo-$(BOARD)", str(out)) for a in args]
+    assert args == [
+        "--board",
+        "qemu-m4",
+        "--project",
+        str(out / "firmware"),
+        "--data",
+        "builtin",
+        "--count",
+        "6",
+    ]
+    result = run_mnmcu("hil", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    images = [line for line in result.stdout.splitlines() if line.startswith("input ")]
+    assert len(images) == 4, result.stdout  # all -128 and all 127 carry no label
+    for line in images:
+        assert re.search(r"label \w+ +device \w+ +\( *[0-9.]+%\)", line), line
+        assert re.search(r"[0-9,]+ instructions +(match|WRONG), bit-exact$", line), line
+    assert "6/6 outputs bit-exact with TFLite's reference kernels; top-1 agreement 100.0%" in (
+        result.stdout
+    )
+    assert "latency (instructions): min " in result.stdout
 
 
 @pytest.mark.sim
