@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from ..conftest import require_tool, run_mnmcu
+from ..conftest import REPO, require_tool, run_mnmcu
 
 pytestmark = pytest.mark.slow
 
@@ -42,6 +43,19 @@ def test_build_writes_the_report(vww_build: tuple[Path, str]) -> None:
     assert sum(map(sum, report["accuracy"]["confusion_int8"])) == report["accuracy"]["images"]
 
 
+def test_estimate_beside_the_elf(vww_build: tuple[Path, str]) -> None:
+    """The analysis the report shows (a trained model) against the firmware it built."""
+    out, text = vww_build
+    report = json.loads((out / "report.json").read_text())
+    fp, est = report["firmware"]["footprint"], report["firmware"]["estimate"]
+    aot = report["analysis"]["estimates"]["aot"]
+    assert (est["flash_estimated"], est["ram_estimated"]) == (aot["flash_bytes"], aot["ram_bytes"])
+    assert (est["flash_measured"], est["ram_measured"]) == (fp["flash_bytes"], fp["ram_bytes"])
+    assert abs(est["flash_error_percent"]) <= 2.0, est
+    assert est["ram_difference_bytes"] == 0, est
+    assert f"estimated before compiling (mnmcu analyze): flash {aot['flash_bytes']:,} B" in text
+
+
 def test_accuracy_float_and_int8(vww_build: tuple[Path, str]) -> None:
     out, _ = vww_build
     acc = json.loads((out / "report.json").read_text())["accuracy"]
@@ -60,6 +74,25 @@ def test_stage_times_are_printed(vww_build: tuple[Path, str]) -> None:
     assert printed == stages
     for stage in stages:
         assert f"done {stage} in {times[stage]:.1f} s" in output
+
+
+def test_one_parameter_count_everywhere(vww_build: tuple[Path, str]) -> None:
+    """The model stage, the analysis and report.json give the int8 model's weights and biases."""
+    out, output = vww_build
+    report = json.loads((out / "report.json").read_text())
+    params = report["params"]
+    assert (
+        params
+        == report["analysis"]["params"]
+        == sum(layer["params"] for layer in report["analysis"]["layers"])
+    )
+    assert f"{params:,} parameters (int8 weights and biases)" in output
+    # every parameter count printed (the model stage, the analysis table) is this one
+    counts = [
+        a or b
+        for a, b in re.findall(r"([0-9][0-9,]*) parameters|parameters\W+([0-9][0-9,]*)", output)
+    ]
+    assert counts == [f"{params:,}"] * 2, counts
 
 
 def test_rebuild_refuses_without_force(vww_build: tuple[Path, str]) -> None:
@@ -134,6 +167,39 @@ def test_sim_runs_the_built_firmware(vww_build: tuple[Path, str]) -> None:
     line = result.stdout.splitlines()[0]
     assert line.startswith("mnmcu: board=qemu-m4 runtime=aot") and " ok=1" in line
     assert "instructions per inference" in result.stdout and " ms" not in result.stdout
+
+
+@pytest.mark.sim
+def test_demo_ends_with_the_device_answering(vww_build: tuple[Path, str]) -> None:
+    """The Makefile's demo: after the build (vww_build runs the same), its hil line in QEMU."""
+    require_tool("qemu-system-arm", "apt-get install qemu-system-arm", "MNMCU_REQUIRE_QEMU")
+    out, _ = vww_build
+    recipe = (REPO / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    hil_line = next(line for line in recipe.splitlines() if "mnmcu hil " in line)
+    args = hil_line.split("mnmcu hil ", 1)[1].split()
+    values = {"$(BOARD)": "qemu-m4", "$(DEMO_INPUTS)": "6"}
+    args = [values.get(a, a).replace("build/demo-$(BOARD)", str(out)) for a in args]
+    assert args == [
+        "--board",
+        "qemu-m4",
+        "--project",
+        str(out / "firmware"),
+        "--data",
+        "builtin",
+        "--count",
+        "6",
+    ]
+    result = run_mnmcu("hil", *args)
+    assert result.returncode == 0, result.stderr[-2000:]
+    images = [line for line in result.stdout.splitlines() if line.startswith("input ")]
+    assert len(images) == 4, result.stdout  # all -128 and all 127 carry no label
+    for line in images:
+        assert re.search(r"label \w+ +device \w+ +\( *[0-9.]+%\)", line), line
+        assert re.search(r"[0-9,]+ instructions +(match|WRONG), bit-exact$", line), line
+    assert "6/6 outputs bit-exact with TFLite's reference kernels; top-1 agreement 100.0%" in (
+        result.stdout
+    )
+    assert "latency (instructions): min " in result.stdout
 
 
 @pytest.mark.sim

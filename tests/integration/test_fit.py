@@ -62,6 +62,7 @@ def converted(arch: str, alpha: float, size: int, classes: int, folder: Path) ->
     [
         ("v1", 0.35, 40),
         ("v1", 0.2, 66),
+        ("v1", 0.5, 45),
         ("v2", 0.5, 48),
         ("v2", 0.35, 37),
         ("v3-small", 0.4, 45),
@@ -93,6 +94,13 @@ def test_shape_model_equals_the_converted_graph(
         b.weight_bytes,
         b.bias_bytes,
     )
+    for board_id in ("qemu-m4", "qemu-m55"):
+        # analyze (the generator's own lowering of the real weights) == fit (shapes alone)
+        board = get_board(board_id)
+        est = analyze(real, board).estimates["aot"]
+        c = candidate(board, arch, alpha, size, "aot", classes=3)
+        assert est.flash_parts == c.flash_parts, board_id
+        assert (est.flash_bytes, est.ram_bytes) == (c.flash_bytes, c.ram_bytes), board_id
 
 
 @pytest.fixture(scope="module")
@@ -134,8 +142,8 @@ def test_nucleo_f446re_recommendation_fits_and_the_next_grid_point_does_not(
         assert c.flash_bytes * usable > 512 * KIB or c.ram_bytes * usable > 128 * KIB
     # the real converted graphs give the same figures as the shape model
     for alpha, size in [(best.alpha, best.size), *nxt]:
-        real = predict(converted("v1", alpha, size, 2, models_dir), board, runtime, 2, "v1")
-        synth = predict(synth_graph("v1", alpha, size, 2), board, runtime, 2, "v1")
+        real = predict(converted("v1", alpha, size, 2, models_dir), board, runtime)
+        synth = predict(synth_graph("v1", alpha, size, 2), board, runtime)
         assert real[1] == synth[1], (alpha, size)  # RAM
         if runtime == "aot":  # (TFLM's flatbuffer size is estimated from the constants)
             assert real[0] == synth[0], (alpha, size)
@@ -202,6 +210,39 @@ def test_budgets_nothing_meets_give_one_line(args: list[str], fragments: list[st
 )
 def test_bad_fit_values(args: list[str], fragment: str) -> None:
     one_error_line(run_mnmcu("fit", "--board", "qemu-m4", *args), fragment, code=2)
+
+
+def test_fit_answers_for_one_configuration_off_the_grid() -> None:
+    result = run_mnmcu(
+        "fit",
+        "--board",
+        "qemu-m4",
+        "--arch",
+        "v2",
+        "--alpha",
+        "0.5",
+        "--resolution",
+        "72",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [(c["alpha"], c["size"]) for c in data["candidates"]] == [(0.5, 72)]
+    one = data["recommended"]
+    board = get_board("qemu-m4")
+    assert (one["flash_bytes"], one["ram_bytes"]) == predict(
+        synth_graph("v2", 0.5, 72), board, "aot"
+    )[:2]
+    # a configuration that does not fit is answered too, not refused
+    small = run_mnmcu(
+        "fit", "--board", "nucleo_f446re", "--arch", "v1", "--alpha", "1", "--resolution", "99"
+    )
+    assert small.returncode == 0, small.stderr
+    assert "v1 alpha 1 99x99 does not fit nucleo_f446re" in " ".join(small.stdout.split())
+    one_error_line(
+        run_mnmcu("fit", "--board", "qemu-m4", "--alpha", "0.01", "--resolution", "64"),
+        "alpha 0.01 leaves v1's first layer with 0 channels",
+    )
 
 
 def test_auto_config_follows_fixed_values() -> None:

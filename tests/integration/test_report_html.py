@@ -79,6 +79,14 @@ def test_report_html_is_written_from_report_json(built: Path) -> None:
     assert "<script" not in page
 
 
+def test_input_channels_read_as_english(built: Path) -> None:
+    report = json.loads((built / "report.json").read_text())
+    for channels, words in ((1, "</span> channel</td>"), (3, "</span> channels</td>")):
+        page = render_report_html({**report, "channels": channels})
+        assert words in page, channels
+        assert "1</span> channels" not in page
+
+
 def test_confusion_matrices_match_the_accuracy(built: Path) -> None:
     acc = json.loads((built / "report.json").read_text())["accuracy"]
     for key, top1 in (("confusion_float", "float"), ("confusion_int8", "int8")):

@@ -13,6 +13,7 @@ from mnmcu.errors import DataError, InvalidValue
 from mnmcu.model.data import (
     SHAPE_CLASSES,
     Dataset,
+    balanced_pick,
     builtin_dataset,
     load_dataset,
     load_image_folder,
@@ -243,3 +244,18 @@ def test_representative_samples() -> None:
     train_rows = {row.tobytes() for row in ds.x_train}
     assert all(row.tobytes() in train_rows for row in few)
     assert np.array_equal(few, representative_samples(ds, 5, seed=1))
+
+
+def test_balanced_pick_covers_every_class_first() -> None:
+    labels = np.repeat(np.arange(10), 36)  # a held-out split: sorted by class
+    pick = balanced_pick(labels, 28, seed=0)
+    assert len(pick) == len(set(pick.tolist())) == 28
+    counts = np.bincount(labels[pick], minlength=10)
+    assert counts.min() >= 2 and counts.max() <= 3  # equal shares, give or take one
+    assert set(labels[pick[:10]].tolist()) == set(range(10))  # a full round before repeats
+    assert np.array_equal(pick, balanced_pick(labels, 28, seed=0))
+    assert not np.array_equal(pick, balanced_pick(labels, 28, seed=1))
+    # more than there are: all of them, once
+    assert sorted(balanced_pick(labels[:40], 100).tolist()) == list(range(40))
+    uneven = np.array([0] * 30 + [1] * 2 + [2] * 5)
+    assert np.bincount(uneven[balanced_pick(uneven, 9)]).tolist() == [4, 2, 3]

@@ -9,23 +9,17 @@ from pathlib import Path
 
 import pytest
 
-from mnmcu.boards import all_boards, get_board
-from mnmcu.build import (
-    PlatformMissing,
-    _check_platform,
-    pio_environment,
-    provision_offline,
-    scons_package_version,
-)
+from mnmcu.boards import all_boards, get_board, hal_family
+from mnmcu.build import PlatformMissing, _check_platform, pio_environment
 from mnmcu.emit.project import (
     _merge_extras,
     board_macro,
-    hal_family,
     hal_sources,
     platformio_options,
 )
 from mnmcu.errors import InvalidValue
 from mnmcu.paths import data_dir
+from mnmcu.provision import provision_offline, scons_package_version
 from mnmcu.sim.qemu import parse_boot_line, parse_output, qemu_command
 
 PIO_BOARDS = [b.id for b in all_boards() if b.platformio is not None]

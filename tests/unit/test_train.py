@@ -12,9 +12,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from mnmcu.errors import InvalidValue, ModelError  # noqa: E402
+from mnmcu.model.augment import AUGMENTATIONS, DEFAULT_AUGMENT  # noqa: E402
 from mnmcu.model.data import Dataset, builtin_dataset, to_model_input  # noqa: E402
 from mnmcu.model.train import (  # noqa: E402
     TrainConfig,
+    _training_wrapper,
     evaluate,
     load_model,
     recalibrate_batch_norm,
@@ -147,6 +149,31 @@ def test_train_config_rejects_bad_values() -> None:
         TrainConfig(bn_momentum=1.0)
     with pytest.raises(InvalidValue, match="warm-up"):
         TrainConfig(epochs=2, warmup_epochs=2)
+    with pytest.raises(InvalidValue, match="augmentation 'mirror' .* none, shift, flip"):
+        TrainConfig(augment="mirror")
+
+
+@pytest.mark.parametrize(
+    ("augment", "layers"),
+    [
+        ("none", []),
+        ("shift", ["RandomTranslation"]),
+        ("flip", ["RandomFlip"]),
+        ("flip-shift", ["RandomFlip", "RandomTranslation"]),
+    ],
+)
+def test_each_augmentation_adds_its_layers(augment: str, layers: list[str]) -> None:
+    trainer = _training_wrapper(_tiny_model(2), 0, augment)
+    random = [type(layer).__name__ for layer in trainer.layers if "Random" in type(layer).__name__]
+    assert random == layers
+    assert augment in AUGMENTATIONS and AUGMENTATIONS[augment]
+
+
+def test_the_default_augmentation_does_not_mirror() -> None:
+    """Mirroring changes the class of digits, letters and arrows: it is opt-in."""
+    assert TrainConfig().augment == DEFAULT_AUGMENT == "shift"
+    trainer = _training_wrapper(_tiny_model(2), 0, TrainConfig().augment)
+    assert not any(isinstance(layer, keras.layers.RandomFlip) for layer in trainer.layers)
 
 
 def test_recalibration_sets_exact_batch_average() -> None:

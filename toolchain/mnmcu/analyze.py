@@ -11,6 +11,8 @@ Counting rules (the ones MobileNet papers and MLPerf Tiny use):
   in order and each tensor lives from the op that makes it to the last op that
   reads it (model input and output included). A planner that never overlaps
   live tensors needs at least this much; in-place tricks can go below it.
+
+Flash and RAM per runtime are :mod:`mnmcu.estimate`'s.
 """
 
 from __future__ import annotations
@@ -19,34 +21,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from mnmcu.boards import Board, fits
+from mnmcu.estimate import MAC_OPS, RuntimeEstimate, aot_estimate, tflm_estimate
 from mnmcu.graph import Graph, Op
 from mnmcu.plan import tensor_lifetimes
 
-MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 # Ops that only reinterpret their input's bytes.
 ALIAS_OPS = ("RESHAPE",)
-
-# Code size of each runtime besides the model data, in bytes. Sources:
-# - tflm: TFLite Micro with CMSIS-NN kernels registered through
-#   Register_*_INT8, arm-none-eabi-gcc -Os for Cortex-M4: about 59 KB
-#   (docs/reference-figures.md).
-#   ESP-IDF/Arduino framework code on ESP32 and nRF52 comes on top.
-# - aot: int8 kernels for the ops of a MobileNet plus the generated call
-#   sequence; an estimate until the AOT runtime's builds calibrate it.
-RUNTIME_CODE_BYTES: dict[str, int] = {"tflm": 59 * 1024, "aot": 12 * 1024}
-# RAM the runtime needs, in bytes.
-# - tflm: the arena the tflite-micro runtime measures for the model (64-bit
-#   host; on Cortex-M it is about 3% smaller, docs/reference-figures.md),
-#   16 B of alignment slack (TFLite Micro asks for 16 B more than
-#   arena_used_bytes()) and the interpreter object and stack. Without a
-#   measurement: activation peak, 8 bytes of per-channel data per output
-#   channel and 64 bytes of structs per tensor.
-# - aot: the static memory plan's arena (mnmcu.plan) and the stack of the
-#   call chain; per-channel data stays in flash.
-TFLM_BYTES_PER_TENSOR = 64
-TFLM_ALIGNMENT_SLACK = 16
-TFLM_INTERPRETER_BYTES = 2048
-AOT_STACK_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -61,17 +41,6 @@ class Layer:
     params: int
     weight_bytes: int
     activation_bytes: int
-
-
-@dataclass(frozen=True)
-class RuntimeEstimate:
-    """Flash and RAM a runtime needs for the model, with what goes into each."""
-
-    runtime: str
-    flash_bytes: int
-    ram_bytes: int
-    flash_parts: dict[str, int] = field(default_factory=dict)
-    ram_parts: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -119,6 +88,22 @@ def _param_tensors(graph: Graph, op: Op) -> list[int]:
     return [i for i in op.inputs[1:3] if i >= 0 and graph.tensor(i).is_constant]
 
 
+def layer_params(graph: Graph, op: Op) -> int:
+    """Parameters of one op: the elements of its weight and bias tensors (0 for other ops)."""
+    return sum(graph.tensor(i).elements for i in _param_tensors(graph, op))
+
+
+def count_params(graph: Graph) -> int:
+    """The model's parameters: weights and biases of the int8 model, as every figure counts them.
+
+    Batch normalization is folded into the convolutions by then, so this is
+    below Keras's ``count_params()`` of the float model (which also counts
+    each batch normalization's four vectors). ``mnmcu model``, ``build``,
+    ``analyze``, ``fit`` and report.html all print this number.
+    """
+    return sum(layer_params(graph, op) for op in graph.ops)
+
+
 def activation_lifetimes(graph: Graph) -> dict[int, tuple[int, int]]:
     """First and last op index at which each non-constant tensor is alive."""
     return tensor_lifetimes(graph)
@@ -143,19 +128,18 @@ def analyze(
 ) -> Analysis:
     """Count MACs, parameters and bytes of ``graph``; judge fit on ``board``.
 
-    ``tflm_arena`` is the arena the tflite-micro runtime measured for the
-    model and ``aot_arena`` the AOT memory plan's arena; without them the
-    RAM of each runtime is estimated from the activation peak.
+    The flash and RAM of each runtime come from :mod:`mnmcu.estimate`, the
+    estimator ``fit`` and report.html use too. ``tflm_arena`` is the arena the
+    tflite-micro runtime measured for the model (without it, estimated);
+    ``aot_arena`` the AOT memory plan's arena, when the caller has planned.
     """
     layers = []
-    params = weight_bytes = bias_bytes = quant_bytes = 0
+    weight_bytes = bias_bytes = quant_bytes = 0
     counted: set[int] = set()
     for op in graph.ops:
-        p = 0
         w_bytes = 0
         for i in _param_tensors(graph, op):
             t = graph.tensor(i)
-            p += t.elements
             w_bytes += t.nbytes
             if i not in counted:
                 counted.add(i)
@@ -165,7 +149,6 @@ def analyze(
                     weight_bytes += t.nbytes
                 if t.quantization is not None:
                     quant_bytes += 8 * len(t.quantization.scale)
-        params += p
         layers.append(
             Layer(
                 index=op.index,
@@ -177,13 +160,16 @@ def analyze(
                 ),
                 output_shape=graph.tensor(op.outputs[0]).shape,
                 macs=layer_macs(graph, op),
-                params=p,
+                params=layer_params(graph, op),
                 weight_bytes=w_bytes,
                 activation_bytes=graph.tensor(op.outputs[0]).nbytes,
             )
         )
     peak, peak_op = activation_peak(graph)
-    estimates = _estimates(graph, peak, weight_bytes, bias_bytes, tflm_arena, aot_arena)
+    estimates = {
+        "tflm": tflm_estimate(graph, board, tflm_arena),
+        "aot": aot_estimate(graph, board, aot_arena),
+    }
     verdicts: dict[str, dict[str, Any]] = {}
     if board is not None:
         for name, est in estimates.items():
@@ -191,7 +177,7 @@ def analyze(
     return Analysis(
         layers=tuple(layers),
         macs=sum(layer.macs for layer in layers),
-        params=params,
+        params=count_params(graph),
         weight_bytes=weight_bytes,
         bias_bytes=bias_bytes,
         quant_param_bytes=quant_bytes,
@@ -205,49 +191,3 @@ def analyze(
         board=board.id if board is not None else None,
         verdicts=verdicts,
     )
-
-
-def _estimates(
-    graph: Graph,
-    peak: int,
-    weight_bytes: int,
-    bias_bytes: int,
-    tflm_arena: int | None,
-    aot_arena: int | None,
-) -> dict[str, RuntimeEstimate]:
-    channels = sum(
-        graph.tensor(op.outputs[0]).shape[-1] for op in graph.ops if op.opcode in MAC_OPS
-    )
-    if tflm_arena is not None:
-        tflm_ram = {"arena_measured": tflm_arena}
-    else:
-        tflm_ram = {
-            "activations_estimated": peak,
-            "persistent_estimated": 8 * channels + TFLM_BYTES_PER_TENSOR * len(graph.tensors),
-        }
-    tflm_ram.update(
-        {"alignment_slack": TFLM_ALIGNMENT_SLACK, "interpreter_and_stack": TFLM_INTERPRETER_BYTES}
-    )
-    tflm = RuntimeEstimate(
-        runtime="tflm",
-        flash_bytes=graph.size_bytes + RUNTIME_CODE_BYTES["tflm"],
-        ram_bytes=sum(tflm_ram.values()),
-        flash_parts={"model_flatbuffer": graph.size_bytes, "code": RUNTIME_CODE_BYTES["tflm"]},
-        ram_parts=tflm_ram,
-    )
-    requant = 8 * channels  # int32 multiplier + int32 shift per output channel
-    aot_ram = {"arena_planned" if aot_arena is not None else "activation_peak": aot_arena or peak}
-    aot_ram["stack"] = AOT_STACK_BYTES
-    aot = RuntimeEstimate(
-        runtime="aot",
-        flash_bytes=weight_bytes + bias_bytes + requant + RUNTIME_CODE_BYTES["aot"],
-        ram_bytes=sum(aot_ram.values()),
-        flash_parts={
-            "weights": weight_bytes,
-            "biases": bias_bytes,
-            "requantization": requant,
-            "code": RUNTIME_CODE_BYTES["aot"],
-        },
-        ram_parts=aot_ram,
-    )
-    return {"tflm": tflm, "aot": aot}

@@ -27,7 +27,7 @@ from jsonschema.exceptions import ValidationError, best_match
 
 from mnmcu import paths
 from mnmcu.clocks import Clock, check_clock, clock_from_data
-from mnmcu.errors import BoardFileError, BoardNotFound
+from mnmcu.errors import BoardFileError, BoardNotFound, InvalidValue
 
 Core = Literal["cortex-m4f", "cortex-m7", "cortex-m55", "xtensa-lx6", "xtensa-lx7", "native"]
 Arch = Literal["arm", "xtensa", "host"]
@@ -637,3 +637,30 @@ def _resource_fit(resource: str, used: int, limit: int | None) -> ResourceFit:
         return ResourceFit(resource, used, None, None, None, fits=True)
     margin = limit - used
     return ResourceFit(resource, used, limit, margin, 100.0 * margin / limit, fits=margin >= 0)
+
+
+HAL_FAMILIES = ("qemu_mps", "stm32_baremetal", "host", "esp32", "stm32cube", "arduino")
+"""The firmware's board layers (folders of ``firmware/hal``)."""
+
+
+def hal_family(board: Board) -> str:
+    """The HAL family (a folder of ``firmware/hal``) that serves ``board``."""
+    pio = board.platformio
+    if board.cpu.arch == "host":
+        return "host"
+    if pio is not None and pio.is_local_platform and board.baremetal is not None:
+        return "stm32_baremetal"
+    if pio is not None and pio.is_local_platform and board.simulator.qemu_machine:
+        return "qemu_mps"
+    if pio is None:
+        raise InvalidValue(f"board {board.id} has no PlatformIO environment")
+    if pio.framework == "espidf":
+        return "esp32"
+    if pio.framework == "stm32cube":
+        return "stm32cube"
+    if pio.framework == "arduino":
+        return "arduino"
+    raise InvalidValue(
+        f"no HAL for board {board.id} (framework {pio.framework})",
+        f"add one under firmware/hal/ (existing: {', '.join(HAL_FAMILIES)})",
+    )

@@ -1,12 +1,11 @@
 """Build a generated PlatformIO project offline, and measure the firmware.
 
-* :func:`provision_offline` puts PlatformIO's ``tool-scons`` package (the
-  SCons it runs builds with) into a core dir from the ``scons`` Python
-  package installed beside mnmcu, so ``pio run`` needs no registry.
 * :func:`pio_run` runs ``pio run`` on a project with PlatformIO's core dir
   inside the build area (unless ``PLATFORMIO_CORE_DIR`` is set), telemetry
-  and update checks off. A board whose platform PlatformIO would have to
-  download raises :class:`PlatformMissing` with the command that fetches it.
+  and update checks off, after :func:`mnmcu.provision.provision_offline` has
+  put PlatformIO's ``tool-scons`` there, so nothing is downloaded. A board
+  whose platform PlatformIO would have to download raises
+  :class:`PlatformMissing` with the command that fetches it.
 * :func:`footprint` reads the ELF: flash (text + rodata + data) and RAM
   (data + bss + stack reserve), split into model weights, runtime code and
   arena.
@@ -26,33 +25,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mnmcu.emit.project import SAMPLE_SYMBOLS, ProjectInfo, load_project
+from mnmcu.emit.project import PROJECT_CORE_DIR, SAMPLE_SYMBOLS, ProjectInfo, load_project
 from mnmcu.errors import CommandFailed, InvalidValue, MnmcuError, ToolMissing
 from mnmcu.escape import shell_join, shell_quote
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.proc import run_command
+from mnmcu.provision import PIOPM, provision_offline
 
 PIO_RUN_TIMEOUT_S = 900.0
 """Time allowed for one ``pio run`` (a first build of a large model included)."""
 
-CORE_DIR_NAME = "core"
-"""Default core dir: ``<project>/.pio/core``, inside the project's build area."""
 
-SCONS_PACKAGE = "tool-scons"
-_PIOPM = ".piopm"
-# SCons's DocBook tool carries 20 MB of XSL stylesheets PlatformIO never uses.
-_SCONS_IGNORE = ("__pycache__", "*.pyc", "docbook-xsl-*")
-_SCONS_LAUNCHER = '''\
-"""SCons launcher of the tool-scons package mnmcu provisioned offline."""
-import os
-import sys
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-import SCons.Script  # noqa: E402
-
-SCons.Script.main()
-'''
 # Output of a pio run that wanted to download something.
 _DOWNLOAD_FAILURE = re.compile(
     r"InternetConnectionError|HTTPClientError|Could not resolve|Max retries exceeded|"
@@ -71,119 +54,20 @@ class BuildFailed(CommandFailed):
 
 
 # --------------------------------------------------------------------------
-# tool-scons
-# --------------------------------------------------------------------------
-
-
-def scons_package_version(scons_version: str) -> str:
-    """PlatformIO's version of a tool-scons package: SCons 4.11.1 -> ``4.41101.0``."""
-    parts = scons_version.split(".")
-    if len(parts) < 3 or not all(p.isdigit() for p in parts[:3]):
-        raise InvalidValue(f"unexpected SCons version {scons_version!r}")
-    major, minor, patch = (int(p) for p in parts[:3])
-    return f"{major}.{major}{minor:02d}{patch:02d}.0"
-
-
-def _required_scons() -> str:
-    """The tool-scons requirement of the installed PlatformIO, e.g. ``~4.41101.0``."""
-    try:
-        from platformio.dependencies import get_core_dependencies
-    except ImportError:
-        raise ToolMissing("PlatformIO is not installed", "pip install platformio") from None
-    return str(get_core_dependencies()[SCONS_PACKAGE])
-
-
-def _scons_source() -> tuple[Path, str]:
-    try:
-        import SCons
-    except ImportError:
-        raise ToolMissing(
-            "the scons Python package is not installed", "pip install scons==4.11.1"
-        ) from None
-    return Path(SCons.__file__).resolve().parent, str(SCons.__version__)
-
-
-def _satisfies(version: str, requirement: str) -> bool:
-    import semantic_version
-
-    return semantic_version.Version(version) in semantic_version.NpmSpec(requirement)
-
-
-def provision_offline(core_dir: Path) -> None:
-    """Install PlatformIO's ``tool-scons`` package into ``core_dir`` from PyPI's scons.
-
-    Writes ``<core_dir>/packages/tool-scons`` with the ``SCons`` package, a
-    ``scons.py`` launcher, a ``package.json`` and the ``.piopm`` metadata
-    PlatformIO's package manager reads (spec owner ``platformio``), so
-    ``pio run`` finds the package it would otherwise download. Does nothing
-    when a version PlatformIO accepts is already there (provisioned or
-    downloaded). Raises :class:`ToolMissing`
-    when the installed scons does not satisfy the installed PlatformIO.
-    """
-    source, scons_version = _scons_source()
-    version = scons_package_version(scons_version)
-    requirement = _required_scons()
-    if not _satisfies(version, requirement):
-        raise ToolMissing(
-            f"PlatformIO needs tool-scons {requirement} but the installed scons is "
-            f"{scons_version} (package version {version})",
-            "install the scons release PlatformIO expects (pyproject.toml pins it)",
-        )
-    package = Path(core_dir) / "packages" / SCONS_PACKAGE
-    meta = package / _PIOPM
-    if meta.is_file():
-        try:
-            present = str(json.loads(meta.read_text(encoding="utf-8")).get("version"))
-            if _satisfies(present, requirement):
-                return  # ours or PlatformIO's own download: either serves
-        except (OSError, ValueError):
-            pass
-    if package.exists():
-        shutil.rmtree(package)
-    package.mkdir(parents=True)
-    shutil.copytree(source, package / "SCons", ignore=shutil.ignore_patterns(*_SCONS_IGNORE))
-    (package / "scons.py").write_text(_SCONS_LAUNCHER, encoding="utf-8")
-    manifest = {
-        "name": SCONS_PACKAGE,
-        "version": version,
-        "description": f"SCons {scons_version}, provisioned offline by mnmcu from PyPI's scons",
-        "keywords": ["build tool"],
-        "homepage": "https://scons.org",
-        "license": "MIT",
-        "system": "*",
-    }
-    (package / "package.json").write_text(json.dumps(manifest, indent=2) + "\n", "utf-8")
-    # The metadata PlatformIO writes for an installed package (platformio/package/meta.py,
-    # PackageMetadata.as_dict); written last, so a half-copied package is not used.
-    metadata = {
-        "type": "tool",
-        "name": SCONS_PACKAGE,
-        "version": version,
-        "spec": {
-            "owner": "platformio",
-            "id": None,
-            "name": SCONS_PACKAGE,
-            "requirements": None,
-            "uri": None,
-        },
-    }
-    meta.write_text(json.dumps(metadata), encoding="utf-8")
-    logger.debug(
-        "provisioned %s %s (SCons %s) in %s", SCONS_PACKAGE, version, scons_version, package
-    )
-
-
-# --------------------------------------------------------------------------
 # pio run
 # --------------------------------------------------------------------------
 
 
 def default_core_dir(project_dir: Path) -> Path:
-    """``$PLATFORMIO_CORE_DIR`` if set, else ``<project>/.pio/core``."""
+    """``$PLATFORMIO_CORE_DIR`` if set, else ``<project>/.pio/core``.
+
+    The second is where the ``platformio.ini`` of a project on a local platform
+    keeps its core dir, so ``mnmcu build`` and a plain ``pio run`` share it.
+    """
     configured = os.environ.get("PLATFORMIO_CORE_DIR")
     if configured:
         return Path(configured)
-    return Path(project_dir).resolve() / ".pio" / CORE_DIR_NAME
+    return Path(project_dir).resolve() / PROJECT_CORE_DIR
 
 
 def pio_environment(core_dir: Path) -> dict[str, str]:
@@ -237,7 +121,7 @@ def _env_name(parser: configparser.ConfigParser, env: str | None, project_dir: P
 
 def _installed_platforms(core_dir: Path) -> list[dict[str, Any]]:
     found = []
-    for meta in sorted((core_dir / "platforms").glob(f"*/{_PIOPM}")):
+    for meta in sorted((core_dir / "platforms").glob(f"*/{PIOPM}")):
         try:
             data = json.loads(meta.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError):
@@ -283,7 +167,7 @@ def _tree_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
-        if rel == _PIOPM or "__pycache__" in rel:
+        if rel == PIOPM or "__pycache__" in rel:
             continue
         digest.update(rel.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

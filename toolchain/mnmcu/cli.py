@@ -18,6 +18,7 @@ import click
 from mnmcu import __version__
 from mnmcu.errors import InvalidValue, MnmcuError, ToolMissing
 from mnmcu.escape import shell_join
+from mnmcu.model.augment import AUGMENTATIONS, DEFAULT_AUGMENT
 from mnmcu.model.spec import (
     ARCHS,
     MAX_CLASSES,
@@ -163,6 +164,10 @@ def cli(verbose: int, quiet: bool) -> None:
 
     _verbosity = -1 if quiet else verbose
     setup_logging(_verbosity)
+    if _verbosity >= 1:
+        from mnmcu.model import show_tensorflow_log
+
+        show_tensorflow_log()
 
 
 @cli.command()
@@ -250,6 +255,15 @@ def _train_options(f: Any) -> Any:
             f"[default: {_TRAIN_DEFAULTS.patience}].",
         ),
         click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True),
+        click.option(
+            "--augment",
+            type=click.Choice(tuple(AUGMENTATIONS)),
+            default=DEFAULT_AUGMENT,
+            show_default=True,
+            help="What training does to each image, every epoch: "
+            + "; ".join(f"{name}: {what}" for name, what in AUGMENTATIONS.items())
+            + ". Mirroring is wrong for digits, text or arrows.",
+        ),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -263,6 +277,7 @@ def _train_opts(
     lr: float | None,
     patience: int | None,
     seed: int,
+    augment: str,
 ) -> Any:
     from mnmcu.pipeline import TrainOptions
 
@@ -273,6 +288,7 @@ def _train_opts(
         learning_rate=lr,
         patience=patience,
         seed=seed,
+        augment=augment,
     )
 
 
@@ -294,6 +310,7 @@ def train(
     lr: float | None,
     patience: int | None,
     seed: int,
+    augment: str,
     out: Path | None,
     force: bool,
 ) -> None:
@@ -302,7 +319,7 @@ def train(
 
     summary = train_fn(
         model_dir,
-        _train_opts(data, epochs, batch_size, lr, patience, seed),
+        _train_opts(data, epochs, batch_size, lr, patience, seed, augment),
         out=out,
         force=force,
         progress=_progress(),
@@ -402,6 +419,7 @@ def build(
     lr: float | None,
     patience: int | None,
     seed: int,
+    augment: str,
     no_train: bool,
     runtime: str | None,
     no_compile: bool,
@@ -435,7 +453,7 @@ def build(
         spec,
         b,
         out,
-        _train_opts(data, epochs, batch_size, lr, patience, seed),
+        _train_opts(data, epochs, batch_size, lr, patience, seed, augment),
         train_model=not no_train,
         representative=representative,
         force=force,
@@ -464,6 +482,13 @@ def build(
             f"{fp['arena_bytes']:,}, stack {fp['stack_bytes']:,}, other "
             f"{fp['other_data_bss_bytes']:,}); {fw['elf']}"
         )
+        est = fw.get("estimate")
+        if est:
+            click.echo(
+                f"estimated before compiling (mnmcu analyze): flash {est['flash_estimated']:,} B "
+                f"({est['flash_error_percent']:+.2f}%), RAM {est['ram_estimated']:,} B "
+                f"({est['ram_difference_bytes']:+,} B)"
+            )
     elif fw:
         click.echo(f"firmware project ({fw['runtime']}): {fw['project']}")
     click.echo(f"{out / REPORT_FILE} written; total {total:.1f} s")
@@ -672,6 +697,7 @@ def emit(
     from mnmcu.boards import get_board
     from mnmcu.emit.project import emit_project
     from mnmcu.graph import check_int8_mobilenet, load_graph
+    from mnmcu.provision import provision_project
     from mnmcu.validate import check_single_image
 
     b = get_board(board)
@@ -684,10 +710,23 @@ def emit(
     check_int8_mobilenet(graph)
     check_single_image(graph)
     info = emit_project(tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal)
-    click.echo(
-        f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); "
-        f"build it with: {shell_join(['pio', 'run', '-d', info.project_dir])}"
+    core = provision_project(info.project_dir)
+    where = (
+        f"offline: its platformio.ini keeps PlatformIO's packages in {core}"
+        if core is not None
+        else "PlatformIO downloads the board's platform and toolchain once"
     )
+    click.echo(
+        f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); build it with: "
+        f"{shell_join([*_pio(), 'run', '-d', info.project_dir])} ({where})"
+    )
+
+
+def _pio() -> list[str]:
+    """How to run PlatformIO here: ``pio`` when it is on PATH, else this Python's module."""
+    import shutil
+
+    return ["pio"] if shutil.which("pio") else [sys.executable, "-m", "platformio"]
 
 
 @cli.command()
@@ -775,7 +814,7 @@ def sim(
             raise InvalidValue(
                 f"{project} has no built firmware ({info.elf_path})",
                 f"build it with 'mnmcu build --board {b.id}' or "
-                f"'{shell_join(['pio', 'run', '-d', project])}'",
+                f"'{shell_join([*_pio(), 'run', '-d', project])}'",
             )
         _check_simulated_build(b, info.board_id, project)
         elf = info.elf_path
@@ -848,7 +887,7 @@ def _sim_renode(
     if not info.elf_path.is_file():
         raise InvalidValue(
             f"{project} has no built firmware ({info.elf_path})",
-            f"build it first ({shell_join(['pio', 'run', '-d', project])})",
+            f"build it first ({shell_join([*_pio(), 'run', '-d', project])})",
         )
     line = run_renode(scripts, timeout=timeout)
     click.echo(line)
@@ -898,6 +937,18 @@ def _newest_project(board_id: str) -> Path:
     show_default=True,
     help="Output classes.",
 )
+@click.option(
+    "--alpha",
+    type=Finite(0, 1.4, low_open=True),
+    default=None,
+    help="Only this width multiplier (any value, not only the grid's).",
+)
+@click.option(
+    "--resolution",
+    type=click.IntRange(32, 1024),
+    default=None,
+    help="Only this input size in pixels (any size from 32). With --alpha: one configuration.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def fit(
     board: str,
@@ -907,25 +958,43 @@ def fit(
     ram_budget: str | None,
     flash_budget: str | None,
     classes: int,
+    alpha: float | None,
+    resolution: int | None,
     as_json: bool,
 ) -> None:
-    """Find the largest MobileNet (alpha, input size) that fits --board, without training."""
-    from mnmcu.boards import get_board
-    from mnmcu.fit import fit as fit_fn
-    from mnmcu.fit import parse_bytes
-    from mnmcu.render import fit_tables
+    """Find the largest MobileNet (alpha, input size) that fits --board, without training.
 
-    result = fit_fn(
-        get_board(board),
-        arch,
-        runtime,
-        max_latency_ms=max_latency_ms,
-        ram_budget=parse_bytes("--ram-budget", ram_budget) if ram_budget else None,
-        flash_budget=parse_bytes("--flash-budget", flash_budget) if flash_budget else None,
-        classes=classes,
-    )
+    With --alpha and --resolution, the figures of that one configuration
+    (the same as 'mnmcu analyze --board' gives for the converted model).
+    """
+    from mnmcu.boards import get_board
+    from mnmcu.fit import ALPHAS, SIZES, fit_config, parse_bytes
+    from mnmcu.fit import fit as fit_fn
+    from mnmcu.render import config_table, fit_tables
+
+    if alpha is not None:
+        check_alpha(alpha, arch)
+    options: dict[str, Any] = {
+        "max_latency_ms": max_latency_ms,
+        "ram_budget": parse_bytes("--ram-budget", ram_budget) if ram_budget else None,
+        "flash_budget": parse_bytes("--flash-budget", flash_budget) if flash_budget else None,
+        "classes": classes,
+    }
+    if alpha is not None and resolution is not None:
+        result = fit_config(get_board(board), arch, alpha, resolution, runtime, **options)
+    else:
+        result = fit_fn(
+            get_board(board),
+            arch,
+            runtime,
+            alphas=ALPHAS if alpha is None else (alpha,),
+            sizes=SIZES if resolution is None else (resolution,),
+            **options,
+        )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
+    elif alpha is not None and resolution is not None:
+        config_table(result)
     else:
         fit_tables(result)
 
@@ -1044,8 +1113,26 @@ def monitor(port: str | None, baud: int, board: str | None, list_only: bool) -> 
     help="The generated project the device runs (default: the newest build/*-BOARD/firmware).",
 )
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="The .tflite.")
-@click.option("--data", default=None, help="Inputs from an image folder or 'builtin'.")
-@click.option("--count", type=click.IntRange(1, 100000), default=50, show_default=True)
+@click.option(
+    "--data",
+    default=None,
+    help="Held-out images of an image folder or 'builtin', a seeded draw covering every class; "
+    "their labels give the device's top-1 accuracy.",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(1, 100000),
+    default=50,
+    show_default=True,
+    help="Inputs: all -128, all 127, then --data images (or random ones).",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(0, MAX_SEED),
+    default=0,
+    show_default=True,
+    help="Seed of the --data draw.",
+)
 @click.option("--profile", is_flag=True, help="Per-layer ticks (firmware built with it).")
 @click.option(
     "--report",
@@ -1068,11 +1155,16 @@ def hil(
     model: Path | None,
     data: str | None,
     count: int,
+    seed: int,
     profile: bool,
     report: Path | None,
     timeout: float,
 ) -> None:
-    """Run inputs on a device and compare every output with the host reference."""
+    """Run inputs on a device and compare every output with the host reference.
+
+    With --data, each image's true class is known: the device's top-1 is
+    reported against it, per class and overall, beside the host's int8 top-1.
+    """
     from mnmcu import hil as hil_lib
     from mnmcu.graph import load_graph
     from mnmcu.link.ports import select_port
@@ -1098,8 +1190,15 @@ def hil(
         port = select_port(b, port)
     report_json, junit, jsonl = hil_lib.report_paths(report or hil_lib.default_report_path(target))
     hil_lib.check_report_paths(report_json, junit, jsonl)  # before the run, not after it
-    samples = _dataset_inputs(target.model_path, data, count) if data else None
+    samples: Any = None
+    sample_labels: list[int | None] = []
+    class_names: tuple[str, ...] = ()
+    if data:
+        samples, sample_labels, class_names = hil_lib.dataset_inputs(
+            target, data, max(count - 2, 0), seed
+        )
     inputs, _ = make_inputs(load_graph(target.model_path), count, samples)
+    labels: list[int | None] = [None, None, *sample_labels]  # after all -128 and all 127
 
     def run_on(url: str) -> None:
         from mnmcu.link.session import open_session
@@ -1118,12 +1217,16 @@ def hil(
                     log=log,
                     progress=_progress(),
                     board_id=b.id if b is not None else None,
+                    labels=labels,
+                    class_names=class_names,
                 )
         hil_lib.write_json(result, report_json)
         hil_lib.write_junit(result, junit)
         for warning in result.warnings:
             click.echo(f"warning: {warning}", err=True)
-        for line in hil_lib.summary_lines(result):
+        for line in [*hil_lib.image_lines(result), *hil_lib.summary_lines(result)]:
+            click.echo(line)
+        for line in hil_lib.accuracy_lines(result):
             click.echo(line)
         for line in hil_lib.layer_lines(result):
             click.echo(line)
@@ -1144,7 +1247,7 @@ def hil(
             if not elf.is_file():
                 raise InvalidValue(
                     f"{target.project_dir} has no built firmware ({elf})",
-                    f"build it with '{shell_join(['pio', 'run', '-d', target.project_dir])}' or "
+                    f"build it with '{shell_join([*_pio(), 'run', '-d', target.project_dir])}' or "
                     "'mnmcu build'",
                 )
             qemu_log = report_json.with_name("qemu.log")

@@ -1,22 +1,20 @@
 """Which MobileNet fits a board: flash, RAM and latency over a grid of alpha and input size.
 
 Nothing is trained or converted: each grid point's int8 graph comes from
-:func:`mnmcu.synth.synth_graph`, and from it
+:func:`mnmcu.synth.synth_graph` (at any alpha and input size, on the grid or
+not), and its flash and RAM from :func:`mnmcu.estimate.estimate`, the
+estimator ``mnmcu analyze`` and report.html use for converted models:
 
-* **AOT runtime**: RAM = the static memory plan's arena
-  (:func:`mnmcu.plan.plan_memory`, the plan the generated C uses) + the
-  stack reserve + the firmware's other data; flash = the model constants
-  (int8 weights, int32 biases, an int32 multiplier and shift per output
-  channel, a fixed amount per op) + the runtime's code + the embedded sample
-  input. The constants are calibrated against real builds for qemu-m4
-  (:data:`AOT_QEMU_CALIBRATION`); other boards add an estimate of their
-  framework's code and RAM (:data:`FRAMEWORK_OVERHEAD`).
-* **TFLM runtime**: RAM = :func:`mnmcu.analyze.analyze`'s arena estimate
-  (activation peak + per-channel data + tensor structs) scaled by
-  :data:`TFLM_ARENA_FACTOR` (calibrated on arenas the tflite-micro runtime
-  measured) + the interpreter and stack; flash = the .tflite flatbuffer
-  (estimated from its constants) + TFLite Micro's code. TFLite Micro cannot
-  be compiled here, so flash is not calibrated by a build.
+* **AOT runtime**: the model's constants as the generator lays them out, the
+  code of the kernels it calls and of the firmware (measured on QEMU builds),
+  the embedded sample; RAM is the memory plan's arena (the plan the generated
+  C uses, with the fast kernels' scratch), the stack reserve and the
+  firmware's other data. Boards with a vendor framework add an estimate of it.
+* **TFLM runtime**: the flatbuffer (estimated from the graph) and TFLite
+  Micro's code (calibrated on a real TFLite Micro + CMSIS-NN build); RAM is
+  the arena (activation peak, per-channel data and tensor structs, scaled to
+  tflite-micro measurements, plus the generator's margin), the interpreter,
+  stack and other data.
 * **Latency**: for the AOT runtime, the instructions of every op predicted by
   :mod:`mnmcu.latency` (a cost per MAC, output, pixel and call of each op
   class, fitted to per-layer QEMU counts of the board's kernel set); for
@@ -37,12 +35,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from mnmcu.analyze import MAC_OPS, RUNTIME_CODE_BYTES, Analysis, analyze
+from mnmcu.analyze import count_params, layer_macs
 from mnmcu.boards import Board
 from mnmcu.errors import DoesNotFit, InvalidValue
+from mnmcu.estimate import FRAMEWORK_OVERHEAD, framework_family
+from mnmcu.estimate import estimate as estimate_footprint
 from mnmcu.graph import Graph
 from mnmcu.model.spec import MAX_CLASSES
-from mnmcu.plan import plan_memory
 from mnmcu.synth import SYNTH_ARCHS, synth_graph
 
 ALPHAS = tuple(round(0.1 + 0.05 * i, 2) for i in range(19))
@@ -53,99 +52,9 @@ SAFETY_MARGIN = 0.10
 """Headroom a recommended configuration keeps: its needs x 1.1 must fit."""
 
 
-@dataclass(frozen=True)
-class Calibration:
-    """Size-model constants of the AOT firmware, and the builds they come from.
-
-    ``runtime_code_bytes`` and ``model_bytes_per_op`` are per architecture:
-    the kernels linked (PAD; ADD; HARD_SWISH and MUL) and the op parameters
-    differ between them.
-    """
-
-    runtime_code_bytes: dict[str, int]
-    model_bytes_per_op: dict[str, int]
-    model_bytes_per_channel: int
-    stack_bytes: int
-    other_ram_bytes: int
-    source: str
-    max_error_percent: float
-
-
-# From `pio run` builds of mnmcu's qemu-m4 firmware (AOT, portable kernels,
-# arm-none-eabi-gcc -Os), measured with mnmcu.build.footprint on untrained
-# models, (alpha, size): MobileNetV1 (0.1, 32), (0.5, 40), (1.0, 64),
-# (0.3, 80), (0.75, 112); MobileNetV2 (0.35, 64); MobileNetV3-Small
-# (0.75, 64). The model constants were exactly weights + biases + 8 B per
-# output channel (int32 multiplier and shift) + a fixed amount per op: V1
-# 2,744 B for 30 ops and 2,796 B for 31, V2 6,120 B for 65 ops, V3-Small
-# 7,801 B for 106 ops. The rest of flash besides the embedded sample
-# (kernels, startup, libc, the call sequence, the 16-byte alignment of the
-# constant arrays) was 8,566 to 10,034 B for V1, 10,670 B for V2 and
-# 12,365 B for V3-Small; the constants below round the largest up. RAM was
-# arena + 8 KiB stack (the linker script's reserve) + 20 B. This model's
-# predictions were within max_error_percent of those builds' flash (the
-# largest error on the smallest model) and equal to their RAM.
-# The serial protocol's device side, in every firmware since, adds 2,118 B of
-# code and 582 B of RAM (mnmcu.build.footprint's protocol figures on
-# qemu-m4, -Os), included below; with it the data and bss besides the arena
-# measure 604 B.
-AOT_QEMU_CALIBRATION = Calibration(
-    runtime_code_bytes={"v1": 10_240 + 2_118, "v2": 10_752 + 2_118, "v3-small": 12_544 + 2_118},
-    model_bytes_per_op={"v1": 92, "v2": 95, "v3-small": 74},
-    model_bytes_per_channel=8,
-    stack_bytes=8192,
-    other_ram_bytes=604,
-    source="pio builds of qemu-m4 AOT firmware (mnmcu.build.footprint), 7 models",
-    max_error_percent=1.6,
-)
-
-# Code the fast kernels add over the portable ones (besides the protocol), by
-# kernel set and architecture. DSP: the flash of qemu-m4 builds with the
-# board's DSP kernels minus this size model's portable prediction, on the six
-# points of tests/integration/test_fit_qemu.py: V1 4,972 to 8,435 B (the
-# narrowest models link portable and fast kernels both), V2 7,062 B,
-# V3-Small 7,734 B; the largest per architecture, rounded up (V2 takes V1's).
-# Helium (qemu-m55) adds its 1x1 kernel and vector requantisation: about
-# 700 B more kernel code on the VWW-shape model (mnmcu bench --board
-# qemu-m55 against qemu-m4), 1,536 B here; an estimate, not calibrated on
-# qemu-m55 builds.
-FAST_KERNEL_CODE_BYTES: dict[str, dict[str, int]] = {
-    "portable": {"v1": 0, "v2": 0, "v3-small": 0},
-    "dsp": {"v1": 8_704, "v2": 8_704, "v3-small": 8_192},
-    "helium": {"v1": 10_240, "v2": 10_240, "v3-small": 9_728},
-}
-
-# TFLite Micro's arena over mnmcu.analyze's estimate of it (activation peak +
-# 8 B per channel + 64 B per tensor), as the tflite-micro runtime measured it
-# (64-bit host, reference kernels): 1.01 to 1.22 on the calibration models
-# above, 1.25, 1.02 and 1.04 on the three models of `mnmcu bench` (README).
-# It is largest where Keras's padding stays a PAD op, whose input and output
-# TFLite Micro's planner places apart. The largest, rounded up, scales the
-# estimate so that it was never below a measurement.
-TFLM_ARENA_FACTOR = 1.3
-
-# What a board's framework adds to the bare-metal firmware, in bytes of flash
-# and RAM (estimates: these frameworks cannot be built here).
-FRAMEWORK_OVERHEAD: dict[str, tuple[int, int, str]] = {
-    "qemu_mps": (0, 0, "none: the calibration builds are bare-metal qemu firmware"),
-    "stm32cube": (
-        16 * 1024,
-        4 * 1024,
-        "estimate: STM32Cube HAL (RCC, GPIO, UART, startup) and the linker script's "
-        "1 KiB stack + 512 B heap minimum, rounded up",
-    ),
-    "arduino": (
-        96 * 1024,
-        48 * 1024,
-        "estimate: Arduino Mbed OS core (Nano 33 BLE) sketches start near 80 KB flash, 45 KB RAM",
-    ),
-    "esp32": (
-        200 * 1024,
-        32 * 1024,
-        "estimate: ESP-IDF application image (FreeRTOS, drivers, logging) before any model",
-    ),
-    "host": (0, 0, "none: no limits"),
-}
+ESTIMATE_ERROR_PERCENT = 2.0
+"""The AOT estimate's largest flash error against qemu-m4 builds that the tests allow
+(tests/integration/test_fit_qemu.py; RAM is exact there)."""
 
 
 @dataclass(frozen=True)
@@ -247,93 +156,15 @@ class Candidate:
         return asdict(self)
 
 
-def _family(board: Board) -> str:
-    from mnmcu.emit.project import hal_family
-
-    try:
-        return hal_family(board)
-    except InvalidValue:
-        return "host"
-
-
-def _sample_bytes(graph: Graph, classes: int) -> int:
-    # the embedded int8 input, its expected int8 output and the class-name pointers
-    return graph.input.elements + classes + 4 * classes
-
-
-def _channels(graph: Graph) -> int:
-    return sum(graph.tensor(op.outputs[0]).shape[-1] for op in graph.ops if op.opcode in MAC_OPS)
-
-
-def _tflite_bytes(graph: Graph, weights: int, biases: int) -> int:
-    """Flatbuffer size: constants, per-channel scales and zero points, tensor and op tables."""
-    return weights + biases + 24 * _channels(graph) + 160 * len(graph.tensors) + 2048
-
-
 def predict(
-    graph: Graph,
-    board: Board,
-    runtime: str,
-    classes: int,
-    arch: str,
-    analysis: Analysis | None = None,
+    graph: Graph, board: Board, runtime: str
 ) -> tuple[int, int, dict[str, int], dict[str, int]]:
     """(flash, RAM, flash parts, RAM parts) of ``graph``'s firmware for ``runtime`` on ``board``.
 
-    ``arch`` (a MobileNet of :data:`mnmcu.synth.SYNTH_ARCHS`) picks the
-    calibration constants of its kernels.
+    :func:`mnmcu.estimate.estimate`'s figures, as ``mnmcu analyze`` gives them.
     """
-    from mnmcu.emit.aot import board_kernels, inplace_ops, scratch_bound, weight_layout_bytes
-
-    cal = AOT_QEMU_CALIBRATION
-    code_extra, ram_extra, _ = FRAMEWORK_OVERHEAD[_family(board)]
-    a = analysis or analyze(graph)
-    sample = _sample_bytes(graph, classes)
-    if runtime == "aot":
-        kernels = board_kernels(board)
-        arena = plan_memory(graph, scratch_bound(graph, kernels), inplace_ops(graph)).arena_bytes
-        # Convolutions' weights and biases as their kernels take them (int16 pairs, padding).
-        conv_layouts = sum(weight_layout_bytes(graph, op, kernels) for op in graph.ops)
-        conv_model = sum(
-            graph.tensor(i).nbytes
-            for op in graph.ops
-            if op.opcode in ("CONV_2D", "DEPTHWISE_CONV_2D")
-            for i in op.inputs[1:3]
-            if i >= 0
-        )
-        flash_parts = {
-            "weights": a.weight_bytes + a.bias_bytes - conv_model,
-            "conv_weight_layouts": conv_layouts,
-            "requantization": cal.model_bytes_per_channel * _channels(graph),
-            "op_data": cal.model_bytes_per_op[arch] * len(graph.ops),
-            "runtime_code": cal.runtime_code_bytes[arch],
-            "fast_kernels": FAST_KERNEL_CODE_BYTES[kernels][arch],
-            "sample": sample,
-            "framework": code_extra,
-        }
-        ram_parts = {
-            "arena": arena,
-            "stack": cal.stack_bytes,
-            "other": cal.other_ram_bytes,
-            "framework": ram_extra,
-        }
-    else:
-        est = a.estimates["tflm"]
-        flash_parts = {
-            "model_flatbuffer": _tflite_bytes(graph, a.weight_bytes, a.bias_bytes),
-            "runtime_code": RUNTIME_CODE_BYTES["tflm"],
-            "sample": sample,
-            "framework": code_extra,
-        }
-        parts = est.ram_parts
-        arena = parts["activations_estimated"] + parts["persistent_estimated"]
-        ram_parts = {
-            "arena_estimated": math.ceil(arena * TFLM_ARENA_FACTOR),
-            "alignment_slack": parts["alignment_slack"],
-            "interpreter_and_stack": parts["interpreter_and_stack"],
-            "framework": ram_extra,
-        }
-    return sum(flash_parts.values()), sum(ram_parts.values()), flash_parts, ram_parts
+    est = estimate_footprint(graph, board, runtime)
+    return est.flash_bytes, est.ram_bytes, est.flash_parts, est.ram_parts
 
 
 @dataclass(frozen=True)
@@ -404,9 +235,8 @@ def candidate(
     """Predict flash, RAM and latency of one configuration on ``board``."""
     runtime = runtime or board.runtime.default
     graph = synth_graph(arch, alpha, size, classes)
-    analysis = analyze(graph)
-    flash, ram, flash_parts, ram_parts = predict(graph, board, runtime, classes, arch, analysis)
-    macs = analysis.macs
+    flash, ram, flash_parts, ram_parts = predict(graph, board, runtime)
+    macs = sum(layer_macs(graph, op) for op in graph.ops)
     figure = latency_figure(board, runtime)
     latency = None
     if figure is not None and board.cpu.clock_hz:
@@ -424,7 +254,7 @@ def candidate(
         alpha=alpha,
         size=size,
         macs=macs,
-        params=analysis.params,
+        params=count_params(graph),
         flash_bytes=flash,
         ram_bytes=ram,
         latency_ms=latency,
@@ -501,8 +331,13 @@ def fit(
     alphas: Sequence[float] = ALPHAS,
     sizes: Sequence[int] = SIZES,
     margin: float = SAFETY_MARGIN,
+    single: bool = False,
 ) -> FitResult:
-    """Search the grid for ``board``; raise :class:`DoesNotFit` when nothing fits."""
+    """Search the grid for ``board``; raise :class:`DoesNotFit` when nothing fits.
+
+    With ``single`` (one alpha and one size), the one configuration is the
+    recommendation whether it fits or not (:func:`fit_config`).
+    """
     runtime = runtime or board.runtime.default
     if runtime not in ("aot", "tflm"):
         raise InvalidValue(f"unknown runtime {runtime!r}", "use aot or tflm")
@@ -526,11 +361,12 @@ def fit(
         candidate(board, arch, a, s, runtime, classes, limits) for s in sizes for a in alphas
     )
     fitting = [c for c in points if c.fits]
-    if not fitting:
+    if single and len(points) == 1:
+        fitting = fitting or [points[0]]
+    elif not fitting:
         smallest = min(points, key=lambda c: (c.macs, c.flash_bytes + c.ram_bytes))
         raise DoesNotFit(_nothing_fits(board, arch, runtime, smallest, limits))
     best = max(fitting, key=lambda c: (c.macs, -c.ram_bytes, -c.flash_bytes))
-    calibrated = runtime == "aot"
     return FitResult(
         board=board.id,
         arch=arch,
@@ -538,24 +374,66 @@ def fit(
         classes=classes,
         limits=limits,
         candidates=points,
-        front=pareto_front(fitting, limits),
+        front=pareto_front([c for c in fitting if c.fits], limits),
         recommended=best,
-        size_model=(
-            f"calibrated on {AOT_QEMU_CALIBRATION.source}"
-            if calibrated
-            else "arena: estimate scaled to tflite-micro runtime measurements "
-            f"(x{TFLM_ARENA_FACTOR}); flash: flatbuffer estimate + TFLite Micro's code, "
-            "not calibrated by a build"
-        )
-        + (
-            f"; plus {FRAMEWORK_OVERHEAD[_family(board)][2]}"
-            if _family(board) not in ("qemu_mps", "host")
-            else ""
-        ),
-        calibration_error_percent=AOT_QEMU_CALIBRATION.max_error_percent if calibrated else None,
+        size_model=size_model(board, runtime),
+        calibration_error_percent=ESTIMATE_ERROR_PERCENT if runtime == "aot" else None,
         latency_source=figure.source if figure else None,
         clock_hz=board.cpu.clock_hz,
         clock=clock_text(board),
+    )
+
+
+def fit_config(
+    board: Board,
+    arch: str,
+    alpha: float,
+    size: int,
+    runtime: str | None = None,
+    max_latency_ms: float | None = None,
+    ram_budget: int | None = None,
+    flash_budget: int | None = None,
+    classes: int = 2,
+    margin: float = SAFETY_MARGIN,
+) -> FitResult:
+    """One configuration on ``board``: its figures and whether it fits (never raises for that).
+
+    ``alpha`` and ``size`` need not lie on the grid; the figures are those
+    ``mnmcu analyze --board`` gives for the converted model.
+    """
+    from mnmcu.model.spec import check_alpha, resolution_from
+
+    check_alpha(alpha, arch)
+    resolution_from(None, size)
+    result = fit(
+        board,
+        arch,
+        runtime,
+        max_latency_ms,
+        ram_budget,
+        flash_budget,
+        classes,
+        alphas=(alpha,),
+        sizes=(size,),
+        margin=margin,
+        single=True,
+    )
+    return result
+
+
+def size_model(board: Board, runtime: str) -> str:
+    """Where ``runtime``'s flash and RAM figures on ``board`` come from, in one sentence."""
+    family = framework_family(board)
+    extra = "" if family in ("qemu_mps", "host") else f"; plus {FRAMEWORK_OVERHEAD[family][2]}"
+    if runtime == "aot":
+        return (
+            "mnmcu.estimate: the generator's constants, code sizes measured on QEMU builds "
+            f"(boards/footprint/aot.json){extra}"
+        )
+    return (
+        "mnmcu.estimate: flatbuffer estimate + TFLite Micro's code from a real TFLite Micro + "
+        "CMSIS-NN build; arena estimate scaled to tflite-micro runtime measurements"
+        f"{extra}"
     )
 
 

@@ -51,6 +51,8 @@ class HilTarget:
     output_shape: tuple[int, ...]
     board_id: str | None = None
     project_dir: Path | None = None
+    class_names: tuple[str, ...] = ()
+    """The model's class names, from the project (empty without one)."""
 
     @property
     def flatbuffer(self) -> bytes:
@@ -109,7 +111,51 @@ def load_target(project: Path | None = None, model: Path | None = None) -> HilTa
         output_shape=tuple(graph.output.shape),
         board_id=info.board_id if info is not None else None,
         project_dir=info.project_dir if info is not None else None,
+        class_names=info.class_names if info is not None else (),
     )
+
+
+def dataset_inputs(
+    target: HilTarget, data: str, count: int, seed: int = 0
+) -> tuple[np.ndarray, list[int | None], tuple[str, ...]]:
+    """``count`` held-out images of ``data``, quantized, with their labels and the class names.
+
+    The images are a seeded draw that covers every class
+    (:func:`mnmcu.model.data.balanced_pick`), at the model's input size. The
+    held-out split is the one training made with its default seed. A model
+    whose class names (from its project) differ from the dataset's is refused:
+    the labels would not mean its outputs.
+    """
+    from mnmcu.graph import load_graph
+    from mnmcu.model.data import balanced_pick, load_dataset
+    from mnmcu.quantize import quantize_input
+
+    graph = load_graph(target.model_path)
+    shape = graph.input.shape
+    if len(shape) != 4:
+        raise InvalidValue(
+            f"--data gives images, but the model input is {list(shape)}, not [1, H, W, C]",
+            "leave out --data to send random inputs",
+        )
+    builtin = data == "builtin" or data.startswith("builtin:")
+    classes = int(graph.output.shape[-1]) if builtin else None
+    dataset = load_dataset(data, int(shape[1]), int(shape[3]), classes=classes)
+    names = tuple(dataset.class_names)
+    numbered = tuple(str(i) for i in range(len(target.class_names)))
+    if target.class_names and target.class_names not in (names, numbered):
+        raise InvalidValue(
+            f"the model's classes ({', '.join(target.class_names)}) are not those of {data} "
+            f"({', '.join(names)})",
+            "pass the dataset the model was trained on",
+        )
+    if len(names) != int(graph.output.shape[-1]):
+        raise InvalidValue(
+            f"{data} has {len(names)} classes but the model has {graph.output.shape[-1]} outputs",
+            "pass the dataset the model was trained on",
+        )
+    pick = balanced_pick(dataset.y_val, count, seed)
+    images = quantize_input(dataset.x_val[pick], graph)
+    return images, [int(dataset.y_val[i]) for i in pick], names
 
 
 def check_device(info: DeviceInfo, target: HilTarget, board_id: str | None = None) -> list[str]:
@@ -154,11 +200,14 @@ class HilSample:
     instructions: int | None
     host_seconds: float
     layers: tuple[tuple[int, int], ...] = ()
+    label: int | None = None
+    """The input's true class, for a dataset image."""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data."""
         return {
             "index": self.index,
+            "label": self.label,
             "bit_exact": self.bit_exact,
             "top1_device": self.top1_device,
             "top1_reference": self.top1_reference,
@@ -201,6 +250,7 @@ class HilReport:
     seconds: float = 0.0
     error: str | None = None
     failure: MnmcuError | None = field(default=None, repr=False)
+    class_names: tuple[str, ...] = ()
 
     @property
     def mismatches(self) -> list[HilSample]:
@@ -213,6 +263,39 @@ class HilReport:
         if not self.samples:
             return 0.0
         return sum(s.top1_device == s.top1_reference for s in self.samples) / len(self.samples)
+
+    def class_name(self, index: int) -> str:
+        """The name of class ``index`` (its number without names)."""
+        return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
+
+    def accuracy(self) -> dict[str, Any] | None:
+        """Top-1 against the true labels of the dataset images, device and host int8.
+
+        The host's int8 top-1 is that of TFLite's reference kernels on the same
+        inputs (what the device must equal). None when no input has a label.
+        """
+        labelled = [s for s in self.samples if s.label is not None]
+        if not labelled:
+            return None
+
+        def tally(samples: Sequence[HilSample]) -> dict[str, Any]:
+            device = sum(s.top1_device == s.label for s in samples)
+            host = sum(s.top1_reference == s.label for s in samples)
+            return {
+                "images": len(samples),
+                "device_correct": device,
+                "device_top1": device / len(samples),
+                "host_int8_correct": host,
+                "host_int8_top1": host / len(samples),
+            }
+
+        per_class = []
+        for label in sorted({s.label for s in labelled if s.label is not None}):
+            row = tally([s for s in labelled if s.label == label])
+            per_class.append({"class": label, "name": self.class_name(label), **row})
+        total = tally(labelled)
+        total["device_matches_host"] = sum(s.top1_device == s.top1_reference for s in labelled)
+        return {**total, "per_class": per_class}
 
     def latency(self) -> dict[str, dict[str, float] | None]:
         """Statistics of microseconds, cycles and (QEMU) instructions per inference."""
@@ -264,6 +347,8 @@ class HilReport:
             "bit_exact": len(self.samples) - len(self.mismatches),
             "mismatches": [s.index for s in self.mismatches],
             "top1_agreement": self.top1_agreement,
+            "class_names": list(self.class_names),
+            "accuracy": self.accuracy(),
             "latency": self.latency(),
             "time_is_virtual": self.device.virtual_time,
             "layers": self.layer_table(),
@@ -287,10 +372,16 @@ def run_hil(
     log: TextIO | None = None,
     progress: Progress | None = None,
     board_id: str | None = None,
+    labels: Sequence[int | None] = (),
+    class_names: Sequence[str] = (),
 ) -> HilReport:
     """Run every input on the device and compare it with the host reference.
 
-    Each result is appended to ``log`` (one JSON line, flushed) as it arrives.
+    ``labels`` gives the true class of each input that has one (a dataset
+    image; None for the others), ``class_names`` their names (default: the
+    target's): the report then has top-1 accuracy against them, of the device
+    and of the host's int8 reference. Each result is appended to ``log`` (one
+    JSON line, flushed) as it arrives.
     A link failure ends the run: the report keeps what was measured,
     ``error`` says what failed, and :func:`finish` raises it once the caller
     has written the reports.
@@ -299,7 +390,12 @@ def run_hil(
     from mnmcu.reference import litert_outputs
 
     info = session.info or session.handshake()
-    report = HilReport(device=info, target=target, url=session.url)
+    report = HilReport(
+        device=info,
+        target=target,
+        url=session.url,
+        class_names=tuple(class_names or target.class_names),
+    )
     report.warnings.extend(check_device(info, target, board_id))
     if profile and not info.profiling:
         raise InvalidValue(
@@ -332,6 +428,7 @@ def run_hil(
                 instructions=result.instructions,
                 host_seconds=result.host_seconds,
                 layers=result.layers,
+                label=labels[index] if index < len(labels) else None,
             )
             report.samples.append(sample)
             if log is not None:
@@ -432,6 +529,78 @@ def summary_lines(report: HilReport) -> list[str]:
             f"link: {link.get('retransmissions', 0)} retransmissions, "
             f"{link.get('bad_frames_received', 0)} bad frames received, "
             f"{link.get('device_framing_errors', 0)} frames the device could not read"
+        )
+    return lines
+
+
+MAX_IMAGE_LINES = 50
+"""Per-image lines :func:`image_lines` prints at most (all of them are in report.jsonl)."""
+
+
+def _score(report: HilReport, sample: HilSample) -> float:
+    """The device's top output, dequantized (a probability for a softmax output)."""
+    device = report.device
+    return (sample.output[sample.top1_device] - device.output_zero_point) * device.output_scale
+
+
+def _cost(report: HilReport, sample: HilSample) -> str:
+    if sample.instructions is not None:
+        return f"{sample.instructions:,} instructions"
+    if sample.micros is not None:
+        return f"{sample.micros:,} us"
+    return f"{sample.ticks:,} ticks"
+
+
+def image_lines(report: HilReport, limit: int = MAX_IMAGE_LINES) -> list[str]:
+    """One line per dataset image: true label, the device's top-1 and score, the host's.
+
+    "match" says the device's top-1 equals the label; "bit-exact" (or
+    "DIFFERS") compares every output byte with the host's int8 reference.
+    """
+    labelled = [s for s in report.samples if s.label is not None]
+    if not labelled:
+        return []
+    width = max(len(report.class_name(i)) for s in labelled for i in (s.label or 0, s.top1_device))
+    width = max(width, len("label"))
+    lines = []
+    for sample in labelled[:limit]:
+        label = sample.label if sample.label is not None else -1
+        lines.append(
+            visible(
+                f"input {sample.index:>3}  label {report.class_name(label):<{width}}  device "
+                f"{report.class_name(sample.top1_device):<{width}} "
+                f"({_score(report, sample):6.1%})  host int8 "
+                f"{report.class_name(sample.top1_reference):<{width}}  {_cost(report, sample)}  "
+                f"{'match' if sample.top1_device == label else 'WRONG'}, "
+                f"{'bit-exact' if sample.bit_exact else 'DIFFERS'}"
+            )
+        )
+    if len(labelled) > limit:
+        lines.append(f"... {len(labelled) - limit} more images in report.jsonl")
+    return lines
+
+
+def accuracy_lines(report: HilReport) -> list[str]:
+    """Top-1 against the labels, overall and per class, device beside host int8."""
+    acc = report.accuracy()
+    if acc is None:
+        return []
+    n = acc["images"]
+    lines = [
+        f"top-1 against the labels on {n} dataset images: device {acc['device_correct']}/{n} "
+        f"({acc['device_top1']:.1%}), host int8 {acc['host_int8_correct']}/{n} "
+        f"({acc['host_int8_top1']:.1%}); device top-1 = host int8 top-1 on "
+        f"{acc['device_matches_host']}/{n} ({acc['device_matches_host'] / n:.1%})"
+    ]
+    width = max([len("class"), *(len(row["name"]) for row in acc["per_class"])])
+    lines.append(f"  {'class':<{width}}  images  device top-1  host int8 top-1")
+    for row in acc["per_class"]:
+        lines.append(
+            visible(
+                f"  {row['name']:<{width}}  {row['images']:>6}  "
+                f"{row['device_correct']:>5}/{row['images']:<6}  "
+                f"{row['host_int8_correct']:>8}/{row['images']}"
+            )
         )
     return lines
 

@@ -20,8 +20,10 @@ from mnmcu import __version__
 from mnmcu.analyze import Analysis, analyze
 from mnmcu.boards import Board
 from mnmcu.errors import InvalidValue, MnmcuError, ModelError, OutputExists
+from mnmcu.estimate import estimate_against
 from mnmcu.graph import load_graph
 from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.model.augment import DEFAULT_AUGMENT, check_augment
 from mnmcu.model.spec import ModelSpec, check_class_names
 from mnmcu.outdir import OutputFolder, output_folder, sha256_bytes, sha256_of
 from mnmcu.report_html import REPORT_HTML, render_report_html
@@ -78,12 +80,10 @@ def create_model(
     """
     with output_folder(out, force, "mnmcu model") as folder:
         folder.check_writable(MODEL_FILES)
-        import keras
-
-        from mnmcu.model.mobilenet import build_model, spread_classifier_biases
+        from mnmcu.model.mobilenet import build_model, set_random_seed, spread_classifier_biases
         from mnmcu.model.train import save_model
 
-        keras.utils.set_random_seed(seed)
+        set_random_seed(seed)
         model = build_model(spec)
         if untrained:
             spread_classifier_biases(model)
@@ -91,8 +91,26 @@ def create_model(
         folder.write_with(KERAS_FILE, lambda tmp: save_model(model, tmp), suffix=".keras")
         folder.write_json(SPEC_FILE, spec.to_dict())
         folder.save_manifest()
-        logger.info("%s: %d parameters, saved to %s", spec.name, model.count_params(), out)
+        params = model_params(spec)
+        counted = f"{params:,} parameters (int8 weights and biases), " if params else ""
+        logger.info("%s: %ssaved to %s", spec.name, counted, out)
     return out
+
+
+def model_params(spec: ModelSpec) -> int | None:
+    """The parameters of ``spec``'s int8 model (:func:`mnmcu.analyze.count_params`).
+
+    Counted on the graph :mod:`mnmcu.synth` derives from the architecture, which
+    equals the converted model's; None for an architecture it has no shape model for.
+    """
+    from mnmcu.analyze import count_params
+    from mnmcu.synth import SYNTH_ARCHS, synth_graph
+
+    if spec.arch not in SYNTH_ARCHS:
+        return None
+    return count_params(
+        synth_graph(spec.arch, spec.alpha, spec.resolution, spec.classes, spec.channels)
+    )
 
 
 def load_spec(model_dir: Path) -> ModelSpec:
@@ -114,6 +132,8 @@ class TrainOptions:
     learning_rate: float | None = None
     patience: int | None = None
     seed: int = 0
+    augment: str = DEFAULT_AUGMENT
+    """One of :data:`mnmcu.model.augment.AUGMENTATIONS`."""
     val_fraction: float = 0.2
     builtin_train: int = 2000
     builtin_val: int = 480
@@ -159,6 +179,7 @@ def train(
     spec = load_spec(model_dir)
     out = out or model_dir
     check_not_inside(out, options.data)
+    check_augment(options.augment)
     own = Path(out).resolve() == Path(model_dir).resolve()
     if (out / TRAIN_FILE).exists() and not force:
         raise OutputExists(
@@ -191,7 +212,7 @@ def train(
         warmup = int(TrainConfig().warmup_epochs)
         if given.get("epochs", warmup + 1) <= warmup:  # too short to warm up
             given["warmup_epochs"] = 0
-        config = TrainConfig(seed=options.seed, **given)
+        config = TrainConfig(seed=options.seed, augment=options.augment, **given)
         result = train_model(model, dataset, config, progress)
         folder.write_with(KERAS_FILE, lambda tmp: save_model(model, tmp), suffix=".keras")
         folder.write_json(SPEC_FILE, spec.to_dict())
@@ -203,6 +224,7 @@ def train(
             "val_images": len(dataset.y_val),
             "skipped_files": [list(s) for s in dataset.skipped],
             "epochs_run": result.epochs_run,
+            "best_epoch": result.best_epoch,
             "stopped_early": result.stopped_early,
             "float_accuracy": result.float_accuracy,
             "seconds": result.seconds,
@@ -291,7 +313,7 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
 
     With ``measure``, the TFLite Micro arena is measured with the tflite-micro
     runtime (a subprocess, a few seconds); the AOT arena always comes from the
-    memory plan.
+    memory plan the generated C uses (:mod:`mnmcu.estimate`).
     """
     from mnmcu.errors import MnmcuError
     from mnmcu.graph import check_int8_mobilenet
@@ -309,11 +331,7 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
         except MnmcuError as exc:
             reason = " ".join(str(exc).split())  # one line, whatever the runtime printed
             logger.warning("TFLite Micro arena not measured (%s); estimating it", reason)
-    from mnmcu.emit.aot import board_kernels, firmware_graph, firmware_plan
-
-    kernels = board_kernels(board) if board is not None else "portable"
-    aot_arena = firmware_plan(firmware_graph(graph), kernels).arena_bytes
-    return analyze(graph, board, tflm_arena=tflm_arena, aot_arena=aot_arena)
+    return analyze(graph, board, tflm_arena=tflm_arena)
 
 
 FIRMWARE_DIR = "firmware"
@@ -329,17 +347,21 @@ def emit_firmware(
 ) -> Any:
     """Write the PlatformIO project for the model in ``out`` into ``out/firmware``.
 
-    The embedded sample is the first held-out image of ``dataset`` when given.
+    The embedded sample is the first held-out image of ``dataset`` when given,
+    and the project's README and sources say so.
     """
     from mnmcu.emit.project import emit_project
+    from mnmcu.provision import provision_project
     from mnmcu.quantize import quantize_input
 
     spec = load_spec(out)
     tflite = out / TFLITE_FILE
-    sample = None
+    sample = source = None
     if dataset is not None and len(dataset.x_val):
         sample = quantize_input(dataset.x_val[:1], load_graph(tflite))[0]
-    return emit_project(
+        label = dataset.class_names[int(dataset.y_val[0])]
+        source = f"the first held-out image of {dataset.source}, class {label}"
+    info = emit_project(
         tflite,
         board,
         out / FIRMWARE_DIR,
@@ -348,7 +370,10 @@ def emit_firmware(
         class_names=spec.class_names,
         force=force,
         bare_metal=bare_metal,
+        sample_source=source,
     )
+    provision_project(info.project_dir)  # a plain 'pio run' there builds offline too
+    return info
 
 
 @dataclass
@@ -401,6 +426,7 @@ def build(
     if bare_metal:
         board.bare_metal()  # fail before training if the board has none
     check_not_inside(out, options.data)
+    check_augment(options.augment)
     with output_folder(out, force, "mnmcu build") as folder:
         outputs = [*MODEL_FILES, TFLITE_FILE, QUANT_FILE, REPORT_FILE, REPORT_HTML]
         folder.check_writable(outputs + ([TRAIN_FILE] if train_model else []))
@@ -546,7 +572,11 @@ def _build_into(
                     write_reports()
                     raise
                 firmware["elf"] = str(elf)
-                firmware["footprint"] = footprint(elf, project).to_dict()
+                fp = footprint(elf, project)
+                firmware["footprint"] = fp.to_dict()
+                est = analysis.estimates.get(project.runtime)
+                if est is not None:
+                    firmware["estimate"] = estimate_against(est, fp.flash_bytes, fp.ram_bytes)
     write_reports()
     return BuildResult(report, analysis)
 

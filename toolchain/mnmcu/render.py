@@ -88,6 +88,44 @@ def _margin(verdict: dict[str, Any], what: str) -> str:
     return f"{res['margin_bytes']:,} B ({res['margin_percent']:.1f}%)"
 
 
+def config_table(result: Any) -> None:
+    """Print one configuration of ``mnmcu fit`` (a :class:`FitResult` of one candidate)."""
+    c, limits = result.recommended, result.limits
+    t = Table(
+        title=f"{c.label} on {result.board} ({result.runtime} runtime): "
+        f"{c.macs:,} MACs, {c.params:,} parameters"
+    )
+    for col in ["", "needs", "limit", "fits"]:
+        t.add_column(col, justify="left" if not col else "right")
+    grow = 1.0 + limits.margin
+    for name, used, limit, parts in (
+        ("flash", c.flash_bytes, limits.flash_bytes, c.flash_parts),
+        ("RAM", c.ram_bytes, limits.ram_bytes, c.ram_parts),
+    ):
+        verdict = "-" if limit is None else ("yes" if used * grow <= limit else "[red]no[/]")
+        t.add_row(name, f"{used:,} B", "none" if limit is None else f"{limit:,} B", verdict)
+        for part, value in parts.items():
+            if value:
+                t.add_row(f"  {part}", f"{value:,} B", "", "")
+    if c.latency_ms is not None:
+        ok = limits.latency_ms is None or c.latency_ms <= limits.latency_ms
+        t.add_row(
+            "latency",
+            f"{c.latency_ms:,.1f} ms",
+            "none" if limits.latency_ms is None else f"{limits.latency_ms:g} ms",
+            "yes" if ok else "[red]no[/]",
+        )
+    out.print(t)
+    out.print(f"size model: {result.size_model}")
+    if result.latency_source:
+        out.print(f"latency: {result.latency_source}; clock: {result.clock}")
+    verdict = "fits" if c.fits else "does not fit"
+    out.print(
+        f"[bold]{c.label} {verdict}[/] {result.board} with a {limits.margin:.0%} margin",
+        highlight=False,
+    )
+
+
 def fit_tables(result: Any) -> None:
     """Print ``mnmcu fit``'s Pareto front and its recommendation (a :class:`FitResult`)."""
     limits = result.limits

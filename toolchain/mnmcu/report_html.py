@@ -160,7 +160,7 @@ def _summary(report: dict[str, Any]) -> str:
             num("resolution", report.get("resolution"))
             + " px square, "
             + num("channels", report.get("channels"))
-            + " channels",
+            + (" channel" if report.get("channels") == 1 else " channels"),
         ),
         ("classes", num("classes", report.get("classes"))),
         ("parameters", num("params", report.get("params"))),

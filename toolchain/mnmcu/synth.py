@@ -14,8 +14,10 @@ MobileNetV2, MobileNetV3Small) and what the TFLite converter makes of them: batc
 into the convolution (int8 weights, int32 bias, per-channel scales),
 ReLU6 fused, Keras's ``ZeroPadding2D`` before a stride-2 layer folded into
 ``SAME`` padding where that is the same arithmetic (even input sizes for
-V1, always for V2 and V3) and kept as a PAD op otherwise; V3's hard-swish
-becomes a HARD_SWISH op and its hard-sigmoid a ReLU6 convolution and a MUL.
+V1's depthwise layers, always for V2 and V3) and kept as a PAD op otherwise
+(V1's first convolution has no padding layer: it is ``SAME`` at any size);
+V3's hard-swish becomes a HARD_SWISH op and its hard-sigmoid a ReLU6
+convolution and a MUL.
 """
 
 from __future__ import annotations
@@ -173,21 +175,18 @@ def _out(size: int, kernel: int, stride: int, padding: str) -> int:
     return (size - kernel) // stride + 1
 
 
-def _strided_v1(b: _Builder, x: int, make: str, filters: int = 0) -> int:
-    """Keras V1's ZeroPadding2D(((0, 1), (0, 1))) + VALID stride-2 layer, as converted."""
+def _strided_v1(b: _Builder, x: int) -> int:
+    """Keras V1's ZeroPadding2D(((0, 1), (0, 1))) + VALID stride-2 depthwise, as converted."""
     even = b.shape(x)[1] % 2 == 0 and b.shape(x)[2] % 2 == 0
     if not even:
         x = b.pad_bottom_right(x)
-    padding = "SAME" if even else "VALID"
-    if make == "conv":
-        return b.conv(x, filters, 3, 2, "RELU6", padding)
-    return b.depthwise(x, 2, padding)
+    return b.depthwise(x, 2, "SAME" if even else "VALID")
 
 
 def _v1(b: _Builder, x: int, alpha: float) -> int:
-    x = _strided_v1(b, x, "conv", int(32 * alpha))
+    x = b.conv(x, int(32 * alpha), 3, 2, "RELU6", "SAME")  # Keras's conv1: SAME, no padding layer
     for filters, stride in _V1_BLOCKS:
-        x = _strided_v1(b, x, "dw") if stride == 2 else b.depthwise(x, 1, "SAME")
+        x = _strided_v1(b, x) if stride == 2 else b.depthwise(x, 1, "SAME")
         x = b.conv(x, int(filters * alpha), 1, 1, "RELU6", "SAME")
     return x
 

@@ -99,6 +99,7 @@ _FAST_ACC_LIMIT = 1 << 30
 _FAST_MIN_SHIFT = -22
 # Bytes of the DSP convolutions' prepared constants per pair of output channels.
 _PAIR_BYTES = 32
+_C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8}
 
 
 # --------------------------------------------------------------------------
@@ -251,6 +252,60 @@ def _mve_conv_scratch(depth: int) -> int:
     return 2 * (-(-depth // 16) * 16)
 
 
+@dataclass(frozen=True)
+class ConvShape:
+    """What :func:`fast_conv` lays out for a convolution, known from its shapes alone."""
+
+    function: str
+    filter_bytes: int
+    bias_bytes: int
+    scratch: int
+    takes_scratch: bool = True
+
+
+def fast_conv_shape(graph: Graph, op: Op, kernels: str) -> ConvShape | None:
+    """The fast kernel and constant sizes of ``op`` if its weights pass :func:`fast_conv`'s
+    range check (shapes alone; ``None`` where the shape has no fast kernel)."""
+    if kernels == "portable" or op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
+        return None
+    inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    if len(inp.shape) != 4 or len(out.shape) != 4 or len(filt.shape) != 4:
+        return None
+    kernel = (int(filt.shape[1]), int(filt.shape[2]))
+    channels, out_hw = int(out.shape[3]), (int(out.shape[1]), int(out.shape[2]))
+    strides = (int(op.options["stride_h"]), int(op.options["stride_w"]))
+    dil = (int(op.options.get("dilation_h_factor", 1)), int(op.options.get("dilation_w_factor", 1)))
+    if op.opcode == "DEPTHWISE_CONV_2D":
+        if int(inp.shape[3]) != channels or int(filt.shape[0]) != 1:
+            return None
+        if not _dw_fast(kernel, dil, 1):
+            return None
+        words = channels * kernel[0] * (-(-kernel[1] // 2))
+        return ConvShape(
+            "mnmcu_depthwise_conv2d_s8_dsp_run",
+            4 * words,
+            4 * channels,
+            _dw_scratch(kernel, channels, out_hw, strides),
+        )
+    if int(inp.shape[3]) != int(filt.shape[3]):
+        return None  # grouped
+    depth = kernel[0] * kernel[1] * int(inp.shape[3])
+    one = kernel == (1, 1) and strides == (1, 1)
+    if kernels == "helium":
+        quads = -(-channels // 4) * 4
+        constants = (quads * (-(-depth // 16) * 16), 4 * quads)
+        if one:
+            return ConvShape("mnmcu_conv2d_1x1_s8_mve_run", *constants, 0, False)
+        return ConvShape("mnmcu_conv2d_s8_mve_run", *constants, _mve_conv_scratch(depth))
+    even = channels + (channels & 1)
+    function = "mnmcu_conv2d_1x1_s8_dsp" if one else "mnmcu_conv2d_s8_dsp"
+    scratch = _conv_scratch(one, kernel[0], kernel[1] * int(inp.shape[3]), channels)
+    filter_bytes = even * (-(-depth // 4) * 4)
+    if _dsp_wide(out_hw[0] * out_hw[1]):
+        return ConvShape(function + "16_run", 2 * filter_bytes, 4 * even, scratch)
+    return ConvShape(function + "_run", filter_bytes, 4 * even, scratch)
+
+
 def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
     """Scratch bytes per op if every convolution took its fast path (shapes alone).
 
@@ -260,34 +315,11 @@ def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
     is an upper bound of :func:`scratch_bytes`.
     """
     _check_kernels(kernels)
-    if kernels == "portable":
-        return {}
     sizes: dict[int, int] = {}
     for op in graph.ops:
-        if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            continue
-        inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
-        kernel = (int(filt.shape[1]), int(filt.shape[2]))
-        channels, out_w = int(out.shape[3]), int(out.shape[2])
-        stride_w = int(op.options["stride_w"])
-        if op.opcode == "DEPTHWISE_CONV_2D":
-            dil = (
-                int(op.options.get("dilation_h_factor", 1)),
-                int(op.options.get("dilation_w_factor", 1)),
-            )
-            multiplier = channels // max(1, int(inp.shape[3]))
-            if _dw_fast(kernel, dil, multiplier) and channels == int(inp.shape[3]):
-                strides = (int(op.options["stride_h"]), stride_w)
-                out_hw = (int(out.shape[1]), out_w)
-                sizes[op.index] = _dw_scratch(kernel, channels, out_hw, strides)
-            continue
-        depth = kernel[0] * kernel[1] * int(inp.shape[3])
-        one = kernel == (1, 1) and stride_w == 1 and int(op.options["stride_h"]) == 1
-        if kernels == "helium":
-            if not one:  # the Helium 1x1 kernel reads the input in place
-                sizes[op.index] = _mve_conv_scratch(depth)
-            continue
-        sizes[op.index] = _conv_scratch(one, kernel[0], kernel[1] * int(inp.shape[3]), channels)
+        shape = fast_conv_shape(graph, op, kernels)
+        if shape is not None and shape.scratch:
+            sizes[op.index] = shape.scratch
     return sizes
 
 
@@ -391,38 +423,6 @@ def fast_conv(graph: Graph, op: Op, kernels: str) -> FastConv | None:
         wide = (2 * pairs[..., [0, 2, 1, 3]]).reshape(-1)
         return FastConv(function + "16_run", wide, even_bias, scratch, "int16_t")
     return FastConv(function + "_run", pairs.reshape(-1), even_bias, scratch)
-
-
-def weight_layout_bytes(graph: Graph, op: Op, kernels: str) -> int:
-    """Flash bytes of a convolution's weights and bias as its kernel takes them (shapes alone).
-
-    The layouts of :func:`fast_conv` where the shape has a fast kernel (its
-    range check needs the weights, so this assumes it passes), the model's
-    int8 weights and int32 bias otherwise; 0 for other ops.
-    """
-    if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-        return 0
-    inp, filt, out = (graph.tensor(i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))
-    channels, kh, kw = int(out.shape[3]), int(filt.shape[1]), int(filt.shape[2])
-    portable = filt.elements + 4 * channels
-    if kernels == "portable":
-        return portable
-    if op.opcode == "DEPTHWISE_CONV_2D":
-        dil = (
-            int(op.options.get("dilation_h_factor", 1)),
-            int(op.options.get("dilation_w_factor", 1)),
-        )
-        multiplier = channels // max(int(inp.shape[3]), 1)
-        if not _dw_fast((kh, kw), dil, multiplier):
-            return portable
-        return 4 * channels * kh * (-(-kw // 2)) + 4 * channels
-    depth = kh * kw * int(inp.shape[3])
-    if kernels == "helium":
-        quads = -(-channels // 4) * 4
-        return quads * (-(-depth // 16) * 16) + 4 * quads
-    even = channels + (channels & 1)
-    width = 2 if _dsp_wide(int(out.shape[1]) * int(out.shape[2])) else 1
-    return even * (-(-depth // 4) * 4) * width + 4 * even
 
 
 # --------------------------------------------------------------------------
@@ -538,13 +538,18 @@ class Call:
 class _Lowering:
     """State of one generation: const arrays emitted so far and the plan."""
 
-    def __init__(self, graph: Graph, plan: MemoryPlan, kernels: str = "portable") -> None:
+    def __init__(
+        self, graph: Graph, plan: MemoryPlan, kernels: str = "portable", text: bool = True
+    ) -> None:
         self.graph = graph
+        self.text = text
         self.plan = plan
         self.kernels = kernels
         self.arrays: list[str] = []
         self.const_names: dict[int, str] = {}
         self.used_names: set[str] = set()
+        self.array_bytes: dict[str, int] = {}
+        self.scratch_descriptors = 0
 
     def label(self, t: Tensor | None, limit: int = 0) -> str:
         """A tensor's name for messages and comments, cut to ``limit`` characters if given."""
@@ -568,7 +573,9 @@ class _Lowering:
         if name in self.used_names:
             raise ValueError(f"duplicate C array name {name}")
         self.used_names.add(name)
-        self.arrays.append(cgen.c_array(name, values, ctype, comment))
+        if self.text:
+            self.arrays.append(cgen.c_array(name, values, ctype, comment))
+        self.array_bytes[name] = int(np.asarray(values).size) * _C_TYPE_BYTES[ctype]
         return name
 
     def constant(self, t: Tensor, op: Op, role: str, ctype: str) -> str:
@@ -599,6 +606,7 @@ class _Lowering:
             return "NULL"
         offset, size = self.plan.scratch[op.index]
         name = f"op{op.index:03d}_scratch"
+        self.scratch_descriptors += 1
         self.arrays.append(
             f"/* scratch of op {op.index} in the arena */\n"
             f"static const mnmcu_buffer_t {name} = {{s_arena + {offset}, {size}}};\n"
@@ -1156,10 +1164,26 @@ _LOWER: dict[str, Callable[[_Lowering, Op], Call]] = {
 SUPPORTED_OPS = frozenset(_LOWER) | DYNAMIC_SHAPE_OPS
 
 
-def lower(
-    graph: Graph, plan: MemoryPlan, kernels: str = "portable"
-) -> tuple[list[Call], list[str]]:
-    """Every op as a :class:`Call`, and the C const arrays they use, in graph order."""
+@dataclass(frozen=True)
+class Lowered:
+    """A model as the generator writes it: calls, C const arrays and their sizes."""
+
+    calls: list[Call]
+    arrays: list[str]
+    array_bytes: dict[str, int]
+    """Bytes of each const array (name -> bytes), alignment not included."""
+    scratch_descriptors: int
+    """The ``mnmcu_buffer_t`` descriptors of scratch buffers in the arena."""
+
+
+def lower_model(
+    graph: Graph, plan: MemoryPlan, kernels: str = "portable", text: bool = True
+) -> Lowered:
+    """Every op as a :class:`Call`, the C const arrays they use and their sizes, in graph order.
+
+    Without ``text``, the arrays' C text is not written (``arrays`` holds only
+    the scratch descriptors): their sizes are what the caller wants.
+    """
     _check_kernels(kernels)
     unsupported = sorted({op.opcode for op in graph.ops} - SUPPORTED_OPS)
     if unsupported:
@@ -1168,9 +1192,17 @@ def lower(
             "use the tflm runtime for this model",
         )
     fold_shape_ops(graph)
-    low = _Lowering(graph, plan, kernels)
+    low = _Lowering(graph, plan, kernels, text)
     calls = [_LOWER[op.opcode](low, op) for op in graph.ops if op.opcode not in DYNAMIC_SHAPE_OPS]
-    return calls, low.arrays
+    return Lowered(calls, low.arrays, low.array_bytes, low.scratch_descriptors)
+
+
+def lower(
+    graph: Graph, plan: MemoryPlan, kernels: str = "portable"
+) -> tuple[list[Call], list[str]]:
+    """Every op as a :class:`Call`, and the C const arrays they use, in graph order."""
+    lowered = lower_model(graph, plan, kernels)
+    return lowered.calls, lowered.arrays
 
 
 # --------------------------------------------------------------------------

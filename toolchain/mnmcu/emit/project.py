@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from mnmcu import __version__, escape
-from mnmcu.boards import Board, PlatformIO
+from mnmcu.boards import HAL_FAMILIES, Board, PlatformIO, hal_family
 from mnmcu.emit import cgen
 from mnmcu.errors import InvalidValue, ToolMissing, UnsupportedModel
 from mnmcu.escape import hash_comment, html_comment, py_string
@@ -44,10 +44,12 @@ from mnmcu.paths import data_dir
 
 RUNTIMES = ("aot", "tflm")
 DEFAULT_SAMPLE_SOURCE = "mnmcu's synthetic image, seed 0"
+GIVEN_SAMPLE_SOURCE = "a caller-supplied input"
 PROJECT_FILE = "mnmcu_project.json"
+PROJECT_CORE_DIR = ".pio/core"
+"""PlatformIO's core dir of a project on a local platform (``[platformio] core_dir``)."""
 SRC_DIR = "src"
 TEMPLATE_DIR = "project"
-HAL_FAMILIES = ("qemu_mps", "stm32_baremetal", "host", "esp32", "stm32cube", "arduino")
 # The device side of the serial protocol (firmware/protocol), copied into src/.
 PROTOCOL_FILES = ("mnmcu_proto.h", "mnmcu_proto.c", "mnmcu_proto_device.c")
 # HAL families whose code uses the DWT cycle counter header.
@@ -183,29 +185,6 @@ def load_project(project_dir: Path) -> ProjectInfo:
         raise InvalidValue(
             f"{path} is incomplete or malformed ({exc!r})", "emit the project again"
         ) from None
-
-
-def hal_family(board: Board) -> str:
-    """The HAL family (a folder of ``firmware/hal``) that serves ``board``."""
-    pio = board.platformio
-    if board.cpu.arch == "host":
-        return "host"
-    if pio is not None and pio.is_local_platform and board.baremetal is not None:
-        return "stm32_baremetal"
-    if pio is not None and pio.is_local_platform and board.simulator.qemu_machine:
-        return "qemu_mps"
-    if pio is None:
-        raise InvalidValue(f"board {board.id} has no PlatformIO environment")
-    if pio.framework == "espidf":
-        return "esp32"
-    if pio.framework == "stm32cube":
-        return "stm32cube"
-    if pio.framework == "arduino":
-        return "arduino"
-    raise InvalidValue(
-        f"no HAL for board {board.id} (framework {pio.framework})",
-        f"add one under firmware/hal/ (existing: {', '.join(HAL_FAMILIES)})",
-    )
 
 
 def hal_sources(family: str) -> list[Path]:
@@ -464,13 +443,16 @@ def emit_project(
     bare_metal: bool = False,
     kernels: str | None = None,
     profile: bool = False,
+    sample_source: str | None = None,
 ) -> ProjectInfo:
     """Write a standalone PlatformIO project running ``tflite`` on ``board`` into ``out_dir``.
 
     ``runtime`` is ``"aot"`` or ``"tflm"`` (default: the board's). ``sample``
     is one int8 input the firmware runs at boot (default: a deterministic
     synthetic image); its expected output comes from TFLite's reference
-    kernels on the host. ``class_names`` name the outputs (default ``0``,
+    kernels on the host. ``sample_source`` says where the sample comes from
+    (e.g. "the first held-out image of ...", default "a caller-supplied
+    input"), for the sources and README. ``class_names`` name the outputs (default ``0``,
     ``1``, ...). A folder that holds files is refused unless ``force``;
     with ``force`` the files of a previous emit are replaced. Two calls with
     the same inputs write byte-identical files. For ``tflm`` the runtime's
@@ -504,7 +486,7 @@ def emit_project(
         with folder.staging() as stage:
             info, manifest = _generate(
                 stage, folder.path, tflite, board, pio, runtime, sample, class_names, kernels,
-                profile,
+                profile, sample_source,
             )  # fmt: skip
             folder.commit(stage, manifest)
     logger.debug("project for %s (%s) written to %s", board.id, runtime, folder.path)
@@ -522,6 +504,7 @@ def _generate(
     class_names: Sequence[str],
     kernels: str | None,
     profile: bool,
+    given_source: str | None = None,
 ) -> tuple[ProjectInfo, dict[str, Any]]:
     """Write the project into ``stage``; its ProjectInfo (at ``final_dir``) and manifest."""
     try:
@@ -536,7 +519,10 @@ def _generate(
             f"the model's input is {input_t.dtype} and output {output_t.dtype}, not int8",
             "convert it to full int8 with 'mnmcu quantize'",
         )
-    sample_source = "a caller-supplied input" if sample is not None else DEFAULT_SAMPLE_SOURCE
+    if sample is None:
+        sample_source = DEFAULT_SAMPLE_SOURCE
+    else:
+        sample_source = " ".join((given_source or GIVEN_SAMPLE_SOURCE).split())
     sample_array = _check_sample(sample if sample is not None else default_sample(graph), graph)
     expected = reference_output(flatbuffer, sample_array).astype(np.int8).reshape(-1)
     names = _class_names(tuple(class_names), int(expected.size))
@@ -779,8 +765,11 @@ def _platformio_ini(
         f"PlatformIO project for {board.id} ({runtime}).",
         escape.ini_comment,
     )
+    local = board.platformio is not None and board.platformio.is_local_platform
     text: str = env.get_template("platformio.ini.j2").render(
-        banner=banner, **ini_safe_options(platformio_options(board, runtime, extras))
+        banner=banner,
+        core_dir=PROJECT_CORE_DIR if local else None,
+        **ini_safe_options(platformio_options(board, runtime, extras)),
     )
     return text
 
@@ -840,6 +829,7 @@ def _readme(board: Board, pio: PlatformIO, info: ProjectInfo, env: Any, sha: str
         env_name=info.env_name,
         qemu_machine=board.simulator.qemu_machine if pio.is_local_platform else None,
         local_platform=pio.is_local_platform,
+        core_dir=PROJECT_CORE_DIR,
         platform=pio.platform_spec(),
         framework=pio.framework_option,
         monitor_speed=board.serial.baud,

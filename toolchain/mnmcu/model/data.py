@@ -540,6 +540,32 @@ def load_dataset(
     )
 
 
+def balanced_pick(labels: NDArray[np.int64], count: int, seed: int = 0) -> NDArray[np.int64]:
+    """Indices of up to ``count`` items drawn class by class, so that every class is covered.
+
+    Each class's items are shuffled (seeded); the draw then takes one item of
+    each class in turn (the classes in a seeded order) until ``count`` items
+    are taken or all are: the classes get equal shares, give or take one, and
+    every class appears once ``count`` reaches the number of classes. Held-out
+    splits are sorted by class, so their first items are usually all one class.
+    """
+    if count < 0:
+        raise InvalidValue(f"count {count!r} is negative", "ask for 0 or more items")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, 5])
+    classes = np.unique(labels)
+    pools = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    order = rng.permutation(len(classes))
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < count and any(depth < len(pool) for pool in pools):
+        for k in order:
+            if depth < len(pools[k]) and len(picked) < count:
+                picked.append(int(pools[k][depth]))
+        depth += 1
+    return np.asarray(picked, dtype=np.int64)
+
+
 def representative_samples(dataset: Dataset, count: int = 200, seed: int = 0) -> U8Images:
     """Up to ``count`` training images (uint8), a seeded random pick, for int8 calibration."""
     if count < 1:

@@ -9,7 +9,6 @@ to MEAN, FULLY_CONNECTED and SOFTMAX in TFLite.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,13 +20,16 @@ from mnmcu.model.spec import ModelSpec, pretrained_combinations
 if TYPE_CHECKING:
     import keras
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
 
 def _keras() -> Any:
     import keras
 
     return keras
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow (Keras's ``set_random_seed``): repeatable weights."""
+    _keras().utils.set_random_seed(seed)
 
 
 def build_model(spec: ModelSpec, batch_size: int | None = None) -> keras.Model:
@@ -75,7 +77,7 @@ def build_model(spec: ModelSpec, batch_size: int | None = None) -> keras.Model:
         x = keras.layers.Dropout(spec.dropout, name="dropout")(x)
     out = keras.layers.Dense(spec.classes, activation="softmax", name="classifier")(x)
     model = keras.Model(inp, out, name=spec.name.replace(".", "_"))
-    logger.debug("built %s: %d parameters", spec.name, model.count_params())
+    logger.debug("built %s", spec.name)
     return model
 
 

@@ -33,11 +33,10 @@ from numpy.typing import NDArray
 
 from mnmcu.errors import InvalidValue, ModelError
 from mnmcu.log import NullProgress, Progress, logger
+from mnmcu.model.augment import DEFAULT_AUGMENT, SHIFT_FRACTION, check_augment, flips, shifts
 from mnmcu.model.data import Dataset, to_model_input
 
 EVAL_BATCH = 128
-AUGMENT_SHIFT = 1.0 / 16
-"""Largest random shift, as a fraction of the image size."""
 HISTORY_KEYS = ("loss", "accuracy", "val_loss", "val_accuracy")
 
 
@@ -60,8 +59,8 @@ class TrainConfig:
     patience: int | None = 4
     """Stop after this many epochs without a better validation accuracy; None never stops."""
     seed: int = 0
-    augment: bool = True
-    """Random horizontal flips and shifts of up to 1/16 of the image."""
+    augment: str = DEFAULT_AUGMENT
+    """One of :data:`mnmcu.model.augment.AUGMENTATIONS`: what each epoch does to the images."""
     freeze_backbone: bool = False
     """Train only the layers from the last global pooling on (fine-tuning)."""
     bn_momentum: float | None = 0.9
@@ -74,6 +73,7 @@ class TrainConfig:
     """
 
     def __post_init__(self) -> None:
+        check_augment(self.augment)
         if self.epochs < 1:
             raise InvalidValue(f"epochs {self.epochs!r} is below 1", "use 1 or more")
         if not 0 <= self.warmup_epochs < self.epochs:
@@ -209,8 +209,8 @@ def _freeze_backbone(model: keras.Model) -> list[str]:
 # --------------------------------------------------------------------------- data
 
 
-def _training_wrapper(net: keras.Model, seed: int, augment: bool) -> keras.Model:
-    """uint8 images in, model input range, optional flips and shifts, then ``net``.
+def _training_wrapper(net: keras.Model, seed: int, augment: str) -> keras.Model:
+    """uint8 images in, model input range, the ``augment`` layers, then ``net``.
 
     Doing this in the graph rather than in a ``tf.data`` pipeline keeps both
     CPU cores on the training step (about 30 % faster on two cores) and the
@@ -219,10 +219,11 @@ def _training_wrapper(net: keras.Model, seed: int, augment: bool) -> keras.Model
     shape = tuple(net.inputs[0].shape[1:])
     images = keras.Input(shape=shape, dtype="uint8", name="uint8_images")
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(images)
-    if augment:
+    if flips(augment):
         x = keras.layers.RandomFlip("horizontal", seed=seed)(x)
+    if shifts(augment):
         x = keras.layers.RandomTranslation(
-            AUGMENT_SHIFT, AUGMENT_SHIFT, fill_mode="reflect", seed=seed + 1
+            SHIFT_FRACTION, SHIFT_FRACTION, fill_mode="reflect", seed=seed + 1
         )(x)
     return keras.Model(images, net(x), name=f"{net.name}_training")
 
