@@ -38,8 +38,12 @@ POINTS = [
     ("v2", 0.5, 72),
     ("v3-small", 0.5, 53),
     ("v3-small", 0.75, 39),
+    # maps down to one pixel, and a narrow V1 on a larger input
+    ("v1", 0.1, 96),
+    ("v2", 0.5, 32),
+    ("v3-small", 0.75, 32),
 ]
-# Two points of each architecture, for the latency on both boards too.
+# Three points of each architecture, for the latency on both boards too.
 LATENCY_POINTS = POINTS
 Point = tuple[str, float, int]
 
