@@ -72,9 +72,19 @@ def kernel_coefficients(kernels: str) -> Coefficients | None:
 
 
 SMALL_MAP_PIXELS = 36
-"""Output maps of fewer pixels form classes of their own: the DSP convolutions
-keep int8 weights there (:data:`mnmcu.emit.aot._DSP_WIDE_MIN_PIXELS`) and
-border windows and per-channel set-up outweigh the MACs."""
+"""Output maps of fewer pixels form classes of their own (``_small``, and
+``_1px`` for one pixel; ``_narrow_map`` for depthwise convolutions with
+rows of two outputs): the DSP convolutions keep int8 weights there
+(:data:`mnmcu.emit.aot._DSP_WIDE_MIN_PIXELS`), blocks of pixels run part
+empty, and border windows and per-channel set-up outweigh the MACs."""
+
+
+def _map_suffix(graph: Graph, op: Op) -> str:
+    shape = graph.tensor(op.outputs[0]).shape
+    if len(shape) != 4:
+        return ""
+    pixels = int(shape[1]) * int(shape[2])
+    return "_1px" if pixels == 1 else "_small" if pixels < SMALL_MAP_PIXELS else ""
 
 
 def op_class(graph: Graph, op: Op) -> str | None:
@@ -83,10 +93,14 @@ def op_class(graph: Graph, op: Op) -> str | None:
         return None
     if op.opcode in _TABLES or (op.opcode in ("ADD", "MUL") and _one_constant(graph, op)):
         return "table"
+    if op.opcode in ("ADD", "MUL"):
+        return op.opcode.lower() + ("_1px" if _map_suffix(graph, op) == "_1px" else "")
     if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
         return op.opcode.lower()
-    filt, out = graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
-    small = "_small" if int(out.shape[1]) * int(out.shape[2]) < SMALL_MAP_PIXELS else ""
+    filt, small = graph.tensor(op.inputs[1]), _map_suffix(graph, op)
+    if op.opcode == "DEPTHWISE_CONV_2D" and small and small != "_1px":
+        # rows of two outputs fit none of the depthwise kernels' blocks of three or more
+        small = "_narrow_map" if int(graph.tensor(op.outputs[0]).shape[2]) < 3 else small
     if op.opcode == "CONV_2D":
         one = filt.shape[1] == 1 and filt.shape[2] == 1
         depth = int(filt.shape[3])
@@ -185,7 +199,9 @@ CALIBRATION_SPECS = (
     ("v3-small", 0.5, 64),
     # small inputs: most layers on maps of a few pixels
     ("v1", 0.5, 40),
+    ("v1", 0.25, 32),
     ("v2", 0.35, 40),
+    ("v2", 0.35, 32),
     ("v3-small", 0.5, 32),
     ("v3-small", 1.0, 40),
 )
