@@ -57,14 +57,16 @@ static void lut_run(const int8_t *in, const int8_t *table, int8_t *out, int32_t 
 {
     /* The table's index of x is x + 128, i.e. the byte x ^ 0x80. */
     const uint8x16_t flip = vdupq_n_u8(0x80);
-    while (size > 0) {
-        const mve_pred16_t p = vctp8q((uint32_t)size);
-        const uint8x16_t x = vldrbq_z_u8((const uint8_t *)in, p);
-        const int8x16_t y = vldrbq_gather_offset_s8(table, veorq_u8(x, flip));
-        vstrbq_p_s8(out, y, p);
+    for (; size >= 16; size -= 16) {
+        const uint8x16_t x = vld1q_u8((const uint8_t *)in);
+        vst1q_s8(out, vldrbq_gather_offset_s8(table, veorq_u8(x, flip)));
         in += 16;
         out += 16;
-        size -= 16;
+    }
+    if (size > 0) {
+        const mve_pred16_t p = vctp8q((uint32_t)size);
+        const uint8x16_t x = vldrbq_z_u8((const uint8_t *)in, p);
+        vstrbq_p_s8(out, vldrbq_gather_offset_s8(table, veorq_u8(x, flip)), p);
     }
 }
 #else
@@ -117,11 +119,38 @@ typedef struct {
 } mean_consts_t;
 
 #if MNMCU_HAVE_MVE
-/* Sixteen channels (fewer in the last block) of one batch at a time. */
+/* The sums of sixteen channels from c on, requantised into out + c. */
+MNMCU_INLINE void mean_store(int8_t *out, int32x4_t a0, int32x4_t a1, int32x4_t a2,
+                             int32x4_t a3, const mean_consts_t *k, mve_pred16_t p0,
+                             mve_pred16_t p1, mve_pred16_t p2, mve_pred16_t p3)
+{
+    vstrbq_p_s32(out, mnmcu_output1_mve(a0, k->multiplier, k->shift, k->output_offset,
+                                        INT8_MIN, INT8_MAX), p0);
+    vstrbq_p_s32(out + 4, mnmcu_output1_mve(a1, k->multiplier, k->shift, k->output_offset,
+                                            INT8_MIN, INT8_MAX), p1);
+    vstrbq_p_s32(out + 8, mnmcu_output1_mve(a2, k->multiplier, k->shift, k->output_offset,
+                                            INT8_MIN, INT8_MAX), p2);
+    vstrbq_p_s32(out + 12, mnmcu_output1_mve(a3, k->multiplier, k->shift, k->output_offset,
+                                             INT8_MIN, INT8_MAX), p3);
+}
+
+/* Sixteen channels at a time, the last block predicated, in four int32 vectors. */
 static void mean_batch(const int8_t *in, int8_t *out, const mean_consts_t *k)
 {
-    int32_t c;
-    for (c = 0; c < k->channels; c += 16) {
+    int32_t c, i;
+    for (c = 0; c + 16 <= k->channels; c += 16) {
+        int32x4_t a0 = vdupq_n_s32(k->sum_offset), a1 = a0, a2 = a0, a3 = a0;
+        const int8_t *q = in + c;
+        for (i = 0; i < k->count; ++i) {
+            a0 = vaddq_s32(a0, vldrbq_s32(q));
+            a1 = vaddq_s32(a1, vldrbq_s32(q + 4));
+            a2 = vaddq_s32(a2, vldrbq_s32(q + 8));
+            a3 = vaddq_s32(a3, vldrbq_s32(q + 12));
+            q += k->channels;
+        }
+        mean_store(out + c, a0, a1, a2, a3, k, 0xFFFF, 0xFFFF, 0xFFFF, 0xFFFF);
+    }
+    if (c < k->channels) {
         const int32_t left = k->channels - c;
         const mve_pred16_t p0 = vctp32q((uint32_t)left);
         const mve_pred16_t p1 = vctp32q((uint32_t)(left > 4 ? left - 4 : 0));
@@ -129,7 +158,6 @@ static void mean_batch(const int8_t *in, int8_t *out, const mean_consts_t *k)
         const mve_pred16_t p3 = vctp32q((uint32_t)(left > 12 ? left - 12 : 0));
         int32x4_t a0 = vdupq_n_s32(k->sum_offset), a1 = a0, a2 = a0, a3 = a0;
         const int8_t *q = in + c;
-        int32_t i;
         for (i = 0; i < k->count; ++i) {
             a0 = vaddq_s32(a0, vldrbq_z_s32(q, p0));
             a1 = vaddq_s32(a1, vldrbq_z_s32(q + 4, p1));
@@ -137,14 +165,7 @@ static void mean_batch(const int8_t *in, int8_t *out, const mean_consts_t *k)
             a3 = vaddq_s32(a3, vldrbq_z_s32(q + 12, p3));
             q += k->channels;
         }
-        vstrbq_p_s32(out + c, mnmcu_output1_mve(a0, k->multiplier, k->shift, k->output_offset,
-                                                INT8_MIN, INT8_MAX), p0);
-        vstrbq_p_s32(out + c + 4, mnmcu_output1_mve(a1, k->multiplier, k->shift,
-                                                    k->output_offset, INT8_MIN, INT8_MAX), p1);
-        vstrbq_p_s32(out + c + 8, mnmcu_output1_mve(a2, k->multiplier, k->shift,
-                                                    k->output_offset, INT8_MIN, INT8_MAX), p2);
-        vstrbq_p_s32(out + c + 12, mnmcu_output1_mve(a3, k->multiplier, k->shift,
-                                                     k->output_offset, INT8_MIN, INT8_MAX), p3);
+        mean_store(out + c, a0, a1, a2, a3, k, p0, p1, p2, p3);
     }
 }
 #else
@@ -260,24 +281,36 @@ mnmcu_status_t mnmcu_mean_s8_dsp_run(const mnmcu_mean_params_t *params, const in
 /* ------------------------------------------------------------------------ */
 
 #if MNMCU_HAVE_MVE
+/* Each input's scaled value for four int8 (as int32, -128..127) from its table. */
+MNMCU_INLINE int32x4_t add_scaled(const int32_t *t1, const int32_t *t2, int32x4_t x1,
+                                  int32x4_t x2)
+{
+    const uint32x4_t i1 = vreinterpretq_u32_s32(vaddq_n_s32(x1, 128));
+    const uint32x4_t i2 = vreinterpretq_u32_s32(vaddq_n_s32(x2, 128));
+    return vaddq_s32(vldrwq_gather_shifted_offset_s32(t1, i1),
+                     vldrwq_gather_shifted_offset_s32(t2, i2));
+}
+
 static void add_tables(const int8_t *in1, const int8_t *in2, const int32_t *t1,
                        const int32_t *t2, int8_t *out, int32_t size, int32_t multiplier,
                        int32_t shift, int32_t output_offset, int32_t act_min, int32_t act_max)
 {
-    while (size > 0) {
-        const mve_pred16_t p = vctp32q((uint32_t)size);
-        /* Inactive lanes load 0: index 128, inside the table. */
-        const uint32x4_t i1 = vreinterpretq_u32_s32(vaddq_n_s32(vldrbq_z_s32(in1, p), 128));
-        const uint32x4_t i2 = vreinterpretq_u32_s32(vaddq_n_s32(vldrbq_z_s32(in2, p), 128));
-        const int32x4_t acc = vaddq_s32(vldrwq_gather_shifted_offset_s32(t1, i1),
-                                        vldrwq_gather_shifted_offset_s32(t2, i2));
-        vstrbq_p_s32(out,
-                     mnmcu_output1_mve(acc, multiplier, shift, output_offset, act_min, act_max),
-                     p);
+    for (; size >= 4; size -= 4) {
+        const int32x4_t acc = add_scaled(t1, t2, vldrbq_s32(in1), vldrbq_s32(in2));
+        vstrbq_s32(out,
+                   mnmcu_output1_mve(acc, multiplier, shift, output_offset, act_min, act_max));
         in1 += 4;
         in2 += 4;
         out += 4;
-        size -= 4;
+    }
+    if (size > 0) {
+        /* Inactive lanes load 0: index 128, inside the table. */
+        const mve_pred16_t p = vctp32q((uint32_t)size);
+        const int32x4_t acc =
+            add_scaled(t1, t2, vldrbq_z_s32(in1, p), vldrbq_z_s32(in2, p));
+        vstrbq_p_s32(out,
+                     mnmcu_output1_mve(acc, multiplier, shift, output_offset, act_min, act_max),
+                     p);
     }
 }
 #else
@@ -355,41 +388,60 @@ MNMCU_INLINE int32x4_t mul_requant(int32x4_t acc, int32_t multiplier, int32_t sh
     return vrshlq_n_s32(v, shift);
 }
 
-/* Sixteen channels (fewer in the last block) down all pixels; the outputs
- * saturated to int8, so whole-range activations need no clamp. */
+/* Sixteen products of the even (e) and odd (o) values' int16 x + offset and
+ * scale + offset, requantised, offset and saturated to int8 in their order.
+ * Values 4j, 4j + 2 come from the even halves, 4j + 1, 4j + 3 from the odd;
+ * each lies within [-2^15, 2^15] after requantisation (|product| <= 2^16,
+ * shift <= -1). The narrowing moves fill one half of the lanes each, so the
+ * lanes they keep need no initial value. */
+MNMCU_INLINE int8x16_t mul16(int16x8_t xe, int16x8_t xo, int16x8_t se, int16x8_t so,
+                             const mul_consts_t *k)
+{
+    const int32x4_t v0 = mul_requant(vmullbq_int_s16(xe, se), k->multiplier, k->shift);
+    const int32x4_t v2 = mul_requant(vmulltq_int_s16(xe, se), k->multiplier, k->shift);
+    const int32x4_t v1 = mul_requant(vmullbq_int_s16(xo, so), k->multiplier, k->shift);
+    const int32x4_t v3 = mul_requant(vmulltq_int_s16(xo, so), k->multiplier, k->shift);
+    int16x8_t even = vqmovntq_s32(vqmovnbq_s32(vreinterpretq_s16_s32(v0), v0), v2);
+    int16x8_t odd = vqmovntq_s32(vqmovnbq_s32(vreinterpretq_s16_s32(v1), v1), v3);
+    even = vqaddq_n_s16(even, (int16_t)k->output_offset);
+    odd = vqaddq_n_s16(odd, (int16_t)k->output_offset);
+    return vqmovntq_s16(vqmovnbq_s16(vreinterpretq_s8_s16(even), even), odd);
+}
+
+/* Sixteen channels at a time down all pixels, the last block predicated; the
+ * outputs saturated to int8, so whole-range activations need no clamp. */
 static void mul_channels(const int8_t *in, const int8_t *scale, int8_t *out,
                          const mul_consts_t *k)
 {
     const int32_t stride = k->channels;
-    int32_t c;
-    for (c = 0; c < k->channels; c += 16) {
-        const mve_pred16_t pc = vctp8q((uint32_t)(k->channels - c));
-        const int8x16_t s = vldrbq_z_s8(scale + c, pc);
+    const int16_t in_off = (int16_t)k->input_offset, s_off = (int16_t)k->scale_offset;
+    int32_t c, p;
+    for (c = 0; c + 16 <= stride; c += 16) {
+        const int8x16_t s = vld1q_s8(scale + c);
         /* Even and odd channels' scale + offset, in [-256, 256]. */
-        const int16x8_t se = vaddq_n_s16(vmovlbq_s8(s), (int16_t)k->scale_offset);
-        const int16x8_t so = vaddq_n_s16(vmovltq_s8(s), (int16_t)k->scale_offset);
+        const int16x8_t se = vaddq_n_s16(vmovlbq_s8(s), s_off);
+        const int16x8_t so = vaddq_n_s16(vmovltq_s8(s), s_off);
         const int8_t *q = in + c;
         int8_t *o = out + c;
-        int32_t p;
+        for (p = 0; p < k->pixels; ++p) {
+            const int8x16_t x = vld1q_s8(q);
+            vst1q_s8(o, mul16(vaddq_n_s16(vmovlbq_s8(x), in_off),
+                              vaddq_n_s16(vmovltq_s8(x), in_off), se, so, k));
+            q += stride;
+            o += stride;
+        }
+    }
+    if (c < stride) {
+        const mve_pred16_t pc = vctp8q((uint32_t)(stride - c));
+        const int8x16_t s = vldrbq_z_s8(scale + c, pc);
+        const int16x8_t se = vaddq_n_s16(vmovlbq_s8(s), s_off);
+        const int16x8_t so = vaddq_n_s16(vmovltq_s8(s), s_off);
+        const int8_t *q = in + c;
+        int8_t *o = out + c;
         for (p = 0; p < k->pixels; ++p) {
             const int8x16_t x = vldrbq_z_s8(q, pc);
-            const int16x8_t xe = vaddq_n_s16(vmovlbq_s8(x), (int16_t)k->input_offset);
-            const int16x8_t xo = vaddq_n_s16(vmovltq_s8(x), (int16_t)k->input_offset);
-            /* Values 4j, 4j + 2 (even) and 4j + 1, 4j + 3 (odd), each within
-             * [-2^15, 2^15] after requantisation (|product| <= 2^16, shift <= -1). */
-            const int32x4_t v0 =
-                mul_requant(vmullbq_int_s16(xe, se), k->multiplier, k->shift);
-            const int32x4_t v2 =
-                mul_requant(vmulltq_int_s16(xe, se), k->multiplier, k->shift);
-            const int32x4_t v1 =
-                mul_requant(vmullbq_int_s16(xo, so), k->multiplier, k->shift);
-            const int32x4_t v3 =
-                mul_requant(vmulltq_int_s16(xo, so), k->multiplier, k->shift);
-            int16x8_t even = vqmovntq_s32(vqmovnbq_s32(vdupq_n_s16(0), v0), v2);
-            int16x8_t odd = vqmovntq_s32(vqmovnbq_s32(vdupq_n_s16(0), v1), v3);
-            even = vqaddq_n_s16(even, (int16_t)k->output_offset);
-            odd = vqaddq_n_s16(odd, (int16_t)k->output_offset);
-            vstrbq_p_s8(o, vqmovntq_s16(vqmovnbq_s16(vdupq_n_s8(0), even), odd), pc);
+            vstrbq_p_s8(o, mul16(vaddq_n_s16(vmovlbq_s8(x), in_off),
+                                 vaddq_n_s16(vmovltq_s8(x), in_off), se, so, k), pc);
             q += stride;
             o += stride;
         }
