@@ -70,29 +70,43 @@ static void lut_run(const int8_t *in, const int8_t *table, int8_t *out, int32_t 
     }
 }
 #else
+/* Four table bytes for the four int8 of word w, stored at o. */
+#define LUT_WORD(o, w)                     \
+    do {                                   \
+        (o)[0] = t[(int8_t)(w)];           \
+        (o)[1] = t[(int8_t)((w) >> 8)];    \
+        (o)[2] = t[(int8_t)((w) >> 16)];   \
+        (o)[3] = t[(w) >> 24];             \
+    } while (0)
+
 static void lut_run(const int8_t *in, const int8_t *table, int8_t *out, int32_t size)
 {
     const int8_t *const t = table + 128;
-    const int8_t *const end = in + (size & ~7);
-    /* Two words read per pass before any store, so out may equal in. */
+    const int8_t *const end = in + (size & ~15);
+    /* Four words read per pass before any store, so out may equal in. */
     while (in < end) {
         const int32_t a = mnmcu_read_s8x4(in);
         const int32_t b = mnmcu_read_s8x4(in + 4);
-        out[0] = t[(int8_t)a];
-        out[1] = t[(int8_t)(a >> 8)];
-        out[2] = t[(int8_t)(a >> 16)];
-        out[3] = t[a >> 24];
-        out[4] = t[(int8_t)b];
-        out[5] = t[(int8_t)(b >> 8)];
-        out[6] = t[(int8_t)(b >> 16)];
-        out[7] = t[b >> 24];
-        in += 8;
-        out += 8;
+        const int32_t c = mnmcu_read_s8x4(in + 8);
+        const int32_t d = mnmcu_read_s8x4(in + 12);
+        LUT_WORD(out, a);
+        LUT_WORD(out + 4, b);
+        LUT_WORD(out + 8, c);
+        LUT_WORD(out + 12, d);
+        in += 16;
+        out += 16;
     }
-    for (size &= 7; size > 0; --size) {
+    for (size &= 15; size >= 4; size -= 4) {
+        const int32_t a = mnmcu_read_s8x4(in);
+        LUT_WORD(out, a);
+        in += 4;
+        out += 4;
+    }
+    for (; size > 0; --size) {
         *out++ = t[*in++];
     }
 }
+#undef LUT_WORD
 #endif
 
 mnmcu_status_t mnmcu_lut_s8_dsp_run(const mnmcu_lut_params_t *params, const int8_t *input,
