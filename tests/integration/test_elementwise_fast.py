@@ -201,3 +201,16 @@ def test_se_zoo_bit_exact_in_qemu(board_id: str, fill: str, pio_core: Path, tmp_
     expected = litert_outputs(src.read_bytes(), sample[None])[0].reshape(-1)
     shown = run.boot_line.split(" output=")[1].split(",...")[0]
     assert shown == ",".join(str(int(v)) for v in expected[:32]), run.boot_line
+
+
+def test_bench_names_the_elementwise_kernels(tmp_path: Path) -> None:
+    """``mnmcu bench`` reports each op's kernel, the element-wise ones included."""
+    from mnmcu.bench_sim import layer_kernels
+
+    src = tmp_path / "se.tflite"
+    src.write_bytes(se_zoo())
+    expected = ["lut_s8", "mean_s8", "mul_channels_s8", "add_s8_tables", "lut_s8"]
+    expected += ["mean_s8", "mul_channels_s8", "lut_s8", "add_s8_tables"]
+    assert [k.kernel for k in layer_kernels(src, "portable")] == expected
+    for kernels in ("dsp", "helium"):
+        assert [k.kernel for k in layer_kernels(src, kernels)] == [f"{e}_dsp" for e in expected]

@@ -94,7 +94,8 @@ _FAST_FILES = {
 # Ops that have fast kernels (convolutions; MEAN, the table lookups of the
 # element-wise functions, ADD and MUL where their shapes allow).
 _FAST_OPCODES = frozenset(
-    {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN", "HARD_SWISH", "QUANTIZE", "RELU", "RELU6"}
+    {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN"}
+    | {"HARD_SWISH", "QUANTIZE", "RELU", "RELU6"}
 )
 # The fast MEAN sums H * W values below 2^30 in magnitude (mnmcu_elementwise_dsp.c).
 _FAST_MEAN_MAX_COUNT = (1 << 22) - 1
