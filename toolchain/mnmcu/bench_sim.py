@@ -144,17 +144,22 @@ def per_op_type(run: KernelRun) -> dict[str, int]:
 
 def layer_kernels(tflite: Path, kernels: str) -> tuple[LayerKernel, ...]:
     """Per op of the generated C: its kernel, and for convolutions the channels computed."""
-    from mnmcu.emit.aot import fast_conv
+    from mnmcu.emit.aot import fast_conv, firmware_plan, lower
     from mnmcu.graph import load_graph
     from mnmcu.prune import prune_constant_channels
 
     model = load_graph(tflite)
     pruning = prune_constant_channels(model)
     graph = pruning.graph
+    calls, _ = lower(graph, firmware_plan(graph, kernels), kernels)
+    functions = {call.index: call.function for call in calls if call.function}
     rows = []
     for op in graph.ops:
         if op.opcode not in ("CONV_2D", "DEPTHWISE_CONV_2D"):
-            rows.append(LayerKernel(op.index, op.opcode, "portable"))
+            function = functions.get(op.index)
+            if function is not None:
+                name = function.removeprefix("mnmcu_").removesuffix("_run")
+                rows.append(LayerKernel(op.index, op.opcode, name))
             continue
         fast = fast_conv(graph, op, kernels)
         name = fast.function if fast is not None else f"mnmcu_{op.opcode.lower()}_s8_run"
@@ -381,8 +386,9 @@ def report_lines(bench: KernelBench) -> list[str]:
         ratio = last.instructions / first.instructions if first.instructions else 0.0
         info = used.get(first.index)
         kernel, channels = "", ""
-        if info is not None and info.channels:
+        if info is not None:
             kernel = info.kernel
+        if info is not None and info.channels:
             channels = f"{info.computed_channels}/{info.constant_channels}/{info.channels}"
         lines.append(
             f"{first.index:>4} {first.op:18}"

@@ -142,6 +142,21 @@ mnmcu_status_t mnmcu_conv2d_s8_mve_run(const mnmcu_conv2d_params_t *params, cons
 int32_t mnmcu_conv2d_s8_mve_get_buffer_size(const mnmcu_conv2d_params_t *params);
 
 /**
+ * mnmcu_lut_s8_run(), a word (DSP) or sixteen lanes (Helium) at a time
+ * (mnmcu_elementwise_dsp.c); output may equal input.
+ */
+mnmcu_status_t mnmcu_lut_s8_dsp_run(const mnmcu_lut_params_t *params, const int8_t *input,
+                                    const int8_t *table, int8_t *output);
+
+/**
+ * mnmcu_mean_s8_run() with channel sums in SIMD lanes (mnmcu_elementwise_dsp.c);
+ * the multiplier must be >= 0, the shift in [-31, -1], the input offset in
+ * [-128, 128] and H * W below 2^22.
+ */
+mnmcu_status_t mnmcu_mean_s8_dsp_run(const mnmcu_mean_params_t *params, const int8_t *input,
+                                     int8_t *output);
+
+/**
  * mnmcu_add_s8_tables_run() with the fast requantisation
  * (mnmcu_elementwise_dsp.c); the output shift must be in [-22, -1].
  */
@@ -152,7 +167,8 @@ mnmcu_status_t mnmcu_add_s8_tables_dsp_run(const mnmcu_add_tables_params_t *para
 
 /**
  * mnmcu_mul_channels_s8_run() with the fast requantisation
- * (mnmcu_elementwise_dsp.c); the output shift must be in [-22, -1].
+ * (mnmcu_elementwise_dsp.c); the output shift must be in [-22, -1] and the
+ * output offset in [-128, 127]. Output may equal input.
  */
 mnmcu_status_t mnmcu_mul_channels_s8_dsp_run(const mnmcu_mul_channels_params_t *params,
                                              const int8_t *input, const int8_t *scale,

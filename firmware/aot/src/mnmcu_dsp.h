@@ -98,6 +98,37 @@ MNMCU_INLINE int32_t mnmcu_smlatb(int32_t a, int32_t b, int32_t acc)
     return __smlatb(a, b, acc);
 }
 
+/* acc + sxtb16(x): bytes 0 and 2 of x added to the low and high int16 halves
+ * of acc (wrapping; SXTAB16). */
+MNMCU_INLINE int32_t mnmcu_sxtab16(int32_t acc, int32_t x)
+{
+    return __sxtab16(acc, x);
+}
+
+/* acc + sxtb16_ror8(x): bytes 1 and 3 (SXTAB16 with its rotation). */
+MNMCU_INLINE int32_t mnmcu_sxtab16_ror8(int32_t acc, int32_t x)
+{
+    int32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
+}
+
+/* lo(a) * lo(b) (SMULBB). */
+MNMCU_INLINE int32_t mnmcu_smulbb(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smulbb %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
+/* hi(a) * hi(b) (SMULTT). */
+MNMCU_INLINE int32_t mnmcu_smultt(int32_t a, int32_t b)
+{
+    int32_t r;
+    __asm__("smultt %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+
 /* Lane-wise int16 sum (wrapping). */
 MNMCU_INLINE int32_t mnmcu_sadd16(int32_t a, int32_t b)
 {
@@ -214,6 +245,26 @@ MNMCU_INLINE int32_t mnmcu_sadd16(int32_t a, int32_t b)
     const uint32_t lo = (uint32_t)(mnmcu_lo16(a) + mnmcu_lo16(b)) & 0xFFFFu;
     const uint32_t hi = (uint32_t)(mnmcu_hi16(a) + mnmcu_hi16(b)) & 0xFFFFu;
     return (int32_t)(lo | (hi << 16));
+}
+
+MNMCU_INLINE int32_t mnmcu_sxtab16(int32_t acc, int32_t x)
+{
+    return mnmcu_sadd16(acc, mnmcu_sxtb16(x));
+}
+
+MNMCU_INLINE int32_t mnmcu_sxtab16_ror8(int32_t acc, int32_t x)
+{
+    return mnmcu_sadd16(acc, mnmcu_sxtb16_ror8(x));
+}
+
+MNMCU_INLINE int32_t mnmcu_smulbb(int32_t a, int32_t b)
+{
+    return mnmcu_lo16(a) * mnmcu_lo16(b);
+}
+
+MNMCU_INLINE int32_t mnmcu_smultt(int32_t a, int32_t b)
+{
+    return mnmcu_hi16(a) * mnmcu_hi16(b);
 }
 
 MNMCU_INLINE int32_t mnmcu_smmulr(int32_t a, int32_t b)

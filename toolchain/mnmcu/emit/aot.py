@@ -91,8 +91,14 @@ _FAST_FILES = {
         "src/mnmcu_elementwise_dsp.c",
     ),
 }
-# Ops that have fast kernels (convolutions; ADD and MUL where their shapes allow).
-_FAST_OPCODES = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL"})
+# Ops that have fast kernels (convolutions; MEAN, the table lookups of the
+# element-wise functions, ADD and MUL where their shapes allow).
+_FAST_OPCODES = frozenset(
+    {"CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MUL", "MEAN"}
+    | {"HARD_SWISH", "QUANTIZE", "RELU", "RELU6"}
+)
+# The fast MEAN sums H * W values below 2^30 in magnitude (mnmcu_elementwise_dsp.c).
+_FAST_MEAN_MAX_COUNT = (1 << 22) - 1
 # Accumulators of the fast kernels stay below this, and their shifts within
 # [_FAST_MIN_SHIFT, -1] (see mnmcu_kernels_fast.h).
 _FAST_ACC_LIMIT = 1 << 30
@@ -876,7 +882,15 @@ def _lower_mean(low: _Lowering, op: Op) -> Call:
         ("shift", str(shift)),
     ]
     args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
-    return low.call(op, "mnmcu_mean_s8_run", "mnmcu_mean_params_t", fields, args)
+    fast = (
+        low.kernels != "portable"
+        and multiplier >= 0
+        and -31 <= shift <= -1
+        and -128 <= -in_zp <= 128
+        and di[1] * di[2] <= _FAST_MEAN_MAX_COUNT
+    )
+    function = "mnmcu_mean_s8_dsp_run" if fast else "mnmcu_mean_s8_run"
+    return low.call(op, function, "mnmcu_mean_params_t", fields, args)
 
 
 def _binary_shapes(low: _Lowering, op: Op) -> tuple[Tensor, Tensor, Tensor, list[tuple[str, str]]]:
@@ -1077,7 +1091,8 @@ def _lower_table(low: _Lowering, op: Op, inp: Tensor, out: Tensor, table: np.nda
     )
     args = [low.pointer(inp, op, "input"), name, low.pointer(out, op, "output")]
     fields = [("size", str(out.elements))]
-    return low.call(op, "mnmcu_lut_s8_run", "mnmcu_lut_params_t", fields, args)
+    function = "mnmcu_lut_s8_run" if low.kernels == "portable" else "mnmcu_lut_s8_dsp_run"
+    return low.call(op, function, "mnmcu_lut_params_t", fields, args)
 
 
 def _lower_pad(low: _Lowering, op: Op) -> Call:
