@@ -631,7 +631,9 @@ def bench(
                 raise InvalidValue("--arch and --model exclude each other", "give one of them")
             spec = ModelSpec(arch=arch, alpha=alpha or 0.25, resolution=resolution or 96)
         elif alpha is not None or resolution is not None:
-            raise InvalidValue("--alpha and --resolution need --arch", "add --arch v1, v2 or v3-small")
+            raise InvalidValue(
+                "--alpha and --resolution need --arch", "add --arch v1, v2 or v3-small"
+            )
         result = kernel_bench(get_board(board), model_path, progress=_progress(), spec=spec)
         text = (
             json.dumps(result.to_dict(), indent=2) if as_json else "\n".join(report_lines(result))
