@@ -17,7 +17,7 @@ import click
 
 from mnmcu import __version__
 from mnmcu.errors import InvalidValue, MnmcuError, ToolMissing
-from mnmcu.escape import shell_join
+from mnmcu.escape import shell_join, visible
 from mnmcu.model.augment import AUGMENTATIONS, DEFAULT_AUGMENT
 from mnmcu.model.spec import (
     ARCHS,
@@ -714,12 +714,13 @@ def emit(
     info = emit_project(tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal)
     core = provision_project(info.project_dir)
     where = (
-        f"offline: its platformio.ini keeps PlatformIO's packages in {core}"
+        f"offline: its platformio.ini keeps PlatformIO's packages in {visible(str(core))}"
         if core is not None
         else "PlatformIO downloads the board's platform and toolchain once"
     )
     click.echo(
-        f"{info.project_dir}: PlatformIO project for {b.id} ({info.runtime}); build it with: "
+        f"{visible(str(info.project_dir))}: PlatformIO project for {b.id} ({info.runtime}); "
+        "build it with: "
         f"{shell_join([*_pio(), 'run', '-d', info.project_dir])} ({where})"
     )
 
