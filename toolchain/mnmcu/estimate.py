@@ -287,7 +287,7 @@ def _binary(c: _Constants, graph: Graph, op: Op, kernels: str) -> None:
         if t.is_constant and t.dtype == "int8" and t.elements == 1:
             if (a, b)[1 - position].elements == out.elements:
                 c.array("_table", 256)
-                c.call("mnmcu_lut_s8_run", "mnmcu_lut_params_t")
+                c.call(f"mnmcu_lut_s8{dsp}_run", "mnmcu_lut_params_t")
                 return
             break
     for t in (a, b):
@@ -316,6 +316,7 @@ def _from_shapes(c: _Constants, graph: Graph, kernels: str, scratch: dict[int, i
     Every convolution is taken to pass :func:`mnmcu.emit.aot.fast_conv`'s range
     check, and every requantisation the fast one's (true of untrained models).
     """
+    dsp = "_dsp" if kernels != "portable" else ""
     for op in graph.ops:
         code = op.opcode
         if code in ("CONV_2D", "DEPTHWISE_CONV_2D"):
@@ -332,7 +333,10 @@ def _from_shapes(c: _Constants, graph: Graph, kernels: str, scratch: dict[int, i
             _binary(c, graph, op, kernels)
         elif code in ("HARD_SWISH", "QUANTIZE", "RELU", "RELU6"):
             c.array("_table", 256)
-            c.call("mnmcu_lut_s8_run", "mnmcu_lut_params_t")
+            c.call(f"mnmcu_lut_s8{dsp}_run", "mnmcu_lut_params_t")
+        elif code == "MEAN":
+            # the fast MEAN's preconditions hold for MobileNets' global pooling
+            c.call(f"mnmcu_mean_s8{dsp}_run", "mnmcu_mean_params_t")
         elif code == "AVERAGE_POOL_2D":
             c.call("mnmcu_avgpool2d_s8_run", "mnmcu_avgpool2d_params_t")
         elif code == "RESHAPE" or code in DYNAMIC_SHAPE_OPS:

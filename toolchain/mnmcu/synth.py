@@ -202,9 +202,19 @@ def _v2(b: _Builder, x: int, alpha: float) -> int:
         x = b.depthwise(x, stride, "SAME")
         x = b.conv(x, out_channels, 1, 1, "NONE", "SAME")
         if in_channels == out_channels and stride == 1:
-            x = b.op("ADD", [inp, x], b.shape(x), fused_activation_function="NONE")
+            x = _residual(b, inp, x)
     last = make_divisible(1280 * alpha) if alpha > 1.0 else 1280
     return b.conv(x, last, 1, 1, "RELU6", "VALID")  # Keras: Conv_1 has default padding
+
+
+def _residual(b: _Builder, inp: int, x: int) -> int:
+    """The block's ADD; on a 1x1 map the converter flattens its second operand first."""
+    _, h, w, c = b.shape(x)
+    if h == w == 1:
+        shape = b.tensor((1,), "int32", const=True)
+        flat = b.op("RESHAPE", [x, shape], (c,))
+        return b.op("ADD", [inp, flat], b.shape(inp), fused_activation_function="NONE")
+    return b.op("ADD", [inp, x], b.shape(x), fused_activation_function="NONE")
 
 
 def _activated(b: _Builder, x: int, hard_swish: bool) -> int:
@@ -213,9 +223,11 @@ def _activated(b: _Builder, x: int, hard_swish: bool) -> int:
 
 def _squeeze_excite(b: _Builder, x: int, filters: int) -> int:
     """Keras V3's SE block: pool, 1x1 ReLU, 1x1 hard-sigmoid (ReLU6, then x 1/6), multiply."""
-    c = b.shape(x)[-1]
-    axes = b.tensor((2,), "int32", const=True)
-    s = b.op("MEAN", [x, axes], (1, 1, 1, c), keep_dims=True)
+    _, h, w, c = b.shape(x)
+    s = x  # the converter drops the pooling of a 1x1 map
+    if (h, w) != (1, 1):
+        axes = b.tensor((2,), "int32", const=True)
+        s = b.op("MEAN", [x, axes], (1, 1, 1, c), keep_dims=True)
     s = b.conv(s, make_divisible(filters * 0.25), 1, 1, "RELU", "SAME")
     s = b.conv(s, filters, 1, 1, "RELU6", "SAME")
     sixth = b.tensor((), const=True)
@@ -238,7 +250,7 @@ def _v3_small(b: _Builder, x: int, alpha: float) -> int:
         out_channels = make_divisible(filters * alpha)
         x = b.conv(x, out_channels, 1, 1, "NONE", "SAME")
         if stride == 1 and in_channels == out_channels:
-            x = b.op("ADD", [inp, x], b.shape(x), fused_activation_function="NONE")
+            x = _residual(b, inp, x)
     last = make_divisible(b.shape(x)[-1] * 6)
     return _activated(b, b.conv(x, last, 1, 1, "NONE", "SAME"), True)
 
