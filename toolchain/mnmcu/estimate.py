@@ -335,7 +335,7 @@ def _from_shapes(c: _Constants, graph: Graph, kernels: str, scratch: dict[int, i
             c.array("_table", 256)
             c.call(f"mnmcu_lut_s8{dsp}_run", "mnmcu_lut_params_t")
         elif code == "MEAN":
-            # the fast MEAN's preconditions hold for MobileNets' global pooling
+            # the fast MEAN, as the generator picks it where the scales allow (see _lowered)
             c.call(f"mnmcu_mean_s8{dsp}_run", "mnmcu_mean_params_t")
         elif code == "AVERAGE_POOL_2D":
             c.call("mnmcu_avgpool2d_s8_run", "mnmcu_avgpool2d_params_t")
