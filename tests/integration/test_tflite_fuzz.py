@@ -35,7 +35,7 @@ from ..conftest import REPO
 from ..tflite_fuzz import Mutator, load_seeds
 from .test_aot import shape_chain_model
 
-MUTANTS = int(os.environ.get("MNMCU_FUZZ_MUTANTS", "20000"))
+MUTANTS = int(os.environ.get("MNMCU_FUZZ_MUTANTS", "10000"))
 EMIT_MUTANTS = int(os.environ.get("MNMCU_FUZZ_EMIT_MUTANTS", "500"))
 MEMORY_LIMIT = 2 << 30
 SEED = 12
