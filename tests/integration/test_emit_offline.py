@@ -44,8 +44,10 @@ def test_pio_run_in_an_emitted_qemu_project_builds_offline(tmp_path: Path) -> No
     assert emitted.returncode == 0, emitted.stderr
     line = emitted.stdout.strip().splitlines()[-1]
     assert "build it with: " in line and "(offline" in line, line
-    command = shlex.split(line.split("build it with: ", 1)[1].split(" (", 1)[0])
+    compile_hint, pio_hint = line.split("build it with: ", 1)[1].split(" (", 1)[0].split(" or ")
+    command = shlex.split(pio_hint)
     assert command[-3:] == ["run", "-d", str(project)]
+    assert shlex.split(compile_hint)[-2:] == ["compile", str(project)]
     assert "core_dir = .pio/core" in (project / "platformio.ini").read_text()
 
     home = tmp_path / "home"
@@ -64,6 +66,19 @@ def test_pio_run_in_an_emitted_qemu_project_builds_offline(tmp_path: Path) -> No
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
         assert "[SUCCESS]" in result.stdout
     assert (project / ".pio" / "build" / "qemu-m4" / "firmware.elf").is_file()
+    # and the other printed command, which also reports the footprint
+    result = subprocess.run(
+        shlex.split(compile_hint),
+        cwd=tmp_path,
+        env=_offline_env(home),
+        capture_output=True,
+        text=True,
+        timeout=PIO_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert result.stdout.startswith("firmware (aot, qemu-m4): flash "), result.stdout
+    assert str(project / ".pio" / "build" / "qemu-m4" / "firmware.elf") in result.stdout
     # nothing went to the clean home's PlatformIO folder: no package, no platform
     platformio_home = home / ".platformio"
     assert not (platformio_home / "packages").exists()

@@ -206,7 +206,13 @@ def test_printed_build_hint_is_quoted(tmp_path: Path) -> None:
     assert len(lines) == 1, result.stdout  # the newline in the path is shown escaped
     hint = lines[0].split("build it with: ", 1)[1]
     pio = ["pio"] if shutil.which("pio") else [sys.executable, "-m", "platformio"]
-    assert hint.startswith(escape.shell_join([*pio, "run", "-d", out.resolve()]) + " (")
+    mnmcu = ["mnmcu"] if shutil.which("mnmcu") else [sys.executable, "-m", "mnmcu"]
+    assert hint.startswith(
+        escape.shell_join([*mnmcu, "compile", out.resolve()])
+        + " or "
+        + escape.shell_join([*pio, "run", "-d", out.resolve()])
+        + " ("
+    )
     assert not (tmp_path / "pwned").exists()
 
 

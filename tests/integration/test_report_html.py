@@ -32,7 +32,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM_INSTALL = "apt-get install -y chromium"
 CHROMIUM_TIMEOUT_S = 120
-FIGURES = ("fig-macs", "fig-activations", "fig-plan", "fig-memory", "fig-confusion")
+FIGURES = ("fig-macs", "fig-activations", "fig-plan", "fig-memory", "fig-training", "fig-confusion")
 
 
 def _image_folder(root: Path) -> Path:
@@ -55,15 +55,15 @@ def _image_folder(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One untrained qemu-m4 build (firmware compiled when arm-none-eabi-gcc is there)."""
+    """One qemu-m4 build, trained for 3 epochs (firmware compiled when arm-none-eabi-gcc is there)."""
     root = tmp_path_factory.mktemp("report")
     data = _image_folder(root / "data")
     build(
         ModelSpec(arch="v1", alpha=0.25, resolution=32, classes=3),
         get_board("qemu-m4"),
         root / "out",
-        TrainOptions(data=str(data)),
-        train_model=False,
+        TrainOptions(data=str(data), epochs=3, batch_size=8),
+        train_model=True,
         representative=8,
         classes_from_data=True,
         compile_firmware=shutil.which("arm-none-eabi-gcc") is not None,
@@ -77,6 +77,29 @@ def test_report_html_is_written_from_report_json(built: Path) -> None:
     assert page == render_report_html(report), "the page is a function of report.json alone"
     assert "http://" not in page.replace("http://www.w3.org/", "")
     assert "<script" not in page
+
+
+def test_training_section_from_train_json(built: Path) -> None:
+    report = json.loads((built / "report.json").read_text())
+    training = report["training"]
+    assert training["epochs_run"] == len(training["history"]) == 3
+    page = (built / REPORT_HTML).read_text(encoding="utf-8")
+    section = page[page.index('<section id="training">') :]
+    section = section[: section.index("</section>")]
+    assert f'data-json="training.best_epoch" data-format="int">{training["best_epoch"]}<' in section
+    assert 'id="fig-training"' in section
+
+
+def test_memory_bars_show_a_small_share_of_a_large_board(built: Path) -> None:
+    """qemu-m4 has 4 MiB of each: the bars are shares of the limit, with the bytes written."""
+    report = json.loads((built / "report.json").read_text())
+    page = (built / REPORT_HTML).read_text(encoding="utf-8")
+    figure = page[page.index('id="fig-memory"') :]
+    figure = figure[: figure.index("</figure>")]
+    assert "of the board" in figure
+    ram = report["analysis"]["estimates"]["aot"]["ram_bytes"]
+    limit = report["board_limits"]["ram_bytes"]
+    assert f"{ram:,} B of {limit:,} B ({100 * ram / limit:.1f}%)" in figure
 
 
 def test_input_channels_read_as_english(built: Path) -> None:

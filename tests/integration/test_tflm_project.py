@@ -626,3 +626,26 @@ def test_project_manifest_names_tflm_kernels(board_id: str, kernels: str, tmp_pa
     assert manifest["runtime"] == "tflm" and manifest["kernels"] == kernels
     assert load_project(tmp_path / "p").kernels == kernels
     assert not any("could not be compiled" in note for note in manifest["notes"])
+
+
+def test_tflm_headers_are_system_headers_for_the_project(
+    int8_models: dict[str, Path], tmp_path: Path
+) -> None:
+    """The pre-build step names every include folder of the library with -isystem.
+
+    The QEMU boards' platform compiles src/ with -Werror, and TFLM's headers
+    have unused parameters: as PlatformIO passes them with -I, a qemu-m4 TFLM
+    project did not compile. GCC treats a folder given by -I and -isystem as
+    a system folder.
+    """
+    from mnmcu.emit.project import emit_project
+
+    info = emit_project(int8_models["v1"], get_board("qemu-m4"), tmp_path, runtime="tflm")
+    assert info.kernels == "cmsis-nn"
+    manifest = json.loads((tmp_path / tflm.TREE_DIR / "library.json").read_text())
+    library = {f.split(None, 1)[1] for f in manifest["build"]["flags"] if f.startswith("-I ")}
+    script = (tmp_path / tflm.PRE_SCRIPT).read_text()
+    (block,) = re.findall(r"^INCLUDES = \((.*?)^\)", script, re.MULTILINE | re.DOTALL)
+    pre = set(re.findall(r'"([^"]*)"', block))
+    assert pre == library | {""}
+    assert 'env.Append(CCFLAGS=["-isystem", str(tree / include)])' in script

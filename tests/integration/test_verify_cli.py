@@ -56,3 +56,67 @@ def test_bench_plan_needs_at_most_0_6_of_the_tflm_arena() -> None:
     assert vww["aot_arena_bytes"] <= 0.6 * vww["tflm_arena_bytes"]
     for r in rows.values():
         assert r["aot_arena_bytes"] < r["tflm_arena_bytes"]
+
+
+@pytest.fixture(scope="module")
+def fc_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three fully connected layers (640 outputs last), full int8, made with TensorFlow.
+
+    LiteRT requantizes FULLY_CONNECTED in double precision, TFLite Micro in fixed
+    point: on this model they differ by one in a few output bytes of some inputs.
+    """
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((8, 8, 10), batch_size=1)
+    x = keras.layers.Flatten()(inputs)
+    x = keras.layers.Dense(256, activation="relu")(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    model = keras.Model(inputs, keras.layers.Dense(640)(x))
+    rng = np.random.default_rng(0)
+
+    def representative():  # type: ignore[no-untyped-def]
+        for _ in range(32):
+            yield [rng.normal(0, 1, (1, 8, 8, 10)).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    path = tmp_path_factory.mktemp("fc") / "fc_stack.tflite"
+    path.write_bytes(converter.convert())
+    return path
+
+
+def test_verify_tells_the_references_apart_from_the_aot_runtime(fc_stack: Path) -> None:
+    args = ("verify", str(fc_stack), "--count", "20", "--no-sanitize", "--layers")
+    result = run_mnmcu(*args, "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    # the AOT runtime follows LiteRT; TFLite Micro differs from both on a few bytes
+    assert report["litert_mismatches"] == 0 and report["tflm_mismatches"] > 0
+    assert report["reference_mismatches"] == report["tflm_mismatches"]
+    assert report["bit_exact"] is True and report["references_agree"] is False
+    # --layers: every input the references disagree on, each split at a FULLY_CONNECTED
+    splits = report["reference_splits"]
+    assert len(splits) == report["reference_mismatch_inputs"] > 1
+    fc_ops = {op.index for op in load_graph(fc_stack).ops if op.opcode == "FULLY_CONNECTED"}
+    assert all(s["layer"]["opcode"] == "FULLY_CONNECTED" for s in splits)
+    assert {s["layer"]["op"] for s in splits} <= fc_ops
+    assert [d["layer"] for d in report["bad_layers"]] == [None]
+
+    text = run_mnmcu(*args)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[1].startswith("the two references disagree: LiteRT and TFLite Micro differ in ")
+    first = splits[0]
+    assert f"  input {first['input']}: op {first['layer']['op']} FULLY_CONNECTED" in lines[2]
+    assert "not the AOT runtime's" in lines[-1]
+
+    # without --layers only the first input the references disagree on is traced
+    brief = json.loads(run_mnmcu(*args[:-1], "--json").stdout)
+    assert brief["reference_splits"] == splits[:1]

@@ -4,9 +4,12 @@ TensorFlow and tflite-micro abort when imported into one process, so
 :mod:`mnmcu.reference` runs this module as a subprocess:
 
     python -m mnmcu._tflm_worker MODEL.tflite [INPUTS.npy OUTPUTS.npy]
+    python -m mnmcu._tflm_worker --tensors MODEL.tflite INPUT.npy TENSORS.npz I,J,...
 
-It prints one JSON line: the arena TFLite Micro allocated (total, head =
-activations, tail = persistent data), as its RecordingMicroAllocator reports.
+The second form runs one input with every tensor preserved and saves the
+tensors named by index (``t<index>`` in the .npz). The first prints one JSON
+line: the arena TFLite Micro allocated (total, head = activations, tail =
+persistent data), as its RecordingMicroAllocator reports.
 With inputs (int8, N x input shape) it runs each and saves the outputs.
 When the runtime refuses the model it prints ``{"error": "..."}`` (one line,
 no traceback) as the last line of stderr instead and exits with status 1.
@@ -36,9 +39,31 @@ def _allocations(interp: object) -> dict[str, int]:
     return found
 
 
+def tensors(argv: list[str]) -> int:
+    """Run one input with every tensor kept; save the ones named."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    model = open(argv[0], "rb").read()
+    interp = runtime.Interpreter.from_bytes(
+        model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
+    )
+    interp.set_input(np.load(argv[1])[None], 0)
+    interp.invoke()
+    wanted = [int(i) for i in argv[3].split(",") if i]
+    values = {}
+    for i in wanted:
+        tensor = interp.GetTensor(i, 0)  # {"dtype", "shape", "tensor_data"}
+        values[f"t{i}"] = np.asarray(tensor["tensor_data"]).reshape(tensor["shape"])
+    np.savez(argv[2], **values)
+    print(json.dumps({"arena": {}}))  # this configuration records no allocations
+    return 0
+
+
 def main(argv: list[str]) -> int:
     from tflite_micro.python.tflite_micro import runtime
 
+    if argv[:1] == ["--tensors"]:
+        return tensors(argv[1:])
     model = open(argv[0], "rb").read()
     interp = runtime.Interpreter.from_bytes(model)
     outputs = []

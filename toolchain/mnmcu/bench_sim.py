@@ -13,6 +13,12 @@ its output channels are computed: a trained model's constant channels
 (:mod:`mnmcu.prune`) are left out or written from a constant, so the MACs the
 firmware computes can be fewer than the model's; both are reported, and
 instructions per MAC always divide by the model's MACs.
+
+With ``compare_tflm`` a third firmware runs the same model on TensorFlow Lite
+Micro with CMSIS-NN (the project ``mnmcu emit --runtime tflm`` writes, its
+library generated from a tflite-micro checkout: ``tflm_sources`` or
+``$MNMCU_TFLM_SOURCES``), measured the same way; its arena is what TFLM's
+``arena_used_bytes()`` reports on the device.
 """
 
 from __future__ import annotations
@@ -45,6 +51,9 @@ _KERNEL_FILE = re.compile(
     r"|elementwise_dsp"
     r"|fully_connected|common)\.c$"
 )
+
+
+_TFLM_ARENA_LINE = re.compile(r"arena_used_bytes (?P<used>\d+) of (?P<total>\d+)")
 
 
 class KernelMismatch(MnmcuError):
@@ -85,6 +94,25 @@ class KernelRun:
     output: tuple[int, ...]
     ok: bool
     kernels_used: tuple[LayerKernel, ...] = ()
+    arena_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class TflmRun:
+    """The same model on TensorFlow Lite Micro with CMSIS-NN, run once in QEMU.
+
+    ``ok`` says whether its output equals LiteRT's (the AOT firmware's
+    reference); TFLM may round a few ops differently, which is reported,
+    not raised. ``arena_used_bytes`` is TFLM's own figure on the device.
+    """
+
+    instructions: int
+    arena_used_bytes: int
+    arena_bytes: int
+    runtime_code_bytes: int
+    model_weights_bytes: int
+    output: tuple[int, ...]
+    ok: bool
 
 
 @dataclass(frozen=True)
@@ -98,6 +126,7 @@ class KernelBench:
     computed_macs: int = 0
     dropped_channels: int = 0
     model_path: str = ""
+    tflm: TflmRun | None = None
 
     @property
     def portable(self) -> KernelRun:
@@ -131,6 +160,14 @@ class KernelBench:
             "runs": [
                 {**asdict(r), "instructions_per_mac": round(self.per_mac(r), 4)} for r in self.runs
             ],
+            "tflm": None
+            if self.tflm is None
+            else {
+                **asdict(self.tflm),
+                "kernels": "tflm+cmsis-nn",
+                "instructions_per_mac": round(self.tflm.instructions / self.macs, 4),
+                "ratio_tflm_over_fast": round(self.tflm.instructions / self.fast.instructions, 4),
+            },
         }
 
 
@@ -241,6 +278,35 @@ def _run(tflite: Path, board: Board, kernels: str, work: Path, core_dir: Path) -
         model_weights_bytes=fp.model_weights_bytes,
         output=run.output,
         ok=run.ok,
+        arena_bytes=fp.arena_bytes,
+    )
+
+
+def _run_tflm(
+    tflite: Path, board: Board, work: Path, core_dir: Path, sources: Path | None
+) -> TflmRun:
+    from mnmcu.build import footprint, pio_run
+    from mnmcu.emit.project import emit_project
+    from mnmcu.sim import run_qemu
+
+    info = emit_project(tflite, board, work / "tflm", runtime="tflm")
+    elf = pio_run(info.project_dir, core_dir=core_dir, tflm_sources=sources)
+    run = run_qemu(board, elf, icount=True)
+    arena = next((m for m in map(_TFLM_ARENA_LINE.search, run.lines) if m), None)
+    if run.instructions is None or arena is None:
+        raise InvalidValue(
+            f"the TFLite Micro firmware reported no instruction count or arena: {run.boot_line}",
+            f"see {run.log_path}",
+        )
+    fp = footprint(elf, info)
+    return TflmRun(
+        instructions=run.instructions,
+        arena_used_bytes=int(arena["used"]),
+        arena_bytes=int(arena["total"]),
+        runtime_code_bytes=fp.runtime_code_bytes,
+        model_weights_bytes=fp.model_weights_bytes,
+        output=run.output,
+        ok=run.ok,
     )
 
 
@@ -250,11 +316,16 @@ def kernel_bench(
     work_dir: Path | None = None,
     progress: Progress | None = None,
     spec: ModelSpec | None = None,
+    compare_tflm: bool = False,
+    tflm_sources: Path | None = None,
 ) -> KernelBench:
     """Build and run the VWW-shape model (or ``tflite``) with portable and fast kernels.
 
     ``spec`` replaces the VWW shape by another untrained model (seeded, so
-    every run converts the same weights).
+    every run converts the same weights). ``compare_tflm`` adds TFLite Micro
+    with CMSIS-NN, its library generated from ``tflm_sources`` (default
+    ``$MNMCU_TFLM_SOURCES``; without either, the project's fetch script clones
+    tflite-micro, which needs the network).
 
     The fast kernel set is the board's default (:func:`mnmcu.emit.aot.board_kernels`).
     Raises :class:`InvalidValue` for a board without a QEMU machine or
@@ -281,7 +352,7 @@ def kernel_bench(
     with tempfile.TemporaryDirectory(prefix="mnmcu-bench-") as tmp:
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        progress.start(f"Benchmarking kernels on {board.id}", 3)
+        progress.start(f"Benchmarking kernels on {board.id}", 4 if compare_tflm else 3)
         untrained = spec or VWW_SPEC
         model_name = untrained.name
         if tflite is None:
@@ -299,6 +370,10 @@ def kernel_bench(
         for kernels in ("portable", fast):
             runs.append(_run(Path(tflite), board, kernels, work, core_dir))
             progress.advance(1, status=kernels)
+        tflm = None
+        if compare_tflm:
+            tflm = _run_tflm(Path(tflite), board, work, core_dir, tflm_sources)
+            progress.advance(1, status="tflm")
         progress.finish()
     return KernelBench(
         board=board.id,
@@ -308,6 +383,7 @@ def kernel_bench(
         computed_macs=computed,
         dropped_channels=pruning.dropped_channels,
         model_path=str(Path(tflite).resolve()) if model_name != untrained.name else "",
+        tflm=tflm,
     )
 
 
@@ -329,6 +405,23 @@ def _stored_constant_macs(pruning: Pruning) -> int:
     return total
 
 
+def comparison_rows(bench: KernelBench, t: TflmRun) -> list[str]:
+    """One row per runtime: AOT portable, AOT fast, TFLite Micro + CMSIS-NN."""
+    header = (
+        f"{'runtime':24}{'instructions':>14}{'per MAC':>9}{'vs fast':>9}"
+        f"{'arena (B)':>11}{'code (B)':>10}  equals reference"
+    )
+    rows = [(f"aot {r.kernels}", r.instructions, r.arena_bytes, r.runtime_code_bytes, r.ok)
+            for r in bench.runs]  # fmt: skip
+    rows.append(("tflm+cmsis-nn", t.instructions, t.arena_used_bytes, t.runtime_code_bytes, t.ok))
+    return [header] + [
+        f"{name:24}{insns:>14,}{insns / bench.macs:>9.2f}"
+        f"{insns / bench.fast.instructions:>8.2f}x{arena:>11,}{code:>10,}  "
+        + ("yes" if ok else "NO")
+        for name, insns, arena, code, ok in rows
+    ]
+
+
 def report_lines(bench: KernelBench) -> list[str]:
     """The benchmark as text: totals, per-MAC figures, ratio, per-layer counts, code sizes."""
     kinds = [r.kernels for r in bench.runs]
@@ -345,23 +438,61 @@ def report_lines(bench: KernelBench) -> list[str]:
             f"computes {bench.computed_macs:,} of the model's MACs "
             f"({100 * bench.computed_macs / bench.macs:.1f}%); per MAC divides by the model's."
         )
+    t = bench.tflm
+    if t is not None:
+        lines += ["", *comparison_rows(bench, t)]
+
+    def row(label: str, aot: Sequence[str], tflm: str) -> str:
+        cells = [*aot, tflm] if t is not None else list(aot)
+        return f"{label:28}" + "".join(f"{c:>14}" for c in cells)
+
+    def yes(ok: bool) -> str:
+        return "yes" if ok else "NO"
+
     lines += [
         "",
-        f"{'':28}" + "".join(f"{k:>14}" for k in kinds),
-        f"{'instructions per inference':28}"
-        + "".join(f"{r.instructions:>14,}" for r in bench.runs),
-        f"{'instructions per MAC':28}" + "".join(f"{bench.per_mac(r):>14.2f}" for r in bench.runs),
-        f"{'kernel code (bytes)':28}" + "".join(f"{r.kernel_code_bytes:>14,}" for r in bench.runs),
-        f"{'runtime code (bytes)':28}"
-        + "".join(f"{r.runtime_code_bytes:>14,}" for r in bench.runs),
-        f"{'model constants (bytes)':28}"
-        + "".join(f"{r.model_weights_bytes:>14,}" for r in bench.runs),
-        f"{'output equals reference':28}"
-        + "".join(f"{('yes' if r.ok else 'NO'):>14}" for r in bench.runs),
+        row("", kinds, "tflm+cmsis-nn"),
+        row(
+            "instructions per inference",
+            [f"{r.instructions:,}" for r in bench.runs],
+            f"{t.instructions:,}" if t else "",
+        ),
+        row(
+            "instructions per MAC",
+            [f"{bench.per_mac(r):.2f}" for r in bench.runs],
+            f"{t.instructions / bench.macs:.2f}" if t else "",
+        ),
+        row("kernel code (bytes)", [f"{r.kernel_code_bytes:,}" for r in bench.runs], "-"),
+        row(
+            "runtime code (bytes)",
+            [f"{r.runtime_code_bytes:,}" for r in bench.runs],
+            f"{t.runtime_code_bytes:,}" if t else "",
+        ),
+        row(
+            "model constants (bytes)",
+            [f"{r.model_weights_bytes:,}" for r in bench.runs],
+            f"{t.model_weights_bytes:,}" if t else "",
+        ),
+        row(
+            "tensor arena (bytes)",
+            [f"{r.arena_bytes:,}" for r in bench.runs],
+            f"{t.arena_used_bytes:,}" if t else "",
+        ),
+        row("output equals reference", [yes(r.ok) for r in bench.runs], yes(t.ok) if t else ""),
         "",
         f"ratio {bench.fast.kernels}/{bench.portable.kernels} (instructions): {bench.ratio:.3f}",
         f"kernel code {bench.fast.kernels} - {bench.portable.kernels}: {kernel_delta:+,} bytes; "
         f"runtime code: {runtime_delta:+,} bytes",
+        *(
+            [
+                f"ratio tflm+cmsis-nn/{bench.fast.kernels} (instructions): "
+                f"{t.instructions / bench.fast.instructions:.3f}; TFLM's arena is its "
+                f"arena_used_bytes() on the device (of {t.arena_bytes:,} B allocated), the "
+                "AOT arena its static plan",
+            ]
+            if t is not None
+            else []
+        ),
         "",
         "Per op type (instructions, share of the fast run):",
     ]

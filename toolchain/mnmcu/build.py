@@ -6,6 +6,10 @@
   put PlatformIO's ``tool-scons`` there, so nothing is downloaded. A board
   whose platform PlatformIO would have to download raises
   :class:`PlatformMissing` with the command that fetches it.
+  A project that compiles TensorFlow Lite Micro shares PlatformIO's build
+  cache (:func:`build_cache_dir`), so its library is compiled once per
+  commit and flags, not once per project; ``tflm_sources`` names the
+  tflite-micro checkout its pre-build step copies the library from.
 * :func:`footprint` reads the ELF: flash (text + rodata + data) and RAM
   (data + bss + stack reserve), split into model weights, runtime code and
   arena.
@@ -34,6 +38,10 @@ from mnmcu.provision import PIOPM, provision_offline
 
 PIO_RUN_TIMEOUT_S = 900.0
 """Time allowed for one ``pio run`` (a first build of a large model included)."""
+TFLM_PIO_RUN_TIMEOUT_S = 3600.0
+"""Time allowed when the project compiles TensorFlow Lite Micro (about 300 sources)."""
+TFLM_TREE = Path("lib") / "tflite-micro"
+"""Where a TFLite Micro project keeps the library (see :mod:`mnmcu.emit.tflm`)."""
 
 
 # Output of a pio run that wanted to download something.
@@ -68,6 +76,21 @@ def default_core_dir(project_dir: Path) -> Path:
     if configured:
         return Path(configured)
     return Path(project_dir).resolve() / PROJECT_CORE_DIR
+
+
+def build_cache_dir() -> Path:
+    """PlatformIO's object cache for TFLM projects: ``$PLATFORMIO_BUILD_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/mnmcu/pio-build-cache`` (``~/.cache/...``).
+
+    PlatformIO keys each object by its sources' contents and its command
+    (include paths aside), so projects in different folders share objects
+    built from the same TFLM commit with the same flags.
+    """
+    configured = os.environ.get("PLATFORMIO_BUILD_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mnmcu" / "pio-build-cache"
 
 
 def pio_environment(core_dir: Path) -> dict[str, str]:
@@ -198,11 +221,15 @@ def pio_run(
     timeout: float = PIO_RUN_TIMEOUT_S,
     progress: Progress | None = None,
     core_dir: Path | None = None,
+    tflm_sources: Path | None = None,
 ) -> Path:
     """Run ``pio run`` on ``project_dir`` offline; return the firmware ELF's path.
 
     ``env`` defaults to the project's default environment; ``core_dir`` to
-    :func:`default_core_dir`. ``tool-scons`` is provisioned there first.
+    :func:`default_core_dir`. ``tool-scons`` is provisioned there first. A
+    project with ``lib/tflite-micro`` builds with :func:`build_cache_dir` and
+    a longer timeout; ``tflm_sources`` (default ``$MNMCU_TFLM_SOURCES``) is
+    the tflite-micro checkout its pre-build step generates the library from.
     Raises :class:`PlatformMissing` when PlatformIO would have to download
     the board's platform (or its packages), :class:`BuildFailed` on a
     compile or link error, :class:`ToolMissing` when the toolchain is absent.
@@ -222,9 +249,15 @@ def pio_run(
             "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
         )
     cmd = pio_command("run", "-d", project_dir, "-e", env_name)
+    environment = pio_environment(core)
+    if (project_dir / TFLM_TREE).is_dir():
+        environment["PLATFORMIO_BUILD_CACHE_DIR"] = str(build_cache_dir())
+        timeout = max(timeout, TFLM_PIO_RUN_TIMEOUT_S)
+        if tflm_sources is not None:
+            environment["MNMCU_TFLM_SOURCES"] = str(Path(tflm_sources).resolve())
     progress.start(f"pio run ({env_name})", None)
     try:
-        proc = run_command(cmd, timeout=timeout, env=pio_environment(core))
+        proc = run_command(cmd, timeout=timeout, env=environment)
     except CommandFailed as exc:
         if _DOWNLOAD_FAILURE.search(exc.message):
             raise PlatformMissing(
@@ -358,6 +391,7 @@ def footprint(elf_path: Path, project: ProjectInfo | Path | None = None) -> Foot
     info = load_project(project) if isinstance(project, Path) else project
     model_files = {Path(p).name for p in info.model_sources} if info else set()
     arena_names = set(info.arena_symbols) if info else set()
+    model_names = set(info.model_symbols) if info else set()
     try:
         stream = Path(elf_path).open("rb")
     except OSError as exc:
@@ -389,7 +423,7 @@ def footprint(elf_path: Path, project: ProjectInfo | Path | None = None) -> Foot
         in_flash = sym_kind in ("rodata", "data")
         if sym.name in SAMPLE_SYMBOLS and in_flash:
             sample += size
-        elif source in model_files and in_flash:
+        elif (source in model_files or sym.name in model_names) and in_flash:
             weights += size
         elif sym_kind in ("bss", "data") and sym.name in arena_names:
             arena += size

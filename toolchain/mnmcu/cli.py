@@ -404,6 +404,13 @@ def analyze(tflite: Path, board: str | None, as_json: bool) -> None:
     help="Output folder (default: build/<model>-<board>).",
 )
 @click.option("--force", is_flag=True, help="Write into an output folder that holds files.")
+@click.option(
+    "--tflite",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="An int8 .tflite made elsewhere: skip the model, training and quantization stages "
+    "and build its firmware and reports (no model or training option with it).",
+)
 def build(
     board: str,
     arch: str,
@@ -427,12 +434,14 @@ def build(
     representative: int,
     out: Path | None,
     force: bool,
+    tflite: Path | None,
 ) -> None:
     """Build, train, quantize and analyse a MobileNet, then its firmware for --board.
 
     Everything goes into one folder: the Keras model, model_int8.tflite,
     report.json and, for boards with a PlatformIO environment, the firmware
-    project (firmware/) built with `pio run`.
+    project (firmware/) built with `pio run`. With --tflite, a model made
+    elsewhere goes straight to analysis, firmware and reports.
     """
     from mnmcu.boards import get_board
     from mnmcu.console import err
@@ -441,14 +450,28 @@ def build(
     from mnmcu.render import analysis_tables
 
     b = get_board(board)
-    if "auto" in (alpha, rho):
-        alpha, rho, resolution = _auto_size(b, arch, alpha, rho, resolution, classes, runtime)
-    spec = _spec_from_flags(arch, alpha, rho, resolution, classes or "2", grayscale, pretrained)
-    out = out or Path("build") / f"{spec.name}-{b.id}"
 
     def on_stage(name: str, seconds: float) -> None:
         err.print(f"[green]done[/] {name} in {seconds:.1f} s", highlight=False)
 
+    if tflite is not None:
+        _refuse_model_options(click.get_current_context(), "--tflite")
+        from mnmcu.pipeline import deploy
+
+        out = out or Path("build") / f"{Path(tflite).stem}-{b.id}"
+        result = deploy(
+            tflite, b, out, runtime=runtime, force=force, progress=_progress(),
+            on_stage=on_stage, compile_firmware=not no_compile, bare_metal=bare_metal,
+        )  # fmt: skip
+        analysis_tables(result.analysis, b, layers=False)
+        _print_firmware(result.report)
+        total = sum(result.report["stage_seconds"].values())
+        click.echo(f"{visible(str(out / REPORT_FILE))} written; total {total:.1f} s")
+        return
+    if "auto" in (alpha, rho):
+        alpha, rho, resolution = _auto_size(b, arch, alpha, rho, resolution, classes, runtime)
+    spec = _spec_from_flags(arch, alpha, rho, resolution, classes or "2", grayscale, pretrained)
+    out = out or Path("build") / f"{spec.name}-{b.id}"
     result = build_fn(
         spec,
         b,
@@ -472,6 +495,33 @@ def build(
         f"top-1 on {acc['images']} held-out images: float {100 * acc['float']:.1f}%, "
         f"int8 {100 * acc['int8']:.1f}%, agreement {100 * acc['agreement']:.1f}%"
     )
+    _print_firmware(report)
+    click.echo(f"{visible(str(out / REPORT_FILE))} written; total {total:.1f} s")
+
+
+# build's options that make, train or quantize a model (none applies to --tflite).
+_MODEL_OPTIONS = (
+    "arch", "alpha", "rho", "resolution", "grayscale", "pretrained", "classes", "data",
+    "epochs", "batch_size", "lr", "patience", "seed", "augment", "no_train", "representative",
+)  # fmt: skip
+
+
+def _refuse_model_options(ctx: click.Context, option: str) -> None:
+    """One clear line when a model or training option comes with ``option``."""
+    given = [
+        "--" + name.replace("_", "-")
+        for name in _MODEL_OPTIONS
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE
+    ]
+    if given:
+        raise InvalidValue(
+            f"{', '.join(given)} cannot be used with {option}: the model is already built",
+            f"leave {'them' if len(given) > 1 else 'it'} out, or build a model without {option}",
+        )
+
+
+def _print_firmware(report: dict[str, Any]) -> None:
+    """The firmware's footprint and the estimate beside it, as build prints them."""
     fw = report.get("firmware")
     if fw and fw.get("footprint"):
         fp = fw["footprint"]
@@ -480,7 +530,7 @@ def build(
             f"{fp['model_weights_bytes']:,}, runtime code {fp['runtime_code_bytes']:,}, sample "
             f"{fp['sample_data_bytes']:,}); RAM {fp['ram_bytes']:,} B (arena "
             f"{fp['arena_bytes']:,}, stack {fp['stack_bytes']:,}, other "
-            f"{fp['other_data_bss_bytes']:,}); {fw['elf']}"
+            f"{fp['other_data_bss_bytes']:,}); {visible(str(fw['elf']))}"
         )
         est = fw.get("estimate")
         if est:
@@ -490,8 +540,7 @@ def build(
                 f"({est['ram_difference_bytes']:+,} B)"
             )
     elif fw:
-        click.echo(f"firmware project ({fw['runtime']}): {fw['project']}")
-    click.echo(f"{out / REPORT_FILE} written; total {total:.1f} s")
+        click.echo(f"firmware project ({fw['runtime']}): {visible(str(fw['project']))}")
 
 
 @cli.command()
@@ -549,12 +598,15 @@ def verify(
     else:
         kinds = ", ".join(f"{v} {k}" for k, v in result.input_kinds.items() if v)
         click.echo(
-            f"{tflite}: {result.ops} ops, arena {result.arena_bytes:,} B; {result.inputs} inputs "
+            f"{visible(str(tflite))}: {result.ops} ops, arena {result.arena_bytes:,} B; "
+            f"{result.inputs} inputs "
             f"({kinds}); output bytes differing from LiteRT reference: "
             f"{result.litert_mismatches}, from TFLite Micro: {result.tflm_mismatches}"
             + (f"; {result.layers_compared} layers compared" if result.layers_compared else "")
             + ("; ASan/UBSan clean" if result.sanitized else "")
         )
+        for line in _verify_lines(result):
+            click.echo(line)
     if not result.bit_exact:
         where = ""
         if result.first_bad_layer is not None:
@@ -563,7 +615,50 @@ def verify(
                 f"; first differing layer: op {b.op} {b.opcode} ({b.differing_bytes} bytes, "
                 f"max difference {b.max_abs_diff})"
             )
-        raise MnmcuError(f"the AOT runtime is not bit-exact on {tflite}{where}")
+        raise MnmcuError(
+            f"the AOT runtime is not bit-exact on {visible(str(tflite))}: it differs from "
+            f"LiteRT{'' if result.references_agree else ' and from TFLite Micro'}{where}"
+        )
+
+
+_MAX_INPUT_LINES = 10
+
+
+def _layer_text(d: Any) -> str:
+    """One input's first differing op, for verify's lines."""
+    if d.layer is None:
+        return f"input {d.input}: no intermediate tensor differs, only the output"
+    b = d.layer
+    return (
+        f"input {d.input}: op {b.op} {b.opcode} (tensor {b.tensor}, {b.differing_bytes} bytes, "
+        f"max difference {b.max_abs_diff})"
+    )
+
+
+def _verify_lines(result: Any) -> list[str]:
+    """What verify found beyond the counts: where the references part, where AOT differs."""
+    lines = []
+    if result.reference_mismatches > 0:
+        lines.append(
+            f"the two references disagree: LiteRT and TFLite Micro differ in "
+            f"{result.reference_mismatches} output bytes of {result.reference_mismatch_inputs} "
+            "inputs; their tensors first differ at"
+        )
+        lines += [f"  {_layer_text(d)}" for d in result.reference_splits[:_MAX_INPUT_LINES]]
+        if len(result.reference_splits) > _MAX_INPUT_LINES:
+            lines.append(f"  ... and {len(result.reference_splits) - _MAX_INPUT_LINES} more")
+        if result.litert_mismatches == 0:
+            lines.append(
+                "the AOT runtime equals LiteRT on every output byte: the differences from "
+                "TFLite Micro are the references', not the AOT runtime's"
+            )
+    bad = [d for d in result.bad_layers if result.litert_mismatches or d.layer is not None]
+    if bad:
+        lines.append("the AOT runtime's tensors first differ from LiteRT's at")
+        lines += [f"  {_layer_text(d)}" for d in bad[:_MAX_INPUT_LINES]]
+        if len(bad) > _MAX_INPUT_LINES:
+            lines.append(f"  ... and {len(bad) - _MAX_INPUT_LINES} more")
+    return lines
 
 
 def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
@@ -601,6 +696,22 @@ def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
 )
 @click.option("--alpha", type=float, default=None, help="With --arch: width multiplier.")
 @click.option("--resolution", type=int, default=None, help="With --arch: input size (pixels).")
+@click.option(
+    "--compare",
+    type=click.Choice(["tflm"]),
+    default=None,
+    help="With --board: also build and run the model on TensorFlow Lite Micro with CMSIS-NN "
+    "(its library comes from --tflm-sources).",
+)
+@click.option(
+    "--tflm-sources",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="MNMCU_TFLM_SOURCES",
+    default=None,
+    help="A tflite-micro checkout at the pinned commit with its Makefile downloads in place "
+    "(see the README, 'TensorFlow Lite Micro sources'); default $MNMCU_TFLM_SOURCES. "
+    "Without it, --compare tflm clones tflite-micro (network needed).",
+)
 def bench(
     as_json: bool,
     board: str | None,
@@ -608,13 +719,18 @@ def bench(
     arch: str | None,
     alpha: float | None,
     resolution: int | None,
+    compare: str | None,
+    tflm_sources: Path | None,
 ) -> None:
     """Compare the AOT memory plan with TFLite Micro's arena on reference models.
 
     With --board, build a model (--model, or the VWW-shape one) with the
     portable and with the fast kernels and count their instructions in QEMU
     instead: per inference, per MAC, per op type and per layer, with each
-    convolution's kernel and the channels it computes.
+    convolution's kernel and the channels it computes. --compare tflm adds
+    TensorFlow Lite Micro with CMSIS-NN, built and run the same way (its
+    first build compiles about 300 TFLM sources: 15 minutes on 2 cores;
+    later runs take them from PlatformIO's build cache).
     """
     from rich.table import Table
 
@@ -634,15 +750,24 @@ def bench(
             raise InvalidValue(
                 "--alpha and --resolution need --arch", "add --arch v1, v2 or v3-small"
             )
-        result = kernel_bench(get_board(board), model_path, progress=_progress(), spec=spec)
+        result = kernel_bench(
+            get_board(board),
+            model_path,
+            progress=_progress(),
+            spec=spec,
+            compare_tflm=compare == "tflm",
+            tflm_sources=tflm_sources,
+        )
         text = (
             json.dumps(result.to_dict(), indent=2) if as_json else "\n".join(report_lines(result))
         )
         click.echo(text)
         return
 
-    if model_path is not None or arch is not None:
-        raise InvalidValue("--model and --arch need --board", "add --board qemu-m4 (or qemu-m55)")
+    if model_path is not None or arch is not None or compare is not None:
+        raise InvalidValue(
+            "--model, --arch and --compare need --board", "add --board qemu-m4 (or qemu-m55)"
+        )
     rows = memory_bench(progress=_progress())
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in rows], indent=2))
@@ -720,9 +845,47 @@ def emit(
     )
     click.echo(
         f"{visible(str(info.project_dir))}: PlatformIO project for {b.id} ({info.runtime}); "
-        "build it with: "
+        f"build it with: {shell_join([*_mnmcu(), 'compile', info.project_dir])} or "
         f"{shell_join([*_pio(), 'run', '-d', info.project_dir])} ({where})"
     )
+
+
+@cli.command(name="compile")
+@click.argument("project", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--tflm-sources",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    envvar="MNMCU_TFLM_SOURCES",
+    default=None,
+    help="For a TFLite Micro project: a tflite-micro checkout to generate lib/tflite-micro "
+    "from (README, 'TensorFlow Lite Micro sources'); default $MNMCU_TFLM_SOURCES.",
+)
+def compile_project(project: Path, tflm_sources: Path | None) -> None:
+    """Build a project 'mnmcu emit' wrote (offline where its platform is local).
+
+    Prints the firmware's flash and RAM from its ELF, split into model,
+    runtime code and arena as 'mnmcu build' reports them.
+    """
+    from mnmcu.build import footprint, pio_run
+    from mnmcu.emit.project import load_project
+
+    info = load_project(project)
+    elf = pio_run(project, progress=_progress(), tflm_sources=tflm_sources)
+    fp = footprint(elf, info)
+    click.echo(
+        f"firmware ({visible(info.runtime)}, {visible(info.board_id)}): flash "
+        f"{fp.flash_bytes:,} B (model "
+        f"{fp.model_weights_bytes:,}, runtime code {fp.runtime_code_bytes:,}, sample "
+        f"{fp.sample_data_bytes:,}); RAM {fp.ram_bytes:,} B (arena {fp.arena_bytes:,}, stack "
+        f"{fp.stack_bytes:,}, other {fp.other_data_bss_bytes:,}); {visible(str(elf))}"
+    )
+
+
+def _mnmcu() -> list[str]:
+    """How to run mnmcu here: ``mnmcu`` when it is on PATH, else this Python's module."""
+    import shutil
+
+    return ["mnmcu"] if shutil.which("mnmcu") else [sys.executable, "-m", "mnmcu"]
 
 
 def _pio() -> list[str]:

@@ -341,33 +341,33 @@ def emit_firmware(
     out: Path,
     board: Board,
     runtime: str | None = None,
-    dataset: Any = None,
+    class_names: tuple[str, ...] = (),
+    sample: tuple[Any, str] | None = None,
     force: bool = True,
     bare_metal: bool = False,
 ) -> Any:
     """Write the PlatformIO project for the model in ``out`` into ``out/firmware``.
 
-    The embedded sample is the first held-out image of ``dataset`` when given,
-    and the project's README and sources say so.
+    ``sample`` is a float image batch of one and a description of where it
+    comes from (the first held-out image): the project embeds it, and its
+    README and sources say so; without it the project's default sample.
     """
     from mnmcu.emit.project import emit_project
     from mnmcu.provision import provision_project
     from mnmcu.quantize import quantize_input
 
-    spec = load_spec(out)
     tflite = out / TFLITE_FILE
-    sample = source = None
-    if dataset is not None and len(dataset.x_val):
-        sample = quantize_input(dataset.x_val[:1], load_graph(tflite))[0]
-        label = dataset.class_names[int(dataset.y_val[0])]
-        source = f"the first held-out image of {dataset.source}, class {label}"
+    image = source = None
+    if sample is not None:
+        image = quantize_input(sample[0], load_graph(tflite))[0]
+        source = sample[1]
     info = emit_project(
         tflite,
         board,
         out / FIRMWARE_DIR,
         runtime=runtime,
-        sample=sample,
-        class_names=spec.class_names,
+        sample=image,
+        class_names=class_names,
         force=force,
         bare_metal=bare_metal,
         sample_source=source,
@@ -521,7 +521,6 @@ def _build_into(
         )
     with times.stage("analyze"):
         analysis = analyze_file(out / TFLITE_FILE, board)
-    firmware: dict[str, Any] | None = None
     report = {
         "mnmcu_version": __version__,
         "board": board.id,
@@ -538,15 +537,52 @@ def _build_into(
         "tflite_sha256": quant["tflite_sha256"],
         "accuracy": quant["accuracy"],
         "training": train_summary,
-        "analysis": analysis.to_dict(),
-        "firmware": firmware,
-        "stage_seconds": times.seconds,
-        "board_limits": {
-            "flash_bytes": board.memory.flash_bytes,
-            "ram_bytes": board.memory.ram_bytes,
-        },
-        "memory_plan": _aot_plan(out / TFLITE_FILE, board),
     }
+    sample = None
+    if dataset is not None and len(dataset.x_val):
+        label = dataset.class_names[int(dataset.y_val[0])]
+        sample = (
+            dataset.x_val[:1],
+            f"the first held-out image of {dataset.source}, class {label}",
+        )
+    return _firmware_into(
+        folder, board, analysis, report, runtime, spec.class_names, sample,
+        compile_firmware, bare_metal, times, progress,
+    )  # fmt: skip
+
+
+def _firmware_into(
+    folder: OutputFolder,
+    board: Board,
+    analysis: Analysis,
+    report: dict[str, Any],
+    runtime: str | None,
+    class_names: tuple[str, ...],
+    sample: tuple[Any, str] | None,
+    compile_firmware: bool,
+    bare_metal: bool,
+    times: StageTimes,
+    progress: Progress,
+) -> BuildResult:
+    """Complete ``report`` with the analysis, emit and compile the firmware, write the reports.
+
+    ``sample`` is a float image batch of one and where it comes from, or None
+    (the project's default sample).
+    """
+    out = folder.path
+    firmware: dict[str, Any] | None = None
+    report.update(
+        {
+            "analysis": analysis.to_dict(),
+            "firmware": firmware,
+            "stage_seconds": times.seconds,
+            "board_limits": {
+                "flash_bytes": board.memory.flash_bytes,
+                "ram_bytes": board.memory.ram_bytes,
+            },
+            "memory_plan": _aot_plan(out / TFLITE_FILE, board),
+        }
+    )
 
     def write_reports(html: bool = True) -> None:
         folder.write_json(REPORT_FILE, report)
@@ -557,7 +593,7 @@ def _build_into(
     if board.platformio is not None:
         report["firmware"] = firmware = {}
         with times.stage("emit"):
-            project = emit_firmware(out, board, runtime, dataset, bare_metal=bare_metal)
+            project = emit_firmware(out, board, runtime, class_names, sample, bare_metal=bare_metal)
             firmware["project"] = str(project.project_dir)
             firmware["runtime"] = project.runtime
         if compile_firmware:
@@ -579,6 +615,70 @@ def _build_into(
                     firmware["estimate"] = estimate_against(est, fp.flash_bytes, fp.ram_bytes)
     write_reports()
     return BuildResult(report, analysis)
+
+
+def deploy(
+    tflite: Path,
+    board: Board,
+    out: Path,
+    runtime: str | None = None,
+    force: bool = False,
+    progress: Progress | None = None,
+    on_stage: Callable[[str, float], None] | None = None,
+    compile_firmware: bool = True,
+    bare_metal: bool = False,
+) -> BuildResult:
+    """``mnmcu build --tflite``: firmware and reports for an int8 ``.tflite`` made elsewhere.
+
+    No model, training or quantization stage: the model is checked (the ops
+    mnmcu runs, full int8, batch 1), copied into ``out`` as
+    ``model_int8.tflite``, analysed, emitted and compiled as ``build`` does;
+    ``report.json`` has no accuracy or training (``None``) and names the
+    source file. The embedded sample is the project's default one.
+    """
+    from mnmcu.graph import check_int8_mobilenet
+    from mnmcu.validate import check_single_image
+
+    if bare_metal:
+        board.bare_metal()
+    graph = load_graph(tflite)
+    check_int8_mobilenet(graph)
+    check_single_image(graph)
+    try:
+        data = Path(tflite).read_bytes()
+    except OSError as exc:
+        raise InvalidValue(f"cannot read {tflite} ({exc.strerror})") from None
+    times = StageTimes(on_stage=on_stage)
+    with output_folder(out, force, "mnmcu build") as folder:
+        folder.check_writable([TFLITE_FILE, REPORT_FILE, REPORT_HTML])
+        if board.platformio is not None:
+            _check_firmware_folder(out / FIRMWARE_DIR, force)
+        with times.stage("analyze"):
+            folder.write(TFLITE_FILE, data)
+            analysis = analyze_file(folder.path / TFLITE_FILE, board)
+        shape = graph.input.shape
+        report: dict[str, Any] = {
+            "mnmcu_version": __version__,
+            "board": board.id,
+            "source_tflite": Path(tflite).name,
+            "arch": None,
+            "alpha": None,
+            "resolution": int(shape[1]) if len(shape) == 4 and shape[1] == shape[2] else None,
+            "channels": int(shape[-1]) if len(shape) == 4 else None,
+            "classes": int(graph.output.shape[-1]),
+            "class_names": [],
+            "params": analysis.params,
+            "macs": analysis.macs,
+            "tflite": TFLITE_FILE,
+            "tflite_bytes": analysis.tflite_bytes,
+            "tflite_sha256": sha256_bytes(data),
+            "accuracy": None,
+            "training": None,
+        }
+        return _firmware_into(
+            folder, board, analysis, report, runtime, (), None, compile_firmware, bare_metal,
+            times, progress or NullProgress(),
+        )  # fmt: skip
 
 
 def _aot_plan(tflite: Path, board: Board) -> dict[str, object]:

@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +96,29 @@ def tflm_run(
         outputs = np.load(Path(tmp) / "out.npy") if inputs is not None else None
     arena = report["arena"]
     return TflmRun(outputs, arena.get("total", 0), arena.get("head", 0), arena.get("tail", 0))
+
+
+def tflm_intermediates(
+    model: Path, x: np.ndarray, tensors: Sequence[int], timeout: float | None = None
+) -> dict[int, np.ndarray]:
+    """The tflite-micro runtime's value of each of ``tensors`` after running input ``x``.
+
+    Runs with TFLite Micro's kPreserveAllTensors, so no tensor's memory is
+    reused by a later one.
+    """
+    with tempfile.TemporaryDirectory(prefix="mnmcu-tflm-") as tmp:
+        np.save(Path(tmp) / "in.npy", x)
+        out = Path(tmp) / "tensors.npz"
+        cmd = [
+            sys.executable, "-m", "mnmcu._tflm_worker", "--tensors", str(model),
+            str(Path(tmp) / "in.npy"), str(out), ",".join(str(int(t)) for t in tensors),
+        ]  # fmt: skip
+        try:
+            run_command(cmd, timeout=timeout or TFLM_TIMEOUT_S + TFLM_TIMEOUT_PER_INPUT_S)
+        except CommandFailed as exc:
+            raise _tflm_failure(model, str(exc)) from None
+        with np.load(out) as saved:
+            return {int(key[1:]): saved[key].copy() for key in saved.files}
 
 
 def _tflm_failure(model: Path, failure: str) -> MnmcuError:

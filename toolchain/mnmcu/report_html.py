@@ -116,18 +116,72 @@ def _plan_figure(plan: dict[str, Any], n_ops: int) -> Any:
 
 
 def _memory_figure(rows: Sequence[tuple[str, int, int | None]]) -> Any:
+    """Each figure as a share of its board limit, so that a small model on a board
+    with megabytes still shows a bar; the bytes are written beside it."""
     fig = _new_figure(9, 0.6 + 0.5 * len(rows))
     ax = fig.add_subplot()
     names = [r[0] for r in rows]
-    used = [r[1] for r in rows]
-    limits = [r[2] if r[2] is not None else 0 for r in rows]
-    y = range(len(rows))
-    ax.barh(y, limits, color="#dddddd", label="board limit")
-    ax.barh(y, used, height=0.5, color="#4c72b0", label="needed")
-    ax.set_yticks(list(y), names)
-    ax.set_xlabel("bytes")
+    shares = [100 * used / limit if limit else 0.0 for _, used, limit in rows]
+    top = max([100.0, *shares]) * 1.05
+    y = list(range(len(rows)))
+    ax.barh(y, [100.0 if limit else 0.0 for *_, limit in rows], color="#dddddd",
+            label="board limit")  # fmt: skip
+    ax.barh(y, shares, height=0.5, color="#4c72b0", label="needed")
+    for i, (_, used, limit) in enumerate(rows):
+        text = f"{used:,} B" + (f" of {limit:,} B ({shares[i]:.1f}%)" if limit else "")
+        ax.text(max(shares[i], 0) + top * 0.01, i, text, va="center", fontsize=8)
+    ax.set_xlim(0, top)
+    ax.set_yticks(y, names)
+    ax.set_xlabel("% of the board's limit")
     ax.legend(loc="lower right")
     return fig
+
+
+def _training_figure(history: Sequence[dict[str, float]], best_epoch: int | None) -> Any:
+    fig = _new_figure(9, 3.0)
+    epochs = list(range(1, len(history) + 1))
+    for i, (metric, label) in enumerate((("loss", "loss"), ("accuracy", "top-1"))):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for key, name in ((metric, "training"), (f"val_{metric}", "held-out")):
+            values = [h.get(key) for h in history]
+            if all(v is not None for v in values):
+                ax.plot(epochs, values, marker="o", markersize=3, label=name)
+        if best_epoch:
+            ax.axvline(best_epoch, color="#888888", linestyle="--", linewidth=1,
+                       label="kept (best held-out)")  # fmt: skip
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _training(report: dict[str, Any]) -> str:
+    """Epochs, best epoch, time and the curves of train.json, when the model was trained."""
+    training = report.get("training")
+    if not isinstance(training, dict):
+        return ""
+    history = [h for h in training.get("history") or [] if isinstance(h, dict)]
+    rows = [
+        ("epochs run", num("training.epochs_run", training.get("epochs_run"))),
+        ("kept epoch (best held-out)", num("training.best_epoch", training.get("best_epoch"))),
+        ("stopped early", html.escape("yes" if training.get("stopped_early") else "no")),
+        ("training time", num("training.seconds", training.get("seconds"), "text", unit="s")),
+        ("training / held-out images",
+         num("training.train_images", training.get("train_images")) + " / "
+         + num("training.val_images", training.get("val_images"))),
+    ]  # fmt: skip
+    table = "<table>" + "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in rows) + "</table>"
+    figure = ""
+    if history:
+        best = training.get("best_epoch")
+        figure = _figure(
+            "fig-training",
+            "Training curves: loss and top-1 per epoch, on the training and held-out images",
+            _training_figure(history, best if isinstance(best, int) else None),
+        )
+    return f'<section id="training"><h2>Training</h2>{table}{figure}</section>'
 
 
 def _confusion_figure(matrices: Sequence[tuple[str, list[list[int]]]], names: list[str]) -> Any:
@@ -151,16 +205,27 @@ def _confusion_figure(matrices: Sequence[tuple[str, list[list[int]]]], names: li
 
 
 def _summary(report: dict[str, Any]) -> str:
+    source = report.get("source_tflite")
+    model_rows = (
+        [("model", html.escape(f"{source} (built elsewhere, mnmcu build --tflite)"))]
+        if source
+        else [
+            ("architecture", html.escape(str(report.get("arch")))),
+            ("alpha", num("alpha", report.get("alpha"), "text")),
+        ]
+    )
+    shape = (report.get("analysis") or {}).get("input_shape")
     rows = [
         ("board", html.escape(str(report.get("board")))),
-        ("architecture", html.escape(str(report.get("arch")))),
-        ("alpha", num("alpha", report.get("alpha"), "text")),
+        *model_rows,
         (
             "input",
             num("resolution", report.get("resolution"))
             + " px square, "
             + num("channels", report.get("channels"))
-            + (" channel" if report.get("channels") == 1 else " channels"),
+            + (" channel" if report.get("channels") == 1 else " channels")
+            if report.get("resolution") is not None or not shape
+            else html.escape(" x ".join(str(d) for d in shape)),
         ),
         ("classes", num("classes", report.get("classes"))),
         ("parameters", num("params", report.get("params"))),
@@ -262,6 +327,12 @@ def _memory(report: dict[str, Any]) -> str:
 
 
 def _accuracy(report: dict[str, Any]) -> str:
+    if report.get("source_tflite"):
+        return (
+            '<section id="accuracy"><h2>Accuracy</h2><p class="note">Not measured: the '
+            "model was built elsewhere (mnmcu build --tflite); 'mnmcu hil --data DIR' "
+            "measures the device's top-1 on labelled images.</p></section>"
+        )
     acc = report.get("accuracy") or {}
     trained = report.get("training") is not None
     note = "" if trained else '<p class="note">The model was not trained (--no-train).</p>'
@@ -324,7 +395,9 @@ def render_report_html(
 ) -> str:
     """The whole page for ``report`` (the dict written to report.json)."""
     title = (
-        f"mnmcu report: {report.get('arch')} alpha {report.get('alpha')} "
+        f"mnmcu report: {report['source_tflite']} on {report.get('board')}"
+        if report.get("source_tflite")
+        else f"mnmcu report: {report.get('arch')} alpha {report.get('alpha')} "
         f"{report.get('resolution')}px on {report.get('board')}"
     )
     body = "".join(
@@ -335,6 +408,7 @@ def render_report_html(
             _layers(report),
             _plan(report),
             _memory(report),
+            _training(report),
             _accuracy(report),
             latency_section(report, profile),
         ]

@@ -68,6 +68,7 @@ _EXTRA_KEYS = frozenset(
         "notes",
         "files",
         "model_sources",
+        "model_symbols",
         "arena_symbols",
         "arena_bytes",
     }
@@ -110,6 +111,8 @@ class ProjectInfo:
     notes: tuple[str, ...] = ()
     kernels: str = "portable"
     profile: bool = False
+    model_symbols: tuple[str, ...] = ()
+    """Global names of model constants (a source's local ones are found by its file)."""
 
     @property
     def build_dir(self) -> Path:
@@ -142,6 +145,7 @@ class ProjectInfo:
             "files": list(self.files),
             "model_sources": list(self.model_sources),
             "arena_symbols": list(self.arena_symbols),
+            "model_symbols": list(self.model_symbols),
             "notes": list(self.notes),
             "kernels": self.kernels,
             "profile": self.profile,
@@ -177,6 +181,7 @@ def load_project(project_dir: Path) -> ProjectInfo:
             files=tuple(str(f) for f in data["files"]),
             model_sources=tuple(str(f) for f in data["model_sources"]),
             arena_symbols=tuple(str(s) for s in data["arena_symbols"]),
+            model_symbols=tuple(str(s) for s in data.get("model_symbols", [])),
             notes=tuple(str(n) for n in data.get("notes", ())),
             kernels=str(data.get("kernels", "portable")),
             profile=bool(data.get("profile", False)),
@@ -333,7 +338,8 @@ def _merge_extras(extras: Any) -> dict[str, Any]:
     lines), ``build_flags`` and ``lib_deps`` (lists of strings), ``notes``
     (README lines), ``files`` (paths it wrote, relative to the project or
     absolute inside it), ``model_sources`` (files whose constants are the
-    model), ``arena_symbols`` (names of the arena) and ``arena_bytes``.
+    model), ``model_symbols`` (global names of model constants), ``arena_symbols``
+    (names of the arena) and ``arena_bytes``.
     """
     if not isinstance(extras, Mapping):
         raise InvalidValue(f"emit_tflm_sources returned {type(extras).__name__}, not a dict")
@@ -344,7 +350,8 @@ def _merge_extras(extras: Any) -> dict[str, Any]:
     options = extras.get("ini_options", {})
     pairs = options.items() if isinstance(options, Mapping) else options
     merged["ini_options"] = [(str(k), str(v)) for k, v in pairs]
-    for key in ("build_flags", "lib_deps", "notes", "files", "model_sources", "arena_symbols"):
+    lists = ("build_flags", "lib_deps", "notes", "files", "model_sources", "model_symbols")
+    for key in (*lists, "arena_symbols"):
         value = extras.get(key, ())
         if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
             raise InvalidValue(f"emit_tflm_sources returned {key}={value!r}, not a list")
@@ -636,6 +643,7 @@ def _generate(
         files=(),
         model_sources=tuple(_relative(Path(p), project_dir) for p in extras["model_sources"]),
         arena_symbols=tuple(extras["arena_symbols"]),
+        model_symbols=tuple(extras.get("model_symbols", ())),
         notes=tuple(extras["notes"]),
         kernels=kernel_set,
         profile=profile and runtime == "aot",

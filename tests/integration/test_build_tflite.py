@@ -1,0 +1,102 @@
+"""``mnmcu build --tflite``: a model made with TensorFlow's converter, not with mnmcu.
+
+Keras's own MobileNetV2 (alpha 0.35, 96x96x3, a 3-class head) goes through
+``tf.lite.TFLiteConverter`` with full int8, then ``mnmcu build --tflite`` for
+qemu-m4 (analysis, firmware, reports; no model, training or quantization
+stage) and ``mnmcu hil`` over QEMU's UART.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ..conftest import require_qemu_tools, run_mnmcu
+
+pytestmark = [pytest.mark.slow]
+
+
+def _smooth(seed: int, size: int) -> np.ndarray:
+    """A blocky random image in [-1, 1] (Keras's MobileNetV2 input range)."""
+    coarse = np.random.default_rng(seed).uniform(-1, 1, (1, 6, 6, 3))
+    return np.kron(coarse, np.ones((1, size // 6, size // 6, 1))).astype(np.float32)
+
+
+def _convert(model, size: int) -> bytes:  # type: ignore[no-untyped-def]
+    import tensorflow as tf
+
+    def representative():  # type: ignore[no-untyped-def]
+        for seed in range(16):
+            yield [_smooth(seed, size)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return converter.convert()
+
+
+@pytest.fixture(scope="module")
+def keras_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((96, 96, 3), batch_size=1)
+    base = keras.applications.MobileNetV2(
+        input_tensor=inputs, alpha=0.35, weights=None, include_top=False, pooling="avg"
+    )
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(base.output))
+    # Untrained, the batch-norm statistics (mean 0, variance 1) leave the output the same
+    # for every input; one image's statistics make it depend on the input.
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.0
+    model(_smooth(100, 96), training=True)
+    path = tmp_path_factory.mktemp("keras") / "keras_mobilenet_v2.tflite"
+    path.write_bytes(_convert(model, 96))
+    return path
+
+
+@pytest.mark.sim
+def test_keras_mobilenet_v2_builds_and_runs_bit_exact(keras_v2: Path, tmp_path: Path) -> None:
+    require_qemu_tools()
+    out = tmp_path / "out"
+    result = run_mnmcu("build", "--tflite", str(keras_v2), "--board", "qemu-m4", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["source_tflite"] == keras_v2.name
+    assert report["accuracy"] is None and report["training"] is None
+    assert (out / "model_int8.tflite").read_bytes() == keras_v2.read_bytes()
+    estimate = report["firmware"]["estimate"]
+    assert abs(estimate["flash_error_percent"]) <= 2.0 and estimate["ram_difference_bytes"] == 0
+    html = (out / "report.html").read_text()
+    assert f"mnmcu report: {keras_v2.name} on qemu-m4" in html
+
+    hil_json = tmp_path / "hil.json"
+    result = run_mnmcu(
+        "hil", "--board", "qemu-m4", "--project", str(out / "firmware"), "--count", "10",
+        "--report", str(hil_json), timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    samples = json.loads(hil_json.read_text())["samples"]
+    assert len(samples) == 10 and all(s["bit_exact"] for s in samples)
+    assert len({tuple(s["output"]) for s in samples}) > 1
+
+
+def test_model_options_are_refused_with_tflite(keras_v2: Path, tmp_path: Path) -> None:
+    result = run_mnmcu(
+        "build", "--tflite", str(keras_v2), "--board", "qemu-m4", "--alpha", "0.5",
+        "--epochs", "3", "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "error: --alpha, --epochs cannot be used with --tflite: the model is already built: "
+        "leave them out, or build a model without --tflite"
+    ]
+    assert not (tmp_path / "out").exists()

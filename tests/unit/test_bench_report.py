@@ -1,0 +1,68 @@
+"""``mnmcu bench --board B --compare tflm``: the figures of three runs side by side."""
+
+from __future__ import annotations
+
+import re
+
+from mnmcu.bench_sim import KernelBench, KernelRun, LayerCount, TflmRun, report_lines
+
+MACS = 1_000_000
+
+
+def run(kernels: str, instructions: int, arena: int) -> KernelRun:
+    return KernelRun(
+        kernels=kernels,
+        instructions=instructions,
+        layers=(LayerCount(0, "CONV_2D", instructions),),
+        runtime_code_bytes=20_000,
+        kernel_code_bytes=9_000,
+        model_weights_bytes=300_000,
+        output=(1, 2),
+        ok=True,
+        arena_bytes=arena,
+    )
+
+
+def bench(tflm: TflmRun | None) -> KernelBench:
+    return KernelBench(
+        board="qemu-m4",
+        model="m.tflite",
+        macs=MACS,
+        runs=(run("portable", 12_000_000, 55_296), run("dsp", 1_500_000, 55_600)),
+        tflm=tflm,
+    )
+
+
+TFLM = TflmRun(
+    instructions=3_000_000,
+    arena_used_bytes=100_628,
+    arena_bytes=105_792,
+    runtime_code_bytes=80_000,
+    model_weights_bytes=301_000,
+    output=(1, 3),
+    ok=False,
+)
+
+
+def test_three_rows_with_ratios_to_the_fast_kernels() -> None:
+    text = "\n".join(report_lines(bench(TFLM)))
+    rows = re.findall(
+        r"^(aot portable|aot dsp|tflm\+cmsis-nn)\s+([\d,]+)\s+([\d.]+)\s+([\d.]+)x\s+([\d,]+)"
+        r"\s+([\d,]+)\s+(yes|NO)$",
+        text,
+        re.MULTILINE,
+    )
+    assert rows == [
+        ("aot portable", "12,000,000", "12.00", "8.00", "55,296", "20,000", "yes"),
+        ("aot dsp", "1,500,000", "1.50", "1.00", "55,600", "20,000", "yes"),
+        ("tflm+cmsis-nn", "3,000,000", "3.00", "2.00", "100,628", "80,000", "NO"),
+    ]
+    assert "ratio tflm+cmsis-nn/dsp (instructions): 2.000" in text
+    data = bench(TFLM).to_dict()["tflm"]
+    assert data["instructions_per_mac"] == 3.0 and data["ratio_tflm_over_fast"] == 2.0
+
+
+def test_without_tflm_no_third_column() -> None:
+    text = "\n".join(report_lines(bench(None)))
+    assert "tflm" not in text
+    assert bench(None).to_dict()["tflm"] is None
