@@ -19,8 +19,11 @@ ifneq ($(filter $(BOARD),$(QEMU_BOARDS)),)
 	$(BIN)/mnmcu hil --board $(BOARD) --project build/demo-$(BOARD)/firmware --data builtin --count $(DEMO_INPUTS)
 endif
 
+# Two workers, one test file each at a time (module fixtures build once per file).
+TEST_WORKERS ?= 2
+
 test: setup
-	$(BIN)/python -m pytest -q --durations=30
+	$(BIN)/python -m pytest -q --durations=30 -n $(TEST_WORKERS) --dist loadfile
 
 setup: system venv
 

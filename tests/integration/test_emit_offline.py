@@ -83,3 +83,36 @@ def test_pio_run_in_an_emitted_qemu_project_builds_offline(tmp_path: Path) -> No
     platformio_home = home / ".platformio"
     assert not (platformio_home / "packages").exists()
     assert not (platformio_home / "platforms").exists()
+
+
+def test_compile_of_a_tflm_project_offline_without_sources_says_what_to_set(
+    tmp_path: Path,
+) -> None:
+    """Without MNMCU_TFLM_SOURCES the pre-build step cannot clone tflite-micro offline:
+    one line saying so, not PlatformIO's hint about downloading the platform."""
+    require_qemu_tools()
+    project = tmp_path / "project"
+    emitted = run_mnmcu(
+        "emit", str(SAMPLE_MODEL), "--board", "qemu-m4", "--runtime", "tflm", "--out", str(project)
+    )
+    assert emitted.returncode == 0, emitted.stderr
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _offline_env(home)
+    env.pop("MNMCU_TFLM_SOURCES", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "mnmcu", "compile", str(project)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=PIO_TIMEOUT_S,
+        check=False,
+    )
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: TensorFlow Lite Micro's sources are missing: {project}/lib/tflite-micro could "
+        "not be generated (its tools/tflm_fetch.py clones tflite-micro, which needs the "
+        "network): set MNMCU_TFLM_SOURCES (or --tflm-sources) to a tflite-micro checkout with "
+        "its downloads; the README's 'TensorFlow Lite Micro sources' says how to make one"
+    ]

@@ -55,7 +55,7 @@ def _image_folder(root: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """One qemu-m4 build, trained for 3 epochs (firmware compiled when arm-none-eabi-gcc is there)."""
+    """A qemu-m4 build trained 3 epochs (firmware compiled when arm-none-eabi-gcc is there)."""
     root = tmp_path_factory.mktemp("report")
     data = _image_folder(root / "data")
     build(

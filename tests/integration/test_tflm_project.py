@@ -648,4 +648,5 @@ def test_tflm_headers_are_system_headers_for_the_project(
     (block,) = re.findall(r"^INCLUDES = \((.*?)^\)", script, re.MULTILINE | re.DOTALL)
     pre = set(re.findall(r'"([^"]*)"', block))
     assert pre == library | {""}
+    assert 'tree = Path("lib/tflite-micro")' in script
     assert 'env.Append(CCFLAGS=["-isystem", str(tree / include)])' in script

@@ -4,8 +4,8 @@ Runs only with ``MNMCU_TFLM_SOURCES`` (see :data:`framework_sources.TFLM` for
 what the folder holds). ``mnmcu build --runtime tflm`` trains a VWW-shape
 model (MobileNetV1 alpha 0.25, 96x96x3) on the built-in data, PlatformIO
 compiles TFLM with its CMSIS-NN kernels for the Cortex-M4 of qemu-m4 (about
-300 sources, 15 minutes on 2 cores the first time; later runs take them from
-PlatformIO's build cache, see :func:`mnmcu.build.build_cache_dir`), and the
+300 sources, 15 minutes on 2 cores; ``bench --compare tflm`` compiles them
+once more for its own project, kept in mnmcu's cache between runs), and the
 firmware then answers over QEMU's UART like any other:
 
 * 20 HIL inputs (two constant images and 18 held-out images) bit-exact with

@@ -18,7 +18,9 @@ With ``compare_tflm`` a third firmware runs the same model on TensorFlow Lite
 Micro with CMSIS-NN (the project ``mnmcu emit --runtime tflm`` writes, its
 library generated from a tflite-micro checkout: ``tflm_sources`` or
 ``$MNMCU_TFLM_SOURCES``), measured the same way; its arena is what TFLM's
-``arena_used_bytes()`` reports on the device.
+``arena_used_bytes()`` reports on the device. That project lives in
+mnmcu's cache (:func:`tflm_bench_project`), so TFLM is compiled once per
+board, not once per run.
 """
 
 from __future__ import annotations
@@ -282,6 +284,13 @@ def _run(tflite: Path, board: Board, kernels: str, work: Path, core_dir: Path) -
     )
 
 
+def tflm_bench_project(board: Board) -> Path:
+    """Where ``bench --compare tflm`` keeps the TFLite Micro project for ``board``."""
+    from mnmcu.paths import cache_dir
+
+    return cache_dir("bench-tflm") / board.id
+
+
 def _run_tflm(
     tflite: Path, board: Board, work: Path, core_dir: Path, sources: Path | None
 ) -> TflmRun:
@@ -289,7 +298,10 @@ def _run_tflm(
     from mnmcu.emit.project import emit_project
     from mnmcu.sim import run_qemu
 
-    info = emit_project(tflite, board, work / "tflm", runtime="tflm")
+    # One project per board, kept between runs: PlatformIO compiles TFLM's ~300 sources
+    # there once and afterwards only what changed (the model, a new commit or flags).
+    project = tflm_bench_project(board)
+    info = emit_project(tflite, board, project, runtime="tflm", force=True)
     elf = pio_run(info.project_dir, core_dir=core_dir, tflm_sources=sources)
     run = run_qemu(board, elf, icount=True)
     arena = next((m for m in map(_TFLM_ARENA_LINE.search, run.lines) if m), None)

@@ -6,10 +6,9 @@
   put PlatformIO's ``tool-scons`` there, so nothing is downloaded. A board
   whose platform PlatformIO would have to download raises
   :class:`PlatformMissing` with the command that fetches it.
-  A project that compiles TensorFlow Lite Micro shares PlatformIO's build
-  cache (:func:`build_cache_dir`), so its library is compiled once per
-  commit and flags, not once per project; ``tflm_sources`` names the
-  tflite-micro checkout its pre-build step copies the library from.
+  A project that compiles TensorFlow Lite Micro gets a longer timeout, and
+  ``tflm_sources`` names the tflite-micro checkout its pre-build step
+  generates the library from.
 * :func:`footprint` reads the ELF: flash (text + rodata + data) and RAM
   (data + bss + stack reserve), split into model weights, runtime code and
   arena.
@@ -31,7 +30,7 @@ from typing import Any
 
 from mnmcu.emit.project import PROJECT_CORE_DIR, SAMPLE_SYMBOLS, ProjectInfo, load_project
 from mnmcu.errors import CommandFailed, InvalidValue, MnmcuError, ToolMissing
-from mnmcu.escape import shell_join, shell_quote
+from mnmcu.escape import shell_join, shell_quote, visible
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.proc import run_command
 from mnmcu.provision import PIOPM, provision_offline
@@ -51,6 +50,10 @@ _DOWNLOAD_FAILURE = re.compile(
     r"Name or service not known|Network is unreachable|UnknownPackageError|UnknownPlatform",
     re.IGNORECASE,
 )
+
+
+# What a TFLite Micro project's pre-build step prints when it cannot write the library.
+_TFLM_TREE_FAILURE = "could not generate lib/tflite-micro"
 
 
 class PlatformMissing(MnmcuError):
@@ -76,21 +79,6 @@ def default_core_dir(project_dir: Path) -> Path:
     if configured:
         return Path(configured)
     return Path(project_dir).resolve() / PROJECT_CORE_DIR
-
-
-def build_cache_dir() -> Path:
-    """PlatformIO's object cache for TFLM projects: ``$PLATFORMIO_BUILD_CACHE_DIR``, else
-    ``$XDG_CACHE_HOME/mnmcu/pio-build-cache`` (``~/.cache/...``).
-
-    PlatformIO keys each object by its sources' contents and its command
-    (include paths aside), so projects in different folders share objects
-    built from the same TFLM commit with the same flags.
-    """
-    configured = os.environ.get("PLATFORMIO_BUILD_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mnmcu" / "pio-build-cache"
 
 
 def pio_environment(core_dir: Path) -> dict[str, str]:
@@ -227,9 +215,9 @@ def pio_run(
 
     ``env`` defaults to the project's default environment; ``core_dir`` to
     :func:`default_core_dir`. ``tool-scons`` is provisioned there first. A
-    project with ``lib/tflite-micro`` builds with :func:`build_cache_dir` and
-    a longer timeout; ``tflm_sources`` (default ``$MNMCU_TFLM_SOURCES``) is
-    the tflite-micro checkout its pre-build step generates the library from.
+    project with ``lib/tflite-micro`` gets a longer timeout; ``tflm_sources``
+    (default ``$MNMCU_TFLM_SOURCES``) is the tflite-micro checkout its
+    pre-build step generates the library from.
     Raises :class:`PlatformMissing` when PlatformIO would have to download
     the board's platform (or its packages), :class:`BuildFailed` on a
     compile or link error, :class:`ToolMissing` when the toolchain is absent.
@@ -251,7 +239,6 @@ def pio_run(
     cmd = pio_command("run", "-d", project_dir, "-e", env_name)
     environment = pio_environment(core)
     if (project_dir / TFLM_TREE).is_dir():
-        environment["PLATFORMIO_BUILD_CACHE_DIR"] = str(build_cache_dir())
         timeout = max(timeout, TFLM_PIO_RUN_TIMEOUT_S)
         if tflm_sources is not None:
             environment["MNMCU_TFLM_SOURCES"] = str(Path(tflm_sources).resolve())
@@ -259,6 +246,14 @@ def pio_run(
     try:
         proc = run_command(cmd, timeout=timeout, env=environment)
     except CommandFailed as exc:
+        if _TFLM_TREE_FAILURE in exc.message:
+            raise BuildFailed(
+                f"TensorFlow Lite Micro's sources are missing: {visible(str(project_dir))}"
+                f"/{TFLM_TREE.as_posix()} could not be generated (its tools/tflm_fetch.py clones "
+                "tflite-micro, which needs the network)",
+                "set MNMCU_TFLM_SOURCES (or --tflm-sources) to a tflite-micro checkout with its "
+                "downloads; the README's 'TensorFlow Lite Micro sources' says how to make one",
+            ) from None
         if _DOWNLOAD_FAILURE.search(exc.message):
             raise PlatformMissing(
                 f"PlatformIO tried to download packages for {env_name} ({spec}) and could "

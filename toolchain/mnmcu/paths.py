@@ -1,4 +1,4 @@
-"""Where mnmcu finds its data folders (``boards/``, ``firmware/``).
+"""Where mnmcu finds its data folders (``boards/``, ``firmware/``) and keeps its cache.
 
 In a source checkout (or an editable install) they are the repository's
 top-level folders; an installed wheel carries them as ``mnmcu/_data/``.
@@ -6,6 +6,7 @@ top-level folders; an installed wheel carries them as ``mnmcu/_data/``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -22,3 +23,15 @@ def data_dir(name: str) -> Path:
     raise FileNotFoundError(
         f"mnmcu data folder '{name}' not found in {installed} or {checkout}; reinstall mnmcu"
     )
+
+
+def cache_dir(name: str) -> Path:
+    """``$MNMCU_CACHE_DIR/name``, else ``$XDG_CACHE_HOME/mnmcu/name`` (``~/.cache/...``).
+
+    What mnmcu keeps between runs to save work (nothing it cannot rebuild).
+    """
+    root = os.environ.get("MNMCU_CACHE_DIR") or ""
+    if not root:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        root = str(Path(base) / "mnmcu")
+    return Path(root) / name
