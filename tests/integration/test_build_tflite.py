@@ -100,3 +100,69 @@ def test_model_options_are_refused_with_tflite(keras_v2: Path, tmp_path: Path) -
         "leave them out, or build a model without --tflite"
     ]
     assert not (tmp_path / "out").exists()
+
+
+def _keyword_spotting():  # type: ignore[no-untyped-def]
+    """DS-CNN-like: a [1, 49, 10, 1] spectrogram, not square."""
+    import keras
+
+    inputs = keras.Input((49, 10, 1), batch_size=1)
+    x = keras.layers.Conv2D(16, (5, 3), strides=2, padding="same", activation="relu")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(24, 1, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(6, activation="softmax")(x))
+
+
+def _autoencoder():  # type: ignore[no-untyped-def]
+    """Anomaly-detection-like: a [1, 640] feature vector through dense layers."""
+    import keras
+
+    inputs = keras.Input((640,), batch_size=1)
+    x = keras.layers.Dense(128, activation="relu")(inputs)
+    x = keras.layers.Dense(8, activation="relu")(x)
+    x = keras.layers.Dense(128, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(640)(x))
+
+
+@pytest.mark.sim
+@pytest.mark.parametrize("make", [_keyword_spotting, _autoencoder], ids=["kws", "ad"])
+def test_other_input_shapes_build_and_run_bit_exact(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Any int8 input shape (here [1, 49, 10, 1] and [1, 640]): a seeded random sample."""
+    import keras
+    import tensorflow as tf
+
+    require_qemu_tools()
+    keras.utils.set_random_seed(2)
+    model = make()
+    shape = tuple(model.inputs[0].shape)
+    rng = np.random.default_rng(0)
+
+    def representative():  # type: ignore[no-untyped-def]
+        for _ in range(32):
+            yield [rng.normal(0, 1, shape).astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    tflite = tmp_path / f"{make.__name__.strip('_')}.tflite"
+    tflite.write_bytes(converter.convert())
+
+    out = tmp_path / "out"
+    result = run_mnmcu("build", "--tflite", str(tflite), "--board", "qemu-m4", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    project = json.loads((out / "firmware" / "mnmcu_project.json").read_text())
+    assert project["input_shape"] == list(shape)
+    assert project["sample_source"] == "seeded random int8 values (seed 0)"
+    hil_json = tmp_path / "hil.json"
+    result = run_mnmcu(
+        "hil", "--board", "qemu-m4", "--project", str(out / "firmware"), "--count", "6",
+        "--report", str(hil_json), timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    samples = json.loads(hil_json.read_text())["samples"]
+    assert len(samples) == 6 and all(s["bit_exact"] for s in samples)
+    assert len({tuple(s["output"]) for s in samples}) > 1

@@ -668,7 +668,13 @@ def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
     from mnmcu.quantize import quantize_input
 
     graph = load_graph(tflite)
-    _, h, _, c = graph.input.shape
+    shape = graph.input.shape
+    if len(shape) != 4 or shape[1] != shape[2]:
+        raise InvalidValue(
+            f"--data gives square images, but the model input is {list(shape)}",
+            "leave out --data to compare on random inputs",
+        )
+    _, h, _, c = shape
     ds = load_dataset(data, h, c)
     return quantize_input(ds.x_val[:count], graph)
 

@@ -280,10 +280,11 @@ def _check_io(graph: Graph, label: str) -> None:
         t = graph.tensors[index]
         if t.is_constant:
             raise InvalidModel(f"{label}: the graph {what} {_label(graph, index)} is a constant")
-        if what == "input" and len(t.shape) != 4:
+        if what == "input" and not 2 <= len(t.shape) <= 4:
             raise InvalidModel(
                 f"{label}: the graph input {_label(graph, index)} has shape {list(t.shape)}; "
-                "mnmcu takes images, [batch, height, width, channels]"
+                "mnmcu takes [batch, features], [batch, height, width] or "
+                "[batch, height, width, channels]"
             )
     if not graph.ops:
         raise InvalidModel(f"{label} has no ops")

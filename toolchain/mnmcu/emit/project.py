@@ -44,6 +44,7 @@ from mnmcu.paths import data_dir
 
 RUNTIMES = ("aot", "tflm")
 DEFAULT_SAMPLE_SOURCE = "mnmcu's synthetic image, seed 0"
+RANDOM_SAMPLE_SOURCE = "seeded random int8 values (seed 0)"
 GIVEN_SAMPLE_SOURCE = "a caller-supplied input"
 PROJECT_FILE = "mnmcu_project.json"
 PROJECT_CORE_DIR = ".pio/core"
@@ -270,17 +271,25 @@ def board_macro(board: Board) -> str:
     return "MNMCU_BOARD_" + cgen.c_identifier(board.id).upper()
 
 
+def is_image_input(graph: Graph) -> bool:
+    """A square image input, [1, H, H, C]: the default sample is then a synthetic image."""
+    shape = graph.input.shape
+    return len(shape) == 4 and shape[1] == shape[2]
+
+
 def default_sample(graph: Graph) -> np.ndarray:
-    """A deterministic int8 input: mnmcu's synthetic image (seed 0), quantized."""
+    """A deterministic int8 input: mnmcu's synthetic image (seed 0), quantized, for a
+    square image input; seeded random int8 values of the input's shape for any other
+    (audio features, sensor vectors, non-square images)."""
     from mnmcu.bench import synthetic_images
     from mnmcu.quantize import quantize_input
 
     shape = graph.input.shape
-    if len(shape) != 4:
-        raise UnsupportedModel(f"the model input has shape {list(shape)}, not [1, H, W, C]")
+    if not is_image_input(graph):
+        rng = np.random.default_rng(0)
+        values: np.ndarray = rng.integers(-128, 128, size=tuple(shape[1:]), dtype=np.int8)
+        return values
     image = synthetic_images(shape[1], shape[3], count=1, seed=0)
-    if shape[1] != shape[2]:
-        raise UnsupportedModel(f"the model input {list(shape)} is not square")
     sample: np.ndarray = quantize_input(image, graph)[0]
     return sample
 
@@ -527,7 +536,7 @@ def _generate(
             "convert it to full int8 with 'mnmcu quantize'",
         )
     if sample is None:
-        sample_source = DEFAULT_SAMPLE_SOURCE
+        sample_source = DEFAULT_SAMPLE_SOURCE if is_image_input(graph) else RANDOM_SAMPLE_SOURCE
     else:
         sample_source = " ".join((given_source or GIVEN_SAMPLE_SOURCE).split())
     sample_array = _check_sample(sample if sample is not None else default_sample(graph), graph)
