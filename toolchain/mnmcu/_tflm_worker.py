@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ def tensors(argv: list[str]) -> int:
     interp.set_input(np.load(argv[1])[None], 0)
     interp.invoke()
     wanted = [int(i) for i in argv[3].split(",") if i]
-    values = {}
+    values: dict[str, Any] = {}
     for i in wanted:
         tensor = interp.GetTensor(i, 0)  # {"dtype", "shape", "tensor_data"}
         values[f"t{i}"] = np.asarray(tensor["tensor_data"]).reshape(tensor["shape"])

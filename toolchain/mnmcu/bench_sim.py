@@ -291,18 +291,18 @@ def tflm_bench_project(board: Board) -> Path:
     return cache_dir("bench-tflm") / board.id
 
 
-def _run_tflm(
-    tflite: Path, board: Board, work: Path, core_dir: Path, sources: Path | None
-) -> TflmRun:
+def _run_tflm(tflite: Path, board: Board, sources: Path | None) -> TflmRun:
     from mnmcu.build import footprint, pio_run
     from mnmcu.emit.project import emit_project
     from mnmcu.sim import run_qemu
 
     # One project per board, kept between runs: PlatformIO compiles TFLM's ~300 sources
     # there once and afterwards only what changed (the model, a new commit or flags).
+    # PlatformIO cleans a build folder whose platform comes from another core folder, so the
+    # project keeps its own (its default, .pio/core) rather than this run's.
     project = tflm_bench_project(board)
     info = emit_project(tflite, board, project, runtime="tflm", force=True)
-    elf = pio_run(info.project_dir, core_dir=core_dir, tflm_sources=sources)
+    elf = pio_run(info.project_dir, tflm_sources=sources)
     run = run_qemu(board, elf, icount=True)
     arena = next((m for m in map(_TFLM_ARENA_LINE.search, run.lines) if m), None)
     if run.instructions is None or arena is None:
@@ -384,7 +384,7 @@ def kernel_bench(
             progress.advance(1, status=kernels)
         tflm = None
         if compare_tflm:
-            tflm = _run_tflm(Path(tflite), board, work, core_dir, tflm_sources)
+            tflm = _run_tflm(Path(tflite), board, tflm_sources)
             progress.advance(1, status="tflm")
         progress.finish()
     return KernelBench(
