@@ -311,9 +311,11 @@ def test_mapping_view_is_what_the_project_emitter_merges(model_file: Path, tmp_p
         "notes",
         "files",
         "model_sources",
+        "model_symbols",
         "arena_symbols",
         "arena_bytes",
     }
+    assert sources["model_symbols"] == ("g_model",)
     assert dict(sources["ini_options"]) == {
         "build_unflags": "-std=gnu++11 -std=gnu++14",
         "platform_packages": "platformio/toolchain-gccarmnoneeabi@1.120301.0",
