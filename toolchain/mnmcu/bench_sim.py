@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -417,20 +417,34 @@ def _stored_constant_macs(pruning: Pruning) -> int:
     return total
 
 
+TFLM_COLUMN = "tflm+cmsis-nn"
+
+
+def _runtime_name(run: KernelRun | TflmRun) -> str:
+    return f"aot {run.kernels}" if isinstance(run, KernelRun) else TFLM_COLUMN
+
+
+def _arena(run: KernelRun | TflmRun) -> int:
+    """The AOT plan's arena, or what TFLM's arena_used_bytes() reported on the device."""
+    return run.arena_used_bytes if isinstance(run, TflmRun) else run.arena_bytes
+
+
+def _yes(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
 def comparison_rows(bench: KernelBench, t: TflmRun) -> list[str]:
     """One row per runtime: AOT portable, AOT fast, TFLite Micro + CMSIS-NN."""
     header = (
         f"{'runtime':24}{'instructions':>14}{'per MAC':>9}{'vs fast':>9}"
         f"{'arena (B)':>11}{'code (B)':>10}  equals reference"
     )
-    rows = [(f"aot {r.kernels}", r.instructions, r.arena_bytes, r.runtime_code_bytes, r.ok)
-            for r in bench.runs]  # fmt: skip
-    rows.append(("tflm+cmsis-nn", t.instructions, t.arena_used_bytes, t.runtime_code_bytes, t.ok))
+    runs: tuple[KernelRun | TflmRun, ...] = (*bench.runs, t)
     return [header] + [
-        f"{name:24}{insns:>14,}{insns / bench.macs:>9.2f}"
-        f"{insns / bench.fast.instructions:>8.2f}x{arena:>11,}{code:>10,}  "
-        + ("yes" if ok else "NO")
-        for name, insns, arena, code, ok in rows
+        f"{_runtime_name(r):24}{r.instructions:>14,}{r.instructions / bench.macs:>9.2f}"
+        f"{r.instructions / bench.fast.instructions:>8.2f}x{_arena(r):>11,}"
+        f"{r.runtime_code_bytes:>10,}  {_yes(r.ok)}"
+        for r in runs
     ]
 
 
@@ -453,51 +467,29 @@ def report_lines(bench: KernelBench) -> list[str]:
     t = bench.tflm
     if t is not None:
         lines += ["", *comparison_rows(bench, t)]
-
-    def row(label: str, aot: Sequence[str], tflm: str) -> str:
-        cells = [*aot, tflm] if t is not None else list(aot)
-        return f"{label:28}" + "".join(f"{c:>14}" for c in cells)
-
-    def yes(ok: bool) -> str:
-        return "yes" if ok else "NO"
-
+    columns: tuple[KernelRun | TflmRun, ...] = (*bench.runs, *([t] if t is not None else []))
+    cells: tuple[tuple[str, Callable[[KernelRun | TflmRun], str]], ...] = (
+        ("instructions per inference", lambda r: f"{r.instructions:,}"),
+        ("instructions per MAC", lambda r: f"{r.instructions / bench.macs:.2f}"),
+        ("kernel code (bytes)",
+         lambda r: f"{r.kernel_code_bytes:,}" if isinstance(r, KernelRun) else "-"),
+        ("runtime code (bytes)", lambda r: f"{r.runtime_code_bytes:,}"),
+        ("model constants (bytes)", lambda r: f"{r.model_weights_bytes:,}"),
+        ("tensor arena (bytes)", lambda r: f"{_arena(r):,}"),
+        ("output equals reference", lambda r: _yes(r.ok)),
+    )  # fmt: skip
     lines += [
         "",
-        row("", kinds, "tflm+cmsis-nn"),
-        row(
-            "instructions per inference",
-            [f"{r.instructions:,}" for r in bench.runs],
-            f"{t.instructions:,}" if t else "",
-        ),
-        row(
-            "instructions per MAC",
-            [f"{bench.per_mac(r):.2f}" for r in bench.runs],
-            f"{t.instructions / bench.macs:.2f}" if t else "",
-        ),
-        row("kernel code (bytes)", [f"{r.kernel_code_bytes:,}" for r in bench.runs], "-"),
-        row(
-            "runtime code (bytes)",
-            [f"{r.runtime_code_bytes:,}" for r in bench.runs],
-            f"{t.runtime_code_bytes:,}" if t else "",
-        ),
-        row(
-            "model constants (bytes)",
-            [f"{r.model_weights_bytes:,}" for r in bench.runs],
-            f"{t.model_weights_bytes:,}" if t else "",
-        ),
-        row(
-            "tensor arena (bytes)",
-            [f"{r.arena_bytes:,}" for r in bench.runs],
-            f"{t.arena_used_bytes:,}" if t else "",
-        ),
-        row("output equals reference", [yes(r.ok) for r in bench.runs], yes(t.ok) if t else ""),
+        f"{'':28}"
+        + "".join(f"{r.kernels if isinstance(r, KernelRun) else TFLM_COLUMN:>14}" for r in columns),
+        *(f"{label:28}" + "".join(f"{cell(r):>14}" for r in columns) for label, cell in cells),
         "",
         f"ratio {bench.fast.kernels}/{bench.portable.kernels} (instructions): {bench.ratio:.3f}",
         f"kernel code {bench.fast.kernels} - {bench.portable.kernels}: {kernel_delta:+,} bytes; "
         f"runtime code: {runtime_delta:+,} bytes",
         *(
             [
-                f"ratio tflm+cmsis-nn/{bench.fast.kernels} (instructions): "
+                f"ratio {TFLM_COLUMN}/{bench.fast.kernels} (instructions): "
                 f"{t.instructions / bench.fast.instructions:.3f}; TFLM's arena is its "
                 f"arena_used_bytes() on the device (of {t.arena_bytes:,} B allocated), the "
                 "AOT arena its static plan",
