@@ -10,6 +10,7 @@ import json
 import math
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -168,6 +169,17 @@ def cli(verbose: int, quiet: bool) -> None:
         from mnmcu.model import show_tensorflow_log
 
         show_tensorflow_log()
+
+
+def _tflm_sources_option(help_text: str) -> Callable[[Any], Any]:
+    """``--tflm-sources DIR``, read from ``$MNMCU_TFLM_SOURCES`` when not given."""
+    return click.option(
+        "--tflm-sources",
+        type=click.Path(exists=True, file_okay=False, path_type=Path),
+        envvar="MNMCU_TFLM_SOURCES",
+        default=None,
+        help=help_text,
+    )
 
 
 @cli.command()
@@ -520,18 +532,22 @@ def _refuse_model_options(ctx: click.Context, option: str) -> None:
         )
 
 
+def _footprint_line(what: str, fp: dict[str, Any], elf: str) -> str:
+    """A firmware's flash and RAM from its footprint (:meth:`Footprint.to_dict`), one line."""
+    return (
+        f"firmware ({visible(what)}): flash {fp['flash_bytes']:,} B (model "
+        f"{fp['model_weights_bytes']:,}, runtime code {fp['runtime_code_bytes']:,}, sample "
+        f"{fp['sample_data_bytes']:,}); RAM {fp['ram_bytes']:,} B (arena "
+        f"{fp['arena_bytes']:,}, stack {fp['stack_bytes']:,}, other "
+        f"{fp['other_data_bss_bytes']:,}); {visible(elf)}"
+    )
+
+
 def _print_firmware(report: dict[str, Any]) -> None:
     """The firmware's footprint and the estimate beside it, as build prints them."""
     fw = report.get("firmware")
     if fw and fw.get("footprint"):
-        fp = fw["footprint"]
-        click.echo(
-            f"firmware ({fw['runtime']}): flash {fp['flash_bytes']:,} B (model "
-            f"{fp['model_weights_bytes']:,}, runtime code {fp['runtime_code_bytes']:,}, sample "
-            f"{fp['sample_data_bytes']:,}); RAM {fp['ram_bytes']:,} B (arena "
-            f"{fp['arena_bytes']:,}, stack {fp['stack_bytes']:,}, other "
-            f"{fp['other_data_bss_bytes']:,}); {visible(str(fw['elf']))}"
-        )
+        click.echo(_footprint_line(str(fw["runtime"]), fw["footprint"], str(fw["elf"])))
         est = fw.get("estimate")
         if est:
             click.echo(
@@ -709,14 +725,10 @@ def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
     help="With --board: also build and run the model on TensorFlow Lite Micro with CMSIS-NN "
     "(its library comes from --tflm-sources).",
 )
-@click.option(
-    "--tflm-sources",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    envvar="MNMCU_TFLM_SOURCES",
-    default=None,
-    help="A tflite-micro checkout at the pinned commit with its Makefile downloads in place "
+@_tflm_sources_option(
+    "A tflite-micro checkout at the pinned commit with its Makefile downloads in place "
     "(see the README, 'TensorFlow Lite Micro sources'); default $MNMCU_TFLM_SOURCES. "
-    "Without it, --compare tflm clones tflite-micro (network needed).",
+    "Without it, --compare tflm clones tflite-micro (network needed)."
 )
 def bench(
     as_json: bool,
@@ -858,13 +870,9 @@ def emit(
 
 @cli.command(name="compile")
 @click.argument("project", type=click.Path(file_okay=False, path_type=Path))
-@click.option(
-    "--tflm-sources",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    envvar="MNMCU_TFLM_SOURCES",
-    default=None,
-    help="For a TFLite Micro project: a tflite-micro checkout to generate lib/tflite-micro "
-    "from (README, 'TensorFlow Lite Micro sources'); default $MNMCU_TFLM_SOURCES.",
+@_tflm_sources_option(
+    "For a TFLite Micro project: a tflite-micro checkout to generate lib/tflite-micro "
+    "from (README, 'TensorFlow Lite Micro sources'); default $MNMCU_TFLM_SOURCES."
 )
 def compile_project(project: Path, tflm_sources: Path | None) -> None:
     """Build a project 'mnmcu emit' wrote (offline where its platform is local).
@@ -877,28 +885,23 @@ def compile_project(project: Path, tflm_sources: Path | None) -> None:
 
     info = load_project(project)
     elf = pio_run(project, progress=_progress(), tflm_sources=tflm_sources)
-    fp = footprint(elf, info)
-    click.echo(
-        f"firmware ({visible(info.runtime)}, {visible(info.board_id)}): flash "
-        f"{fp.flash_bytes:,} B (model "
-        f"{fp.model_weights_bytes:,}, runtime code {fp.runtime_code_bytes:,}, sample "
-        f"{fp.sample_data_bytes:,}); RAM {fp.ram_bytes:,} B (arena {fp.arena_bytes:,}, stack "
-        f"{fp.stack_bytes:,}, other {fp.other_data_bss_bytes:,}); {visible(str(elf))}"
-    )
+    fp = footprint(elf, info).to_dict()
+    click.echo(_footprint_line(f"{info.runtime}, {info.board_id}", fp, str(elf)))
+
+
+def _command(program: str, module: str) -> list[str]:
+    """How to run ``program`` here: itself when it is on PATH, else this Python's ``module``."""
+    import shutil
+
+    return [program] if shutil.which(program) else [sys.executable, "-m", module]
 
 
 def _mnmcu() -> list[str]:
-    """How to run mnmcu here: ``mnmcu`` when it is on PATH, else this Python's module."""
-    import shutil
-
-    return ["mnmcu"] if shutil.which("mnmcu") else [sys.executable, "-m", "mnmcu"]
+    return _command("mnmcu", "mnmcu")
 
 
 def _pio() -> list[str]:
-    """How to run PlatformIO here: ``pio`` when it is on PATH, else this Python's module."""
-    import shutil
-
-    return ["pio"] if shutil.which("pio") else [sys.executable, "-m", "platformio"]
+    return _command("pio", "platformio")
 
 
 @cli.command()
