@@ -5,11 +5,31 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def tensorflow_int8(model: Any, samples: Iterable[Any]) -> bytes:
+    """``model`` converted to full int8 by TensorFlow's own converter, not through mnmcu.
+
+    ``samples`` are the float calibration inputs, each shaped like the model's
+    input (batch 1).
+    """
+    import tensorflow as tf
+
+    values = list(samples)
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([v] for v in values)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    return bytes(converter.convert())
 
 
 def run_mnmcu(

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..conftest import require_qemu_tools, run_mnmcu
+from ..conftest import require_qemu_tools, run_mnmcu, tensorflow_int8
 
 pytestmark = [pytest.mark.slow]
 
@@ -23,22 +23,6 @@ def _smooth(seed: int, size: int) -> np.ndarray:
     """A blocky random image in [-1, 1] (Keras's MobileNetV2 input range)."""
     coarse = np.random.default_rng(seed).uniform(-1, 1, (1, 6, 6, 3))
     return np.kron(coarse, np.ones((1, size // 6, size // 6, 1))).astype(np.float32)
-
-
-def _convert(model, size: int) -> bytes:  # type: ignore[no-untyped-def]
-    import tensorflow as tf
-
-    def representative():  # type: ignore[no-untyped-def]
-        for seed in range(16):
-            yield [_smooth(seed, size)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    return converter.convert()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +42,7 @@ def keras_v2(tmp_path_factory: pytest.TempPathFactory) -> Path:
             layer.momentum = 0.0
     model(_smooth(100, 96), training=True)
     path = tmp_path_factory.mktemp("keras") / "keras_mobilenet_v2.tflite"
-    path.write_bytes(_convert(model, 96))
+    path.write_bytes(tensorflow_int8(model, (_smooth(seed, 96) for seed in range(16))))
     return path
 
 
@@ -130,26 +114,15 @@ def _autoencoder():  # type: ignore[no-untyped-def]
 def test_other_input_shapes_build_and_run_bit_exact(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Any int8 input shape (here [1, 49, 10, 1] and [1, 640]): a seeded random sample."""
     import keras
-    import tensorflow as tf
 
     require_qemu_tools()
     keras.utils.set_random_seed(2)
     model = make()
     shape = tuple(model.inputs[0].shape)
     rng = np.random.default_rng(0)
-
-    def representative():  # type: ignore[no-untyped-def]
-        for _ in range(32):
-            yield [rng.normal(0, 1, shape).astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    samples = (rng.normal(0, 1, shape).astype(np.float32) for _ in range(32))
     tflite = tmp_path / f"{make.__name__.strip('_')}.tflite"
-    tflite.write_bytes(converter.convert())
+    tflite.write_bytes(tensorflow_int8(model, samples))
 
     out = tmp_path / "out"
     result = run_mnmcu("build", "--tflite", str(tflite), "--board", "qemu-m4", "--out", str(out))

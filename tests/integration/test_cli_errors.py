@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ..conftest import run_mnmcu
+from ..conftest import run_mnmcu, tensorflow_int8
 
 
 def one_error_line(result, *fragments: str, code: int | None = None) -> str:
@@ -106,21 +106,12 @@ def _convert(model, int8: bool) -> bytes:
 
     from mnmcu.log import captured_output
 
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if int8:
-        rng = np.random.default_rng(0)
-
-        def rep():
-            for _ in range(8):
-                yield [rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32)]
-
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-        conv.representative_dataset = rep
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.int8
-        conv.inference_output_type = tf.int8
     with captured_output("converter"):
-        return bytes(conv.convert())
+        if int8:
+            rng = np.random.default_rng(0)
+            samples = (rng.uniform(-1, 1, (1, 32, 32, 3)).astype(np.float32) for _ in range(8))
+            return tensorflow_int8(model, samples)
+        return bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
 
 
 @pytest.fixture(scope="module")

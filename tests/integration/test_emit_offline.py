@@ -37,6 +37,19 @@ def _offline_env(home: Path) -> dict[str, str]:
     return env
 
 
+def _run_offline(
+    args: list[str], cwd: Path, home: Path, unset: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    """``args`` as a user would run them, offline, with ``home`` as the home folder."""
+    env = _offline_env(home)
+    for name in unset:
+        env.pop(name, None)
+    return subprocess.run(
+        args, cwd=cwd, env=env, capture_output=True, text=True, timeout=PIO_TIMEOUT_S,
+        check=False,
+    )  # fmt: skip
+
+
 def test_pio_run_in_an_emitted_qemu_project_builds_offline(tmp_path: Path) -> None:
     require_qemu_tools()
     project = tmp_path / "project"
@@ -54,28 +67,12 @@ def test_pio_run_in_an_emitted_qemu_project_builds_offline(tmp_path: Path) -> No
     home.mkdir()
     # the pasted command, from another folder, then plain 'pio run' in the project
     for cwd, args in ((tmp_path, command), (project, [*command[:-2]])):
-        result = subprocess.run(
-            args,
-            cwd=cwd,
-            env=_offline_env(home),
-            capture_output=True,
-            text=True,
-            timeout=PIO_TIMEOUT_S,
-            check=False,
-        )
+        result = _run_offline(args, cwd, home)
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
         assert "[SUCCESS]" in result.stdout
     assert (project / ".pio" / "build" / "qemu-m4" / "firmware.elf").is_file()
     # and the other printed command, which also reports the footprint
-    result = subprocess.run(
-        shlex.split(compile_hint),
-        cwd=tmp_path,
-        env=_offline_env(home),
-        capture_output=True,
-        text=True,
-        timeout=PIO_TIMEOUT_S,
-        check=False,
-    )
+    result = _run_offline(shlex.split(compile_hint), tmp_path, home)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert result.stdout.startswith("firmware (aot, qemu-m4): flash "), result.stdout
     assert str(project / ".pio" / "build" / "qemu-m4" / "firmware.elf") in result.stdout
@@ -98,16 +95,10 @@ def test_compile_of_a_tflm_project_offline_without_sources_says_what_to_set(
     assert emitted.returncode == 0, emitted.stderr
     home = tmp_path / "home"
     home.mkdir()
-    env = _offline_env(home)
-    env.pop("MNMCU_TFLM_SOURCES", None)
-    result = subprocess.run(
-        [sys.executable, "-m", "mnmcu", "compile", str(project)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PIO_TIMEOUT_S,
-        check=False,
-    )
+    result = _run_offline(
+        [sys.executable, "-m", "mnmcu", "compile", str(project)], tmp_path, home,
+        unset=("MNMCU_TFLM_SOURCES",),
+    )  # fmt: skip
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [

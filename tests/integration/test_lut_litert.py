@@ -15,12 +15,13 @@ from mnmcu.graph import load_graph
 from mnmcu.qmath import hard_swish_table, requantize_table
 from mnmcu.reference import litert_outputs
 
+from ..conftest import tensorflow_int8
+
 ALL_INPUTS = np.arange(-128, 128, dtype=np.int8).reshape(1, 16, 16, 1)
 
 
 def one_op_model(activation: str, low: float, high: float) -> bytes:
     import keras
-    import tensorflow as tf
 
     inputs = keras.Input(shape=(16, 16, 1), batch_size=1)
     if activation == "HARD_SWISH":
@@ -31,19 +32,8 @@ def one_op_model(activation: str, low: float, high: float) -> bytes:
         outputs = keras.layers.ReLU()(inputs)
     model = keras.Model(inputs, outputs)
     rng = np.random.default_rng(0)
-
-    def samples():
-        for _ in range(16):
-            yield [rng.uniform(low, high, size=(1, 16, 16, 1)).astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = samples
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    flatbuffer: bytes = converter.convert()
-    return flatbuffer
+    samples = (rng.uniform(low, high, size=(1, 16, 16, 1)).astype(np.float32) for _ in range(16))
+    return tensorflow_int8(model, samples)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import pytest
 
 from mnmcu.graph import load_graph
 
-from ..conftest import run_mnmcu
+from ..conftest import run_mnmcu, tensorflow_int8
 from .test_cli_errors import odd_models, one_error_line  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,6 @@ def fc_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """
     import keras
     import numpy as np
-    import tensorflow as tf
 
     keras.utils.set_random_seed(3)
     inputs = keras.Input((8, 8, 10), batch_size=1)
@@ -76,19 +75,9 @@ def fc_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     x = keras.layers.Dense(128, activation="relu")(x)
     model = keras.Model(inputs, keras.layers.Dense(640)(x))
     rng = np.random.default_rng(0)
-
-    def representative():  # type: ignore[no-untyped-def]
-        for _ in range(32):
-            yield [rng.normal(0, 1, (1, 8, 8, 10)).astype(np.float32)]
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
+    samples = (rng.normal(0, 1, (1, 8, 8, 10)).astype(np.float32) for _ in range(32))
     path = tmp_path_factory.mktemp("fc") / "fc_stack.tflite"
-    path.write_bytes(converter.convert())
+    path.write_bytes(tensorflow_int8(model, samples))
     return path
 
 
