@@ -28,6 +28,7 @@ import numpy as np
 
 from mnmcu.errors import InvalidValue
 from mnmcu.graph import Graph, check_int8_mobilenet, load_graph
+from mnmcu.graph_types import Op
 from mnmcu.log import NullProgress, Progress, logger
 from mnmcu.outdir import output_folder
 from mnmcu.prune import Pruning
@@ -140,6 +141,22 @@ def _differing_inputs(a: np.ndarray, b: np.ndarray) -> list[int]:
     return [int(i) for i in np.flatnonzero(np.any((a != b).reshape(len(a), -1), axis=1))]
 
 
+def _layer_diff(op: Op, a: np.ndarray, b: np.ndarray) -> LayerDiff | None:
+    """How ``op``'s output differs between two runs (``a`` and ``b``), or None."""
+    a = a.reshape(-1).astype(np.int16)
+    b = b.reshape(-1).astype(np.int16)
+    if a.shape == b.shape and not np.any(a != b):
+        return None
+    diff = np.abs(a - b) if a.shape == b.shape else np.array([999])
+    return LayerDiff(
+        op=op.index,
+        opcode=op.opcode,
+        tensor=op.outputs[0],
+        differing_bytes=int(np.count_nonzero(diff)),
+        max_abs_diff=int(diff.max()),
+    )
+
+
 def _first_bad_layer(
     pruning: Pruning, flatbuffer: bytes, exe: Path, x: np.ndarray, timeout: float
 ) -> tuple[LayerDiff | None, int]:
@@ -159,21 +176,10 @@ def _first_bad_layer(
             stored = pruning.expand(
                 op.outputs[0], stored.reshape(graph.tensor(op.outputs[0]).shape)
             )
-        a = stored.reshape(-1).astype(np.int16)
-        b = ref[op.outputs[0]].reshape(-1).astype(np.int16)
         compared += 1
-        if a.shape != b.shape or np.any(a != b):
-            diff = np.abs(a - b) if a.shape == b.shape else np.array([999])
-            return (
-                LayerDiff(
-                    op=op.index,
-                    opcode=op.opcode,
-                    tensor=op.outputs[0],
-                    differing_bytes=int(np.count_nonzero(diff)),
-                    max_abs_diff=int(diff.max()),
-                ),
-                compared,
-            )
+        found = _layer_diff(op, stored, ref[op.outputs[0]])
+        if found is not None:
+            return found, compared
     return None, compared
 
 
@@ -187,17 +193,9 @@ def _first_reference_split(model: Path, graph: Graph, x: np.ndarray) -> LayerDif
     for op in graph.ops:
         if not op.outputs or op.outputs[0] not in ref or op.outputs[0] not in theirs:
             continue
-        a = ref[op.outputs[0]].reshape(-1).astype(np.int16)
-        b = theirs[op.outputs[0]].reshape(-1).astype(np.int16)
-        if a.shape != b.shape or np.any(a != b):
-            diff = np.abs(a - b) if a.shape == b.shape else np.array([999])
-            return LayerDiff(
-                op=op.index,
-                opcode=op.opcode,
-                tensor=op.outputs[0],
-                differing_bytes=int(np.count_nonzero(diff)),
-                max_abs_diff=int(diff.max()),
-            )
+        found = _layer_diff(op, ref[op.outputs[0]], theirs[op.outputs[0]])
+        if found is not None:
+            return found
     return None
 
 
