@@ -39,8 +39,6 @@ PIO_RUN_TIMEOUT_S = 900.0
 """Time allowed for one ``pio run`` (a first build of a large model included)."""
 TFLM_PIO_RUN_TIMEOUT_S = 3600.0
 """Time allowed when the project compiles TensorFlow Lite Micro (about 300 sources)."""
-TFLM_TREE = Path("lib") / "tflite-micro"
-"""Where a TFLite Micro project keeps the library (see :mod:`mnmcu.emit.tflm`)."""
 
 
 # Output of a pio run that wanted to download something.
@@ -50,10 +48,6 @@ _DOWNLOAD_FAILURE = re.compile(
     r"Name or service not known|Network is unreachable|UnknownPackageError|UnknownPlatform",
     re.IGNORECASE,
 )
-
-
-# What a TFLite Micro project's pre-build step prints when it cannot write the library.
-_TFLM_TREE_FAILURE = "could not generate lib/tflite-micro"
 
 
 class PlatformMissing(MnmcuError):
@@ -236,9 +230,11 @@ def pio_run(
             "arm-none-eabi-gcc is not installed (the QEMU boards build with it)",
             "apt-get install gcc-arm-none-eabi libnewlib-arm-none-eabi",
         )
+    from mnmcu.emit.tflm import TREE_DIR  # where a TFLite Micro project keeps the library
+
     cmd = pio_command("run", "-d", project_dir, "-e", env_name)
     environment = pio_environment(core)
-    if (project_dir / TFLM_TREE).is_dir():
+    if (project_dir / TREE_DIR).is_dir():
         timeout = max(timeout, TFLM_PIO_RUN_TIMEOUT_S)
         if tflm_sources is not None:
             environment["MNMCU_TFLM_SOURCES"] = str(Path(tflm_sources).resolve())
@@ -246,10 +242,11 @@ def pio_run(
     try:
         proc = run_command(cmd, timeout=timeout, env=environment)
     except CommandFailed as exc:
-        if _TFLM_TREE_FAILURE in exc.message:
+        # what the project's pre-build step prints when it cannot write the library
+        if f"could not generate {TREE_DIR}" in exc.message:
             raise BuildFailed(
                 f"TensorFlow Lite Micro's sources are missing: {visible(str(project_dir))}"
-                f"/{TFLM_TREE.as_posix()} could not be generated (its tools/tflm_fetch.py clones "
+                f"/{TREE_DIR} could not be generated (its tools/tflm_fetch.py clones "
                 "tflite-micro, which needs the network)",
                 "set MNMCU_TFLM_SOURCES (or --tflm-sources) to a tflite-micro checkout with its "
                 "downloads; the README's 'TensorFlow Lite Micro sources' says how to make one",
