@@ -84,15 +84,12 @@ def tflm_run(
     n = 0 if inputs is None else len(inputs)
     timeout = timeout or TFLM_TIMEOUT_S + TFLM_TIMEOUT_PER_INPUT_S * n
     with tempfile.TemporaryDirectory(prefix="mnmcu-tflm-") as tmp:
-        cmd = [sys.executable, "-m", "mnmcu._tflm_worker", str(model)]
+        args = [str(model)]
         if inputs is not None:
             np.save(Path(tmp) / "in.npy", inputs)
-            cmd += [str(Path(tmp) / "in.npy"), str(Path(tmp) / "out.npy")]
-        try:
-            proc = run_command(cmd, timeout=timeout)
-        except CommandFailed as exc:
-            raise _tflm_failure(model, str(exc)) from None
-        report = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+            args += [str(Path(tmp) / "in.npy"), str(Path(tmp) / "out.npy")]
+        stdout = _run_worker(model, args, timeout)
+        report = json.loads(stdout.decode().strip().splitlines()[-1])
         outputs = np.load(Path(tmp) / "out.npy") if inputs is not None else None
     arena = report["arena"]
     return TflmRun(outputs, arena.get("total", 0), arena.get("head", 0), arena.get("tail", 0))
@@ -109,16 +106,24 @@ def tflm_intermediates(
     with tempfile.TemporaryDirectory(prefix="mnmcu-tflm-") as tmp:
         np.save(Path(tmp) / "in.npy", x)
         out = Path(tmp) / "tensors.npz"
-        cmd = [
-            sys.executable, "-m", "mnmcu._tflm_worker", "--tensors", str(model),
-            str(Path(tmp) / "in.npy"), str(out), ",".join(str(int(t)) for t in tensors),
+        args = [
+            "--tensors", str(model), str(Path(tmp) / "in.npy"), str(out),
+            ",".join(str(int(t)) for t in tensors),
         ]  # fmt: skip
-        try:
-            run_command(cmd, timeout=timeout or TFLM_TIMEOUT_S + TFLM_TIMEOUT_PER_INPUT_S)
-        except CommandFailed as exc:
-            raise _tflm_failure(model, str(exc)) from None
+        _run_worker(model, args, timeout or TFLM_TIMEOUT_S + TFLM_TIMEOUT_PER_INPUT_S)
         with np.load(out) as saved:
             return {int(key[1:]): saved[key].copy() for key in saved.files}
+
+
+def _run_worker(model: Path, args: Sequence[str], timeout: float) -> bytes:
+    """Run :mod:`mnmcu._tflm_worker` with ``args``; its standard output, or its failure
+    as one line."""
+    try:
+        proc = run_command([sys.executable, "-m", "mnmcu._tflm_worker", *args], timeout=timeout)
+    except CommandFailed as exc:
+        raise _tflm_failure(model, str(exc)) from None
+    stdout: bytes = proc.stdout
+    return stdout
 
 
 def _tflm_failure(model: Path, failure: str) -> MnmcuError:
