@@ -139,3 +139,13 @@ def test_other_input_shapes_build_and_run_bit_exact(make, tmp_path: Path) -> Non
     samples = json.loads(hil_json.read_text())["samples"]
     assert len(samples) == 6 and all(s["bit_exact"] for s in samples)
     assert len({tuple(s["output"]) for s in samples}) > 1
+    # images cannot stand in for these inputs: one line, not a crash
+    result = run_mnmcu(
+        "hil", "--board", "qemu-m4", "--project", str(out / "firmware"), "--data", "builtin",
+        "--count", "4", "--report", str(tmp_path / "hil-data.json"), timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: --data gives square images, but the model input is {list(shape)}, not "
+        "[1, H, H, C]: leave out --data to send random inputs"
+    ]

@@ -679,13 +679,14 @@ def _verify_lines(result: Any) -> list[str]:
 
 def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
     """Quantized held-out images of ``data`` at the model's input size."""
+    from mnmcu.emit.project import is_image_input
     from mnmcu.graph import load_graph
     from mnmcu.model.data import load_dataset
     from mnmcu.quantize import quantize_input
 
     graph = load_graph(tflite)
     shape = graph.input.shape
-    if len(shape) != 4 or shape[1] != shape[2]:
+    if not is_image_input(graph):
         raise InvalidValue(
             f"--data gives square images, but the model input is {list(shape)}",
             "leave out --data to compare on random inputs",

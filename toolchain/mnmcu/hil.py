@@ -126,15 +126,16 @@ def dataset_inputs(
     whose class names (from its project) differ from the dataset's is refused:
     the labels would not mean its outputs.
     """
+    from mnmcu.emit.project import is_image_input
     from mnmcu.graph import load_graph
     from mnmcu.model.data import balanced_pick, load_dataset
     from mnmcu.quantize import quantize_input
 
     graph = load_graph(target.model_path)
     shape = graph.input.shape
-    if len(shape) != 4:
+    if not is_image_input(graph):
         raise InvalidValue(
-            f"--data gives images, but the model input is {list(shape)}, not [1, H, W, C]",
+            f"--data gives square images, but the model input is {list(shape)}, not [1, H, H, C]",
             "leave out --data to send random inputs",
         )
     builtin = data == "builtin" or data.startswith("builtin:")

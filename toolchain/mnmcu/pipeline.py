@@ -636,6 +636,7 @@ def deploy(
     ``report.json`` has no accuracy or training (``None``) and names the
     source file. The embedded sample is the project's default one.
     """
+    from mnmcu.emit.project import is_image_input
     from mnmcu.graph import check_int8_mobilenet
     from mnmcu.validate import check_single_image
 
@@ -663,7 +664,7 @@ def deploy(
             "source_tflite": Path(tflite).name,
             "arch": None,
             "alpha": None,
-            "resolution": int(shape[1]) if len(shape) == 4 and shape[1] == shape[2] else None,
+            "resolution": int(shape[1]) if is_image_input(graph) else None,
             "channels": int(shape[-1]) if len(shape) == 4 else None,
             "classes": int(graph.output.shape[-1]),
             "class_names": [],
