@@ -123,24 +123,52 @@ class Build:
     exe: Path
     dump_exe: Path
     asan_exe: Path | None
+    src: Path
+    arithmetic: str = "tflm"
 
 
-def build(src: Path, work: Path, name: str, sanitize: bool = False) -> Build:
+def build(
+    src: Path, work: Path, name: str, sanitize: bool = False, arithmetic: str = "tflm"
+) -> Build:
     graph = load_graph(src)
     c_dir = work / "c"
-    emit_aot(graph, plan_for(graph), c_dir, name, str(src))
+    emit_aot(graph, plan_for(graph), c_dir, name, str(src), arithmetic=arithmetic)
     exe = compile_host(c_dir, work / "bin" / name)
     dump = compile_host(c_dir, work / "bin" / f"{name}_dump", extra_flags=["-DMNMCU_DUMP_LAYERS"])
     asan = compile_host(c_dir, work / "bin" / f"{name}_asan", sanitize=True) if sanitize else None
-    return Build(graph, src.read_bytes(), c_dir, exe, dump, asan)
+    return Build(graph, src.read_bytes(), c_dir, exe, dump, asan, src, arithmetic)
+
+
+def expected(b: Build, xs: np.ndarray) -> np.ndarray:
+    """The outputs of the reference ``b``'s arithmetic targets, shaped as run_host's.
+
+    ``xs`` are whole model inputs (the op zoos have batches of more than one).
+    """
+    from mnmcu.reference import TFLM_ARITHMETIC_OPS, tflm_run
+
+    if b.arithmetic == "tflm" and any(op.opcode in TFLM_ARITHMETIC_OPS for op in b.graph.ops):
+        outputs = tflm_run(b.src, xs).outputs
+        assert outputs is not None
+        return outputs.reshape(len(xs), *b.graph.output.shape)
+    return litert_outputs(b.flatbuffer, xs)
+
+
+def _reference_tensors(b: Build, x: np.ndarray) -> dict[int, np.ndarray]:
+    """Every tensor after ``x`` in the reference ``b``'s arithmetic targets."""
+    from mnmcu.reference import TFLM_ARITHMETIC_OPS, tflm_intermediates
+
+    if b.arithmetic == "tflm" and any(op.opcode in TFLM_ARITHMETIC_OPS for op in b.graph.ops):
+        outputs = [op.outputs[0] for op in b.graph.ops]
+        return tflm_intermediates(b.src, x, outputs)
+    return litert_tensors(b.flatbuffer, x)
 
 
 def assert_layers_equal(b: Build, xs: np.ndarray) -> int:
-    """Every op's output equals LiteRT's for every input; returns the tensors compared."""
+    """Every op's output equals the reference's for every input; returns the tensors compared."""
     dumps = run_host_layers(b.dump_exe, xs, timeout=RUN_TIMEOUT_S)
     compared = 0
     for x, dump in zip(xs, dumps, strict=True):
-        ref = litert_tensors(b.flatbuffer, x)
+        ref = _reference_tensors(b, x)
         for op in b.graph.ops:
             if op.index not in dump:
                 continue
@@ -181,6 +209,12 @@ _VERSIONS = {
     "SHAPE": 1,
     "STRIDED_SLICE": 1,
     "PACK": 1,
+    "CONCATENATION": 2,
+    "LOGISTIC": 2,
+    "TANH": 2,
+    "SQUEEZE": 1,
+    "EXPAND_DIMS": 1,
+    "ABS": 2,
 }
 _ACTIVATIONS = {"NONE": 0, "RELU": 1, "RELU_N1_TO_1": 2, "RELU6": 3}
 
@@ -474,25 +508,106 @@ def shape_chain_model() -> bytes:
     return m.build([x], [y])
 
 
+def brought_zoo() -> bytes:
+    """Ops of models made elsewhere: MAX_POOL_2D, CONCATENATION, LOGISTIC, TANH, SQUEEZE,
+    EXPAND_DIMS."""
+    rng = np.random.default_rng(4)
+    m = TinyModel()
+    q = {"scale": 0.05, "zp": -3}
+    x = m.tensor([1, 9, 8, 4], **q)
+
+    def max_pool(src: int, shape: list[int], fh: int, fw: int, sh: int, sw: int,
+                 pad: str, act: str = "NONE") -> int:  # fmt: skip
+        y = m.tensor(shape, **q)
+        m.op(
+            "MAX_POOL_2D", [src], [y], "Pool2DOptions", padding=pad, strideW=sw, strideH=sh,
+            filterWidth=fw, filterHeight=fh, fusedActivationFunction=act,
+        )  # fmt: skip
+        return y
+
+    def concat(srcs: list[int], shape: list[int], axis: int, **quant: object) -> int:
+        y = m.tensor(shape, **(quant or q))  # type: ignore[arg-type]
+        m.op("CONCATENATION", srcs, [y], "ConcatenationOptions", axis=axis)
+        return y
+
+    def requant(src: int, shape: list[int], scale: float, zp: int) -> int:
+        y = m.tensor(shape, scale=scale, zp=zp)
+        m.op("QUANTIZE", [src], [y])
+        return y
+
+    def expand(src: int, shape: list[int], axis: int, quant: dict[str, object]) -> int:
+        y = m.tensor(shape, **quant)  # type: ignore[arg-type]
+        m.op("EXPAND_DIMS", [src, m.tensor([1], "int32", data=[axis])], [y])
+        return y
+
+    mp1 = max_pool(x, [1, 5, 4, 4], 3, 3, 2, 2, "SAME")
+    mp2 = max_pool(x, [1, 4, 4, 4], 2, 2, 2, 2, "VALID", "RELU")
+    mp3 = max_pool(x, [1, 9, 8, 4], 3, 2, 1, 1, "SAME", "RELU6")
+    mp4 = max_pool(mp3, [1, 9, 4, 4], 1, 2, 1, 2, "VALID")
+    const = m.tensor([1, 5, 4, 3], data=rng.integers(-128, 128, (1, 5, 4, 3)), **q)
+    cat1 = concat([mp1, const], [1, 5, 4, 7], 3)
+    cat2 = concat([mp2, mp1], [1, 9, 4, 4], 1)
+    cat3 = concat([mp4, cat2, mp4], [1, 9, 4, 12], -1)
+    g3 = max_pool(cat3, [1, 1, 1, 12], 9, 4, 1, 1, "VALID")
+    flat = m.tensor([1, 12], **q)
+    m.op("SQUEEZE", [g3], [flat], "SqueezeOptions", squeezeDims=[1, 2])
+    row = expand(flat, [1, 1, 12], 1, q)
+    out_q = {"scale": 1 / 256, "zp": -128}
+    sig = m.tensor([1, 1, 12], **out_q)  # type: ignore[arg-type]
+    m.op("LOGISTIC", [row], [sig])
+    wide = requant(row, [1, 1, 12], 0.2, 10)
+    th = m.tensor([1, 1, 12], scale=1 / 128, zp=0)
+    m.op("TANH", [wide], [th])
+    g1 = max_pool(cat1, [1, 1, 1, 7], 5, 4, 1, 1, "VALID")
+    vec = m.tensor([7], **q)
+    m.op("SQUEEZE", [g1], [vec], "SqueezeOptions", squeezeDims=[])
+    vec2 = expand(expand(vec, [1, 7], 0, q), [1, 1, 7], -2, q)
+    parts = [sig, requant(th, [1, 1, 12], 1 / 256, -128), requant(vec2, [1, 1, 7], 1 / 256, -128)]
+    y = concat(parts, [1, 1, 31], 2, **out_q)
+    return m.build([x], [y])
+
+
 ZOOS: dict[str, Callable[[], bytes]] = {
     "conv": conv_zoo,
     "pool": pool_zoo,
     "elementwise": elementwise_zoo,
     "head": head_zoo,
     "shape_chain": shape_chain_model,
+    "brought": brought_zoo,
 }
 
 
-@pytest.mark.parametrize("zoo", sorted(ZOOS))
-def test_op_zoo_bit_exact(zoo: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("zoo", "arithmetic"), [(z, "tflm") for z in sorted(ZOOS)] + [("head", "litert")]
+)
+def test_op_zoo_bit_exact(zoo: str, arithmetic: str, tmp_path: Path) -> None:
     src = tmp_path / f"{zoo}.tflite"
     src.write_bytes(ZOOS[zoo]())
-    b = build(src, tmp_path, f"zoo_{zoo}", sanitize=True)
+    b = build(src, tmp_path, f"zoo_{zoo}", sanitize=True, arithmetic=arithmetic)
     xs = make_inputs(b.graph.input.shape, 8, seed=11)
     assert assert_layers_equal(b, xs) >= len(xs)
     assert b.asan_exe is not None
     got = run_host(b.asan_exe, xs, timeout=RUN_TIMEOUT_S)
-    np.testing.assert_array_equal(got, litert_outputs(b.flatbuffer, xs))
+    np.testing.assert_array_equal(got, expected(b, xs))
+
+
+def test_head_zoo_arithmetics_differ(tmp_path: Path) -> None:
+    """The head zoo's fully connected layers tell the two arithmetics apart: each build
+    equals its own reference (test_op_zoo_bit_exact) and not the other's."""
+    src = tmp_path / "head.tflite"
+    src.write_bytes(head_zoo())
+    graph = load_graph(src)
+    xs = make_inputs(graph.input.shape, 8, seed=11)
+    fc = [op.index for op in graph.ops if op.opcode == "FULLY_CONNECTED"]
+    runs = {}
+    for arithmetic in ("tflm", "litert"):
+        b = build(src, tmp_path / arithmetic, "head", arithmetic=arithmetic)
+        dumps = run_host_layers(b.dump_exe, xs, timeout=RUN_TIMEOUT_S)
+        runs[arithmetic] = np.concatenate([d[i] for d in dumps for i in fc])
+        text = (b.c_dir / "mnmcu_model_head.c").read_text()
+        litert_fc = "mnmcu_fully_connected_s8_litert_run(" in text
+        assert litert_fc == (arithmetic == "litert")
+    assert np.count_nonzero(runs["tflm"] != runs["litert"]) > 0
 
 
 def test_shape_chain_is_folded(tmp_path: Path) -> None:
@@ -685,23 +800,25 @@ def test_scratch_buffers_from_the_plan_reach_the_kernels(tmp_path: Path) -> None
 def test_unsupported_op_is_rejected(tmp_path: Path) -> None:
     m = TinyModel()
     x = m.tensor([1, 4, 4, 2], scale=0.1, zp=0)
-    y = m.tensor([1, 2, 2, 2], scale=0.1, zp=0)
-    m.op(
-        "MAX_POOL_2D",
-        [x],
-        [y],
-        "Pool2DOptions",
-        padding="VALID",
-        strideW=2,
-        strideH=2,
-        filterWidth=2,
-        filterHeight=2,
-    )
-    src = tmp_path / "maxpool.tflite"
+    y = m.tensor([1, 4, 4, 2], scale=0.1, zp=0)
+    m.op("ABS", [x], [y])
+    src = tmp_path / "abs.tflite"
     src.write_bytes(m.build([x], [y]))
     graph = load_graph(src)
-    with pytest.raises(UnsupportedModel, match="MAX_POOL_2D"):
-        emit_aot(graph, plan_memory(graph), tmp_path / "out", "maxpool", str(src))
+    with pytest.raises(UnsupportedModel, match="ABS"):
+        emit_aot(graph, plan_memory(graph), tmp_path / "out", "abs", str(src))
+
+
+def test_rescaling_concatenation_is_refused(tmp_path: Path) -> None:
+    m = TinyModel()
+    x = m.tensor([1, 2, 2, 3], scale=0.1, zp=0)
+    y = m.tensor([1, 2, 2, 6], scale=0.2, zp=0)
+    m.op("CONCATENATION", [x, x], [y], "ConcatenationOptions", axis=3)
+    src = tmp_path / "cat.tflite"
+    src.write_bytes(m.build([x], [y]))
+    graph = load_graph(src)
+    with pytest.raises(UnsupportedModel, match="CONCATENATION rescales"):
+        emit_aot(graph, plan_for(graph), tmp_path / "out", "cat", str(src))
 
 
 def test_plan_without_offsets_is_rejected(tmp_path: Path) -> None:
@@ -720,7 +837,9 @@ def test_inplace_ops_are_elementwise_with_same_shape(tmp_path: Path) -> None:
     assert ops
     for op in graph.ops:
         if op.index in ops:
-            assert op.opcode in {"ADD", "MUL", "HARD_SWISH", "QUANTIZE", "RELU", "RELU6"}
+            assert op.opcode in {
+                "ADD", "MUL", "HARD_SWISH", "QUANTIZE", "RELU", "RELU6", "LOGISTIC", "TANH"
+            }  # fmt: skip
             first, out = graph.tensor(op.inputs[0]), graph.tensor(op.outputs[0])
             assert first.shape == out.shape
     # [1,1,1,C] * [1,H,W,C] broadcasts its first input: not in place.
@@ -748,6 +867,8 @@ class _FcParams(ctypes.Structure):
                 "act_max",
             )
         ),
+        ("multiplier", ctypes.POINTER(ctypes.c_int32)),
+        ("shift", ctypes.POINTER(ctypes.c_int32)),
         ("scale_mantissa", ctypes.POINTER(ctypes.c_int64)),
         ("scale_exponent", ctypes.POINTER(ctypes.c_int32)),
     ]
@@ -784,8 +905,8 @@ def _round_half_away(v: float) -> int:
     return r if v >= 0 else -r
 
 
-def test_fc_requantisation_is_tflites_double_rounding(kernels_lib: ctypes.CDLL) -> None:
-    """out = round((double)acc * scale), reproduced in integers, near and at ties."""
+def test_fc_litert_requantisation_is_double_rounding(kernels_lib: ctypes.CDLL) -> None:
+    """LiteRT's: out = round((double)acc * scale), reproduced in integers, near and at ties."""
     from mnmcu.emit.aot import double_parts
 
     rng = np.random.default_rng(9)
@@ -801,14 +922,16 @@ def test_fc_requantisation_is_tflites_double_rounding(kernels_lib: ctypes.CDLL) 
     units = len(scales)
     mant = (ctypes.c_int64 * units)(*[double_parts(s)[0] for s in scales])
     expo = (ctypes.c_int32 * units)(*[double_parts(s)[1] for s in scales])
-    p = _FcParams(1, 1, units, 0, 0, 0, -128, 127, mant, expo)
+    p = _FcParams(1, 1, units, 0, 0, 0, -128, 127, None, None, mant, expo)
     filt = (ctypes.c_int8 * units)()  # zero weights: the accumulator is the bias
     inp = (ctypes.c_int8 * 1)(0)
     out = (ctypes.c_int8 * units)()
     checked = ties = 0
     for acc in accs:
         bias = (ctypes.c_int32 * units)(*([acc] * units))
-        status = kernels_lib.mnmcu_fully_connected_s8_run(ctypes.byref(p), inp, filt, bias, out)
+        status = kernels_lib.mnmcu_fully_connected_s8_litert_run(
+            ctypes.byref(p), inp, filt, bias, out
+        )
         assert status == 0
         for u, s in enumerate(scales):
             v = float(acc) * s  # IEEE-754 double product, as TFLite's kernel
@@ -856,8 +979,36 @@ def test_kernels_and_model_use_no_floating_point(tmp_path: Path) -> None:
         )
 
 
+def test_fc_tflm_requantisation_is_fixed_point(kernels_lib: ctypes.CDLL) -> None:
+    """TFLite Micro's: MultiplyByQuantizedMultiplier of the accumulator, as a convolution."""
+    from mnmcu.qmath import conv_multiplier, mbqm
+
+    rng = np.random.default_rng(10)
+    scales = [float(s) for s in np.exp(rng.uniform(np.log(1e-6), np.log(0.9), size=40))]
+    pairs = [conv_multiplier(1.0, s, 1.0) for s in scales]
+    units = len(pairs)
+    mult = (ctypes.c_int32 * units)(*[m for m, _ in pairs])
+    shift = (ctypes.c_int32 * units)(*[e for _, e in pairs])
+    p = _FcParams(1, 1, units, 0, 0, 5, -128, 127, mult, shift, None, None)
+    filt = (ctypes.c_int8 * units)()
+    inp = (ctypes.c_int8 * 1)(0)
+    out = (ctypes.c_int8 * units)()
+    accs = [int(a) for a in rng.integers(-(2**24), 2**24, size=200)] + [0, 1, -1, 2**31 - 1]
+    differ = 0
+    for acc in accs:
+        bias = (ctypes.c_int32 * units)(*([acc] * units))
+        assert kernels_lib.mnmcu_fully_connected_s8_run(ctypes.byref(p), inp, filt, bias, out) == 0
+        for u, (m, e) in enumerate(pairs):
+            value = mbqm(acc, m, e)
+            assert value is not None
+            want = max(-128, min(127, value + 5))
+            assert out[u] == want, (acc, scales[u])
+            differ += want != max(-128, min(127, round(acc * scales[u]) + 5))
+    assert differ > 0  # some accumulators round otherwise in double precision
+
+
 def test_kernels_reject_bad_arguments(kernels_lib: ctypes.CDLL) -> None:
-    p = _FcParams(1, 0, 1, 0, 0, 0, -128, 127, None, None)
+    p = _FcParams(1, 0, 1, 0, 0, 0, -128, 127, None, None, None, None)
     out = (ctypes.c_int8 * 1)()
     assert kernels_lib.mnmcu_fully_connected_s8_run(ctypes.byref(p), None, None, None, out) == -1
     kernels_lib.mnmcu_status_str.restype = ctypes.c_char_p

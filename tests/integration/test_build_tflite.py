@@ -1,9 +1,10 @@
 """``mnmcu build --tflite``: a model made with TensorFlow's converter, not with mnmcu.
 
-Keras's own MobileNetV2 (alpha 0.35, 96x96x3, a 3-class head) goes through
-``tf.lite.TFLiteConverter`` with full int8, then ``mnmcu build --tflite`` for
-qemu-m4 (analysis, firmware, reports; no model, training or quantization
-stage) and ``mnmcu hil`` over QEMU's UART.
+Keras's own MobileNetV2 (alpha 0.35, 96x96x3, a 3-class head), a small CNN
+with max pooling and concatenation, and keyword-spotting, anomaly-detection
+and sensor shapes go through ``tf.lite.TFLiteConverter`` with full int8, then
+``mnmcu build --tflite`` for qemu-m4 (analysis, firmware, reports; no model,
+training or quantization stage) and ``mnmcu hil`` over QEMU's UART.
 """
 
 from __future__ import annotations
@@ -98,6 +99,17 @@ def _keyword_spotting():  # type: ignore[no-untyped-def]
     return keras.Model(inputs, keras.layers.Dense(6, activation="softmax")(x))
 
 
+def _sensor():  # type: ignore[no-untyped-def]
+    """A [1, 12, 4] sensor window: Conv1D (EXPAND_DIMS, RESHAPE), TANH, dense, LOGISTIC."""
+    import keras
+
+    inputs = keras.Input((12, 4), batch_size=1)
+    x = keras.layers.Conv1D(6, 3, activation="tanh")(inputs)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(16, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid")(x))
+
+
 def _autoencoder():  # type: ignore[no-untyped-def]
     """Anomaly-detection-like: a [1, 640] feature vector through dense layers."""
     import keras
@@ -110,7 +122,9 @@ def _autoencoder():  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.sim
-@pytest.mark.parametrize("make", [_keyword_spotting, _autoencoder], ids=["kws", "ad"])
+@pytest.mark.parametrize(
+    "make", [_keyword_spotting, _autoencoder, _sensor], ids=["kws", "ad", "sensor"]
+)
 def test_other_input_shapes_build_and_run_bit_exact(make, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Any int8 input shape (here [1, 49, 10, 1] and [1, 640]): a seeded random sample."""
     import keras
@@ -130,6 +144,7 @@ def test_other_input_shapes_build_and_run_bit_exact(make, tmp_path: Path) -> Non
     project = json.loads((out / "firmware" / "mnmcu_project.json").read_text())
     assert project["input_shape"] == list(shape)
     assert project["sample_source"] == "seeded random int8 values (seed 0)"
+    assert project["arithmetic"] == "tflm"
     hil_json = tmp_path / "hil.json"
     result = run_mnmcu(
         "hil", "--board", "qemu-m4", "--project", str(out / "firmware"), "--count", "6",
@@ -149,3 +164,47 @@ def test_other_input_shapes_build_and_run_bit_exact(make, tmp_path: Path) -> Non
         f"error: --data gives square images, but the model input is {list(shape)}, not "
         "[1, H, H, C]: leave out --data to send random inputs"
     ]
+
+
+def _small_cnn():  # type: ignore[no-untyped-def]
+    """A plain CNN: convolutions, two MAX_POOL_2D, a CONCATENATION of two branches."""
+    import keras
+
+    layers = keras.layers
+    inputs = keras.Input((32, 32, 3), batch_size=1)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D(2)(x)
+    a = layers.Conv2D(8, 1, activation="relu")(x)
+    b = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    x = layers.Concatenate()([a, b])
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, layers.Dense(5, activation="softmax")(x))
+
+
+@pytest.mark.sim
+def test_small_cnn_with_max_pooling_and_concatenation(tmp_path: Path) -> None:
+    import keras
+
+    from mnmcu.graph import load_graph
+
+    require_qemu_tools()
+    keras.utils.set_random_seed(3)
+    model = _small_cnn()
+    tflite = tmp_path / "small_cnn.tflite"
+    tflite.write_bytes(tensorflow_int8(model, (_smooth(seed, 32) for seed in range(32))))
+    ops = {op.opcode for op in load_graph(tflite).ops}
+    assert {"MAX_POOL_2D", "CONCATENATION"} <= ops
+
+    out = tmp_path / "out"
+    result = run_mnmcu("build", "--tflite", str(tflite), "--board", "qemu-m4", "--out", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    hil_json = tmp_path / "hil.json"
+    result = run_mnmcu(
+        "hil", "--board", "qemu-m4", "--project", str(out / "firmware"), "--count", "10",
+        "--report", str(hil_json), timeout=900,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    samples = json.loads(hil_json.read_text())["samples"]
+    assert len(samples) == 10 and all(s["bit_exact"] for s in samples)
+    assert len({tuple(s["output"]) for s in samples}) > 1

@@ -48,7 +48,8 @@ def tensors(argv: list[str]) -> int:
     interp = runtime.Interpreter.from_bytes(
         model, intrepreter_config=runtime.InterpreterConfig.kPreserveAllTensors
     )
-    interp.set_input(np.load(argv[1])[None], 0)
+    shape = tuple(interp.get_input_details(0)["shape"])
+    interp.set_input(np.load(argv[1]).reshape(shape), 0)
     interp.invoke()
     wanted = [int(i) for i in argv[3].split(",") if i]
     values: dict[str, Any] = {}
@@ -70,10 +71,13 @@ def main(argv: list[str]) -> int:
     outputs = []
     if len(argv) >= 3:
         inputs = np.load(argv[1])
+        shape = tuple(interp.get_input_details(0)["shape"])
         for x in inputs:
-            interp.set_input(x[None], 0)
+            # each input is the model's input without its batch of one, or all of it
+            interp.set_input(x.reshape(shape), 0)
             interp.invoke()
-            outputs.append(np.array(interp.get_output(0))[0])
+            output = np.array(interp.get_output(0))
+            outputs.append(output[0] if output.shape[0] == 1 else output)
         np.save(argv[2], np.stack(outputs) if outputs else np.zeros((0,), np.int8))
     else:
         detail = interp.get_input_details(0)

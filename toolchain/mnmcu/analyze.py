@@ -25,9 +25,6 @@ from mnmcu.estimate import MAC_OPS, RuntimeEstimate, aot_estimate, tflm_estimate
 from mnmcu.graph import Graph, Op
 from mnmcu.plan import tensor_lifetimes
 
-# Ops that only reinterpret their input's bytes.
-ALIAS_OPS = ("RESHAPE",)
-
 
 @dataclass(frozen=True)
 class Layer:

@@ -171,6 +171,23 @@ def cli(verbose: int, quiet: bool) -> None:
         show_tensorflow_log()
 
 
+_ARITHMETIC_HELP = (
+    "FULLY_CONNECTED requantisation of the AOT runtime: tflm (TFLite Micro's fixed point, "
+    "the bytes a TFLite Micro firmware gives) or litert (LiteRT's double precision). "
+    "Every other op is the same in both."
+)
+
+
+def _arithmetic_option(f: Any) -> Any:
+    return click.option(
+        "--arithmetic",
+        type=click.Choice(["tflm", "litert"]),
+        default="tflm",
+        show_default=True,
+        help=_ARITHMETIC_HELP,
+    )(f)
+
+
 def _tflm_sources_option(help_text: str) -> Callable[[Any], Any]:
     """``--tflm-sources DIR``, read from ``$MNMCU_TFLM_SOURCES`` when not given."""
     return click.option(
@@ -400,6 +417,7 @@ def analyze(tflite: Path, board: str | None, as_json: bool) -> None:
     default=None,
     help="Firmware runtime (default: the board's).",
 )
+@_arithmetic_option
 @click.option(
     "--no-compile", is_flag=True, help="Generate the firmware project but do not build it."
 )
@@ -441,6 +459,7 @@ def build(
     augment: str,
     no_train: bool,
     runtime: str | None,
+    arithmetic: str,
     no_compile: bool,
     bare_metal: bool,
     representative: int,
@@ -474,6 +493,7 @@ def build(
         result = deploy(
             tflite, b, out, runtime=runtime, force=force, progress=_progress(),
             on_stage=on_stage, compile_firmware=not no_compile, bare_metal=bare_metal,
+            arithmetic=arithmetic,
         )  # fmt: skip
         analysis_tables(result.analysis, b, layers=False)
         _print_firmware(result.report)
@@ -498,6 +518,7 @@ def build(
         runtime=runtime,
         compile_firmware=not no_compile,
         bare_metal=bare_metal,
+        arithmetic=arithmetic,
     )
     report = result.report
     analysis_tables(result.analysis, b, layers=False)
@@ -577,6 +598,7 @@ def _print_firmware(report: dict[str, Any]) -> None:
 )
 @click.option("--data", default=None, help="Also take inputs from this dataset (or 'builtin').")
 @click.option("--layers", is_flag=True, help="Compare every intermediate tensor too.")
+@_arithmetic_option
 @click.option("--no-sanitize", is_flag=True, help="Skip the ASan/UBSan build.")
 @click.option(
     "--keep",
@@ -591,6 +613,7 @@ def verify(
     count: int,
     data: str | None,
     layers: bool,
+    arithmetic: str,
     no_sanitize: bool,
     keep: Path | None,
     as_json: bool,
@@ -608,6 +631,7 @@ def verify(
         sanitize=not no_sanitize,
         workdir=keep,
         progress=_progress(),
+        arithmetic=arithmetic,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -633,11 +657,14 @@ def verify(
             )
         raise MnmcuError(
             f"the AOT runtime is not bit-exact on {visible(str(tflite))}: it differs from "
-            f"LiteRT{'' if result.references_agree else ' and from TFLite Micro'}{where}"
+            f"{_REFERENCE[result.arithmetic]}, the reference of --arithmetic "
+            f"{result.arithmetic}{where}"
         )
 
 
 _MAX_INPUT_LINES = 10
+_REFERENCE = {"tflm": "TFLite Micro", "litert": "LiteRT"}
+_OTHER = {"tflm": "litert", "litert": "tflm"}
 
 
 def _layer_text(d: Any) -> str:
@@ -663,14 +690,18 @@ def _verify_lines(result: Any) -> list[str]:
         lines += [f"  {_layer_text(d)}" for d in result.reference_splits[:_MAX_INPUT_LINES]]
         if len(result.reference_splits) > _MAX_INPUT_LINES:
             lines.append(f"  ... and {len(result.reference_splits) - _MAX_INPUT_LINES} more")
-        if result.litert_mismatches == 0:
+        own, other = _REFERENCE[result.arithmetic], _REFERENCE[_OTHER[result.arithmetic]]
+        if result.own_mismatches == 0:
             lines.append(
-                "the AOT runtime equals LiteRT on every output byte: the differences from "
-                "TFLite Micro are the references', not the AOT runtime's"
+                f"the AOT runtime equals {own} (--arithmetic {result.arithmetic}) on every "
+                f"output byte: the differences from {other} are the references', not the "
+                "AOT runtime's"
             )
-    bad = [d for d in result.bad_layers if result.litert_mismatches or d.layer is not None]
+    bad = [d for d in result.bad_layers if result.own_mismatches or d.layer is not None]
     if bad:
-        lines.append("the AOT runtime's tensors first differ from LiteRT's at")
+        lines.append(
+            f"the AOT runtime's tensors first differ from {_REFERENCE[result.arithmetic]}'s at"
+        )
         lines += [f"  {_layer_text(d)}" for d in bad[:_MAX_INPUT_LINES]]
         if len(bad) > _MAX_INPUT_LINES:
             lines.append(f"  ... and {len(bad) - _MAX_INPUT_LINES} more")
@@ -836,8 +867,15 @@ def bench(
     is_flag=True,
     help="Bare-metal project (AOT, no vendor framework, built offline) where the board has one.",
 )
+@_arithmetic_option
 def emit(
-    tflite: Path, board: str, runtime: str | None, out: Path, force: bool, bare_metal: bool
+    tflite: Path,
+    board: str,
+    runtime: str | None,
+    out: Path,
+    force: bool,
+    bare_metal: bool,
+    arithmetic: str,
 ) -> None:
     """Write a standalone PlatformIO project that runs TFLITE on --board."""
     from mnmcu.boards import get_board
@@ -855,7 +893,9 @@ def emit(
     graph = load_graph(tflite)
     check_int8_mobilenet(graph)
     check_single_image(graph)
-    info = emit_project(tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal)
+    info = emit_project(
+        tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal, arithmetic=arithmetic
+    )
     core = provision_project(info.project_dir)
     where = (
         f"offline: its platformio.ini keeps PlatformIO's packages in {visible(str(core))}"

@@ -51,7 +51,7 @@ import numpy as np
 
 from mnmcu.boards import Board, hal_family
 from mnmcu.errors import InvalidValue
-from mnmcu.graph import DYNAMIC_SHAPE_OPS, Graph, Op
+from mnmcu.graph import ALIAS_OPS, DYNAMIC_SHAPE_OPS, Graph, Op
 from mnmcu.paths import data_dir
 
 CODE_SIZES_FILE = ("footprint", "aot.json")
@@ -64,11 +64,12 @@ MAC_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 PARAMS_BYTES = {
     "mnmcu_conv2d_params_t": 96,
     "mnmcu_depthwise_conv2d_params_t": 100,
-    "mnmcu_fully_connected_params_t": 40,
+    "mnmcu_fully_connected_params_t": 48,
     "mnmcu_mean_params_t": 32,
     "mnmcu_softmax_params_t": 20,
     "mnmcu_pad_params_t": 52,
-    "mnmcu_avgpool2d_params_t": 64,
+    "mnmcu_pool2d_params_t": 64,
+    "mnmcu_concat_params_t": 12,
     "mnmcu_add_params_t": 96,
     "mnmcu_add_tables_params_t": 24,
     "mnmcu_mul_params_t": 76,
@@ -200,6 +201,8 @@ _PART_OF_ARRAY = (
     ("_scale_", "requantization"),
     ("_table", "tables"),
     ("_scaled", "tables"),
+    ("_copy_bytes", "op_data"),
+    ("_inputs", "op_data"),
 )
 
 
@@ -326,20 +329,25 @@ def _from_shapes(c: _Constants, graph: Graph, kernels: str, scratch: dict[int, i
             c.array("_filter", graph.tensor(op.inputs[1]).elements)
             if len(op.inputs) > 2 and op.inputs[2] >= 0:
                 c.array("_bias", graph.tensor(op.inputs[2]).nbytes)
-            c.array("_scale_mantissa", 8 * units)
-            c.array("_scale_exponent", 4 * units)
+            c.array("_multiplier", 4 * units)  # TFLite Micro's arithmetic, the default
+            c.array("_shift", 4 * units)
             c.call("mnmcu_fully_connected_s8_run", "mnmcu_fully_connected_params_t")
         elif code in ("ADD", "MUL"):
             _binary(c, graph, op, kernels)
-        elif code in ("HARD_SWISH", "QUANTIZE", "RELU", "RELU6"):
+        elif code in ("HARD_SWISH", "QUANTIZE", "RELU", "RELU6", "LOGISTIC", "TANH"):
             c.array("_table", 256)
             c.call(f"mnmcu_lut_s8{dsp}_run", "mnmcu_lut_params_t")
         elif code == "MEAN":
             # the fast MEAN, as the generator picks it where the scales allow (see _lowered)
             c.call(f"mnmcu_mean_s8{dsp}_run", "mnmcu_mean_params_t")
-        elif code == "AVERAGE_POOL_2D":
-            c.call("mnmcu_avgpool2d_s8_run", "mnmcu_avgpool2d_params_t")
-        elif code == "RESHAPE" or code in DYNAMIC_SHAPE_OPS:
+        elif code in ("AVERAGE_POOL_2D", "MAX_POOL_2D"):
+            kind = "avg" if code == "AVERAGE_POOL_2D" else "max"
+            c.call(f"mnmcu_{kind}pool2d_s8_run", "mnmcu_pool2d_params_t")
+        elif code == "CONCATENATION":
+            c.array("_copy_bytes", 4 * len(op.inputs))
+            c.array("_inputs", 4 * len(op.inputs))
+            c.call("mnmcu_concat_s8_run", "mnmcu_concat_params_t")
+        elif code in ALIAS_OPS or code in DYNAMIC_SHAPE_OPS:
             continue  # an alias, or folded at generation time: no code, no data
         else:
             name = code.lower()

@@ -23,6 +23,7 @@ from mnmcu.graph_types import DTYPE_SIZE, Graph, Op, Quantization, Tensor
 
 __all__ = [
     "DTYPE_SIZE",
+    "ALIAS_OPS",
     "DYNAMIC_SHAPE_OPS",
     "SUPPORTED_OPS",
     "Graph",
@@ -33,9 +34,10 @@ __all__ = [
     "load_graph",
 ]
 
-# Ops that MobileNet V1/V2/V3 produce after full-int8 conversion, plus the
-# shape chain Keras emits with a dynamic batch (folded later, all shapes are
-# static) and plain activations.
+# Ops that MobileNet V1/V2/V3 produce after full-int8 conversion, the shape
+# chain Keras emits with a dynamic batch (folded later, all shapes are
+# static), plain activations, and the pooling, concatenation and shape ops of
+# small CNNs and sensor models.
 SUPPORTED_OPS = frozenset(
     {
         "CONV_2D",
@@ -56,8 +58,16 @@ SUPPORTED_OPS = frozenset(
         "SHAPE",
         "STRIDED_SLICE",
         "PACK",
+        "MAX_POOL_2D",
+        "CONCATENATION",
+        "LOGISTIC",
+        "TANH",
+        "SQUEEZE",
+        "EXPAND_DIMS",
     }
 )
+ALIAS_OPS = frozenset({"RESHAPE", "SQUEEZE", "EXPAND_DIMS"})
+"""Ops whose output is their input's bytes under another shape."""
 DYNAMIC_SHAPE_OPS = frozenset({"SHAPE", "STRIDED_SLICE", "PACK"})
 
 # Field numbers of the TFLite schema tables read here (schema.fbs; the

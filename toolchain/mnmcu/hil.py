@@ -53,6 +53,9 @@ class HilTarget:
     project_dir: Path | None = None
     class_names: tuple[str, ...] = ()
     """The model's class names, from the project (empty without one)."""
+    arithmetic: str = "tflm"
+    """The reference the firmware's outputs equal, from the project (TFLite Micro's
+    without one: TFLite Micro firmware and the AOT runtime by default)."""
 
     @property
     def flatbuffer(self) -> bytes:
@@ -112,6 +115,7 @@ def load_target(project: Path | None = None, model: Path | None = None) -> HilTa
         board_id=info.board_id if info is not None else None,
         project_dir=info.project_dir if info is not None else None,
         class_names=info.class_names if info is not None else (),
+        arithmetic=info.arithmetic if info is not None else "tflm",
     )
 
 
@@ -388,7 +392,7 @@ def run_hil(
     has written the reports.
     """
     from mnmcu.graph import load_graph
-    from mnmcu.reference import litert_outputs
+    from mnmcu.reference import expected_outputs
 
     info = session.info or session.handshake()
     report = HilReport(
@@ -407,7 +411,8 @@ def run_hil(
     flatbuffer = target.flatbuffer
     report.op_names = {op.index: op.opcode for op in load_graph(flatbuffer).ops}
     batch = np.asarray(inputs, dtype=np.int8).reshape((-1, *target.input_shape[1:]))
-    expected = np.asarray(litert_outputs(flatbuffer, batch)).reshape(len(batch), -1)
+    expected = np.asarray(expected_outputs(flatbuffer, batch, target.arithmetic))
+    expected = expected.reshape(len(batch), -1)
     progress = progress or NullProgress()
     progress.start(f"HIL on {info.board} ({session.url})", len(batch))
     started = time.monotonic()

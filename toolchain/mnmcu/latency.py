@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mnmcu.analyze import layer_macs
-from mnmcu.graph import Graph, Op
+from mnmcu.graph import ALIAS_OPS, Graph, Op
 from mnmcu.paths import data_dir
 
 Coefficients = dict[str, tuple[float, float, float, float]]
@@ -40,7 +40,7 @@ Coefficients = dict[str, tuple[float, float, float, float]]
 COEFFICIENTS_FILE = ("latency", "aot.json")
 """Where the fitted coefficients live, under the boards data folder."""
 
-_FREE = frozenset({"RESHAPE", "SHAPE", "STRIDED_SLICE", "PACK", "DEQUANTIZE"})
+_FREE = ALIAS_OPS | frozenset({"SHAPE", "STRIDED_SLICE", "PACK", "DEQUANTIZE"})
 _TABLES = frozenset({"HARD_SWISH", "QUANTIZE", "RELU", "RELU6"})
 
 

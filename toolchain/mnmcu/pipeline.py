@@ -345,6 +345,7 @@ def emit_firmware(
     sample: tuple[Any, str] | None = None,
     force: bool = True,
     bare_metal: bool = False,
+    arithmetic: str = "tflm",
 ) -> Any:
     """Write the PlatformIO project for the model in ``out`` into ``out/firmware``.
 
@@ -371,6 +372,7 @@ def emit_firmware(
         force=force,
         bare_metal=bare_metal,
         sample_source=source,
+        arithmetic=arithmetic,
     )
     provision_project(info.project_dir)  # a plain 'pio run' there builds offline too
     return info
@@ -414,6 +416,7 @@ def build(
     runtime: str | None = None,
     compile_firmware: bool = True,
     bare_metal: bool = False,
+    arithmetic: str = "tflm",
 ) -> BuildResult:
     """Run every stage that exists for ``spec`` on ``board`` into ``out``.
 
@@ -421,10 +424,12 @@ def build(
 
     With ``classes_from_data`` the number of classes (and their names) come
     from the dataset instead of ``spec.classes``. ``bare_metal`` builds the
-    board's bare-metal firmware (see :meth:`Board.bare_metal`).
+    board's bare-metal firmware (see :meth:`Board.bare_metal`); ``arithmetic``
+    the AOT runtime's FULLY_CONNECTED requantisation (``tflm`` or ``litert``).
     """
     if bare_metal:
         board.bare_metal()  # fail before training if the board has none
+    _check_arithmetic(arithmetic, "aot" if bare_metal else runtime or board.runtime.default)
     check_not_inside(out, options.data)
     check_augment(options.augment)
     with output_folder(out, force, "mnmcu build") as folder:
@@ -445,7 +450,15 @@ def build(
             runtime,
             compile_firmware,
             bare_metal,
+            arithmetic,
         )
+
+
+def _check_arithmetic(arithmetic: str, runtime: str) -> None:
+    """Refuse, before any stage runs, an arithmetic the firmware cannot have."""
+    from mnmcu.emit.project import check_arithmetic
+
+    check_arithmetic(arithmetic, runtime)
 
 
 def _check_firmware_folder(path: Path, force: bool) -> None:
@@ -494,6 +507,7 @@ def _build_into(
     runtime: str | None,
     compile_firmware: bool,
     bare_metal: bool,
+    arithmetic: str,
 ) -> BuildResult:
     out = folder.path
     with times.stage("data"):
@@ -547,7 +561,7 @@ def _build_into(
         )
     return _firmware_into(
         folder, board, analysis, report, runtime, spec.class_names, sample,
-        compile_firmware, bare_metal, times, progress,
+        compile_firmware, bare_metal, times, progress, arithmetic,
     )  # fmt: skip
 
 
@@ -563,6 +577,7 @@ def _firmware_into(
     bare_metal: bool,
     times: StageTimes,
     progress: Progress,
+    arithmetic: str = "tflm",
 ) -> BuildResult:
     """Complete ``report`` with the analysis, emit and compile the firmware, write the reports.
 
@@ -593,9 +608,13 @@ def _firmware_into(
     if board.platformio is not None:
         report["firmware"] = firmware = {}
         with times.stage("emit"):
-            project = emit_firmware(out, board, runtime, class_names, sample, bare_metal=bare_metal)
+            project = emit_firmware(
+                out, board, runtime, class_names, sample, bare_metal=bare_metal,
+                arithmetic=arithmetic,
+            )  # fmt: skip
             firmware["project"] = str(project.project_dir)
             firmware["runtime"] = project.runtime
+            firmware["arithmetic"] = project.arithmetic
         if compile_firmware:
             # what was made so far stays on record if the compiler fails
             write_reports(html=False)
@@ -627,6 +646,7 @@ def deploy(
     on_stage: Callable[[str, float], None] | None = None,
     compile_firmware: bool = True,
     bare_metal: bool = False,
+    arithmetic: str = "tflm",
 ) -> BuildResult:
     """``mnmcu build --tflite``: firmware and reports for an int8 ``.tflite`` made elsewhere.
 
@@ -642,6 +662,7 @@ def deploy(
 
     if bare_metal:
         board.bare_metal()
+    _check_arithmetic(arithmetic, "aot" if bare_metal else runtime or board.runtime.default)
     graph = load_graph(tflite)
     check_int8_mobilenet(graph)
     check_single_image(graph)
@@ -678,7 +699,7 @@ def deploy(
         }
         return _firmware_into(
             folder, board, analysis, report, runtime, (), None, compile_firmware, bare_metal,
-            times, progress or NullProgress(),
+            times, progress or NullProgress(), arithmetic,
         )  # fmt: skip
 
 

@@ -8,7 +8,8 @@ lowest 16-byte aligned offset that is free for its whole life (the strategy
 of TFLite Micro's GreedyMemoryPlanner, applied to a graph whose op order is
 fixed). Two kinds of sharing are exact and used:
 
-* RESHAPE outputs are aliases of their input (same bytes, no copy);
+* RESHAPE, SQUEEZE and EXPAND_DIMS outputs are aliases of their input (same
+  bytes, no copy);
 * an op listed in ``inplace_ops`` writes its output over its first input
   when that input is not read afterwards and is at least as large.
 
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mnmcu.graph import DYNAMIC_SHAPE_OPS, Graph
+from mnmcu.graph import ALIAS_OPS, DYNAMIC_SHAPE_OPS, Graph
 
 ALIGNMENT = 16
 
@@ -128,7 +129,7 @@ def _groups(graph: Graph, inplace_ops: set[int]) -> list[_Group]:
         if src not in life:
             continue
         gs, gd = group_of[src], group_of[dst]
-        alias = op.opcode == "RESHAPE"
+        alias = op.opcode in ALIAS_OPS
         inplace = (
             op.index in inplace_ops
             and gs.last == op.index

@@ -18,6 +18,12 @@ from mnmcu.errors import UnsupportedModel
 
 _F32 = np.float32
 INT8_MIN, INT8_MAX = -128, 127
+
+ARITHMETICS = ("tflm", "litert")
+"""FULLY_CONNECTED requantisation the AOT runtime reproduces: TFLite Micro's
+fixed-point multiplier (what deployed microcontrollers run), or the
+double-precision product of LiteRT's reference kernels. Every other op
+computes the same bytes in both."""
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 

@@ -19,12 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from mnmcu.errors import CommandFailed, MnmcuError, ToolMissing
+from mnmcu.errors import CommandFailed, InvalidValue, MnmcuError, ToolMissing
 from mnmcu.graph import load_graph
 from mnmcu.proc import run_command
+from mnmcu.qmath import ARITHMETICS
 from mnmcu.quantize import check_softmax_scale, litert_errors, reference_interpreter
 
 TFLM_TIMEOUT_S = 120.0
+TFLM_ARITHMETIC_OPS = frozenset({"FULLY_CONNECTED"})
+"""Ops whose int8 bytes differ between LiteRT's reference kernels and TFLite Micro."""
 TFLM_TIMEOUT_PER_INPUT_S = 2.0
 
 
@@ -41,6 +44,37 @@ def litert_outputs(flatbuffer: bytes, inputs: np.ndarray) -> np.ndarray:
             interp.invoke()
         outs.append(interp.get_tensor(o)[0].copy())
     return np.stack(outs)
+
+
+def expected_outputs(flatbuffer: bytes, inputs: np.ndarray, arithmetic: str) -> np.ndarray:
+    """The outputs the AOT runtime generated with ``arithmetic`` must give, for each input.
+
+    LiteRT's reference kernels, unless the arithmetic is TFLite Micro's and
+    the model has a FULLY_CONNECTED op (the one op where the two differ):
+    then the tflite-micro runtime's. Shaped as :func:`litert_outputs`.
+    """
+    if arithmetic not in ARITHMETICS:
+        raise InvalidValue(
+            f"unknown arithmetic {arithmetic!r}", f"choose one of {', '.join(ARITHMETICS)}"
+        )
+    graph = load_graph(flatbuffer)
+    if arithmetic == "litert" or not any(op.opcode in TFLM_ARITHMETIC_OPS for op in graph.ops):
+        return litert_outputs(flatbuffer, inputs)
+    with tempfile.TemporaryDirectory(prefix="mnmcu-ref-") as tmp:
+        model = Path(tmp) / "model.tflite"
+        model.write_bytes(flatbuffer)
+        outputs = tflm_run(model, np.asarray(inputs, dtype=np.int8)).outputs
+    assert outputs is not None
+    return np.asarray(outputs, dtype=np.int8).reshape((len(inputs), *graph.output.shape[1:]))
+
+
+def reference_intermediates(
+    model: Path, x: np.ndarray, tensors: Sequence[int], arithmetic: str
+) -> dict[int, np.ndarray]:
+    """Tensors after one input in the reference of ``arithmetic`` (see :func:`expected_outputs`)."""
+    if arithmetic == "tflm":
+        return tflm_intermediates(model, x, tensors)
+    return litert_intermediates(Path(model).read_bytes(), x)
 
 
 def litert_intermediates(flatbuffer: bytes, x: np.ndarray) -> dict[int, np.ndarray]:

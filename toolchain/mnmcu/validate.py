@@ -192,6 +192,10 @@ _OPTIONS = {
     "CONV_2D": "Conv2DOptions",
     "DEPTHWISE_CONV_2D": "DepthwiseConv2DOptions",
     "AVERAGE_POOL_2D": "Pool2DOptions",
+    "MAX_POOL_2D": "Pool2DOptions",
+    "CONCATENATION": "ConcatenationOptions",
+    "SQUEEZE": "SqueezeOptions",
+    "EXPAND_DIMS": "ExpandDimsOptions",
     "MEAN": "ReducerOptions",
     "FULLY_CONNECTED": "FullyConnectedOptions",
     "ADD": "AddOptions",
@@ -207,7 +211,7 @@ _OPTIONS = {
     "PACK": "PackOptions",
 }
 _OPTIONS_REQUIRED = frozenset(
-    {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "SOFTMAX", "PACK"}
+    {"CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "MAX_POOL_2D", "SOFTMAX", "PACK"}
 )
 
 
@@ -570,6 +574,44 @@ def _reshape(c: _Op) -> tuple[int, ...]:
     return out
 
 
+def _concatenation(c: _Op) -> tuple[int, ...]:
+    shapes = [c.tensor(i).shape for i in range(len(c.op.inputs))]
+    rank = len(shapes[0])
+    axis = int(c.options.get("axis", 0))
+    if str(c.options.get("fused_activation_function", "NONE")) != "NONE":
+        raise c.fail("it has a fused activation; mnmcu concatenates without one")
+    if not -rank <= axis < rank:
+        raise c.fail(f"axis {axis} does not fit inputs of rank {rank}")
+    axis %= rank
+    for shape in shapes:
+        if len(shape) != rank or any(
+            d != e for i, (d, e) in enumerate(zip(shape, shapes[0], strict=True)) if i != axis
+        ):
+            raise c.fail(f"inputs {[list(s) for s in shapes]} differ off axis {axis}")
+    return (*shapes[0][:axis], sum(s[axis] for s in shapes), *shapes[0][axis + 1 :])
+
+
+def _squeeze(c: _Op) -> tuple[int, ...]:
+    shape = c.tensor(0).shape
+    dims = [int(d) for d in c.options.get("squeeze_dims", None) or []]
+    rank = len(shape)
+    if any(not -rank <= d < rank for d in dims):
+        raise c.fail(f"squeeze_dims {dims} do not fit its input {list(shape)}")
+    chosen = {d % rank for d in dims} or {i for i, d in enumerate(shape) if d == 1}
+    if any(shape[i] != 1 for i in chosen):
+        raise c.fail(f"squeeze_dims {dims} name dimensions of {list(shape)} that are not 1")
+    return tuple(d for i, d in enumerate(shape) if i not in chosen)
+
+
+def _expand_dims(c: _Op) -> tuple[int, ...]:
+    shape = c.tensor(0).shape
+    axis = c.ints(1, "axis")
+    if len(axis) != 1 or not -len(shape) - 1 <= axis[0] <= len(shape):
+        raise c.fail(f"axis {axis} does not fit its input {list(shape)}")
+    at = axis[0] % (len(shape) + 1)
+    return (*shape[:at], 1, *shape[at:])
+
+
 def _shape(c: _Op) -> tuple[int, ...]:
     out_type = {2: "int32", 4: "int64"}.get(int(c.options.get("out_type", 2)))
     out = c.graph.tensors[c.op.outputs[0]]
@@ -621,6 +663,12 @@ _RULES = {
     "DEPTHWISE_CONV_2D": _Rule((2, 3), _conv, constant=(1, 2), optional=(2,)),
     "FULLY_CONNECTED": _Rule((2, 3), _fully_connected, constant=(1, 2), optional=(2,)),
     "AVERAGE_POOL_2D": _Rule((1, 1), _pool),
+    "MAX_POOL_2D": _Rule((1, 1), _pool),
+    "CONCATENATION": _Rule((1, MAX_TENSORS), _concatenation),
+    "LOGISTIC": _Rule((1, 1), _elementwise),
+    "TANH": _Rule((1, 1), _elementwise),
+    "SQUEEZE": _Rule((1, 1), _squeeze),
+    "EXPAND_DIMS": _Rule((2, 2), _expand_dims, constant=(1,)),
     "MEAN": _Rule((2, 2), _mean, constant=(1,)),
     "ADD": _Rule((2, 2), _broadcast),
     "MUL": _Rule((2, 2), _broadcast),

@@ -11,9 +11,10 @@ The two references do not always agree (LiteRT requantizes a fully
 connected layer in double precision, TFLite Micro in fixed point): where
 they differ on an input, ``verify`` names the op where their intermediate
 tensors first part, so that "the references disagree" is told apart from
-"the AOT runtime differs". The AOT runtime is bit-exact when it equals one
-reference on every output byte (and, with ``layers``, LiteRT on every
-intermediate tensor of the inputs it compared).
+"the AOT runtime differs". The AOT C is generated with one arithmetic
+(:data:`mnmcu.qmath.ARITHMETICS`, TFLite Micro's by default); it is
+bit-exact when it equals that reference on every output byte (and, with
+``layers``, on every intermediate tensor of the inputs it compared).
 """
 
 from __future__ import annotations
@@ -84,15 +85,20 @@ class VerifyResult:
     """Where LiteRT's and TFLite Micro's tensors first differ: the first input they disagree
     on, or (``layers``) every one."""
     bad_layers: list[InputDiff] = field(default_factory=list)
-    """Where the AOT runtime's tensors first differ from LiteRT's: the first differing
-    input, or (``layers``) every one."""
+    """Where the AOT runtime's tensors first differ from its reference's: the first
+    differing input, or (``layers``) every one."""
+    arithmetic: str = "tflm"
+    """The reference the AOT C was generated to equal: ``tflm`` or ``litert``."""
+
+    @property
+    def own_mismatches(self) -> int:
+        """Output bytes differing from the reference of :attr:`arithmetic`."""
+        return self.tflm_mismatches if self.arithmetic == "tflm" else self.litert_mismatches
 
     @property
     def bit_exact(self) -> bool:
-        """Every output equal to one reference, and no intermediate tensor differing."""
-        return (self.litert_mismatches == 0 or self.tflm_mismatches == 0) and all(
-            d.layer is None for d in self.bad_layers
-        )
+        """Every output equal to its reference's, and no intermediate tensor differing."""
+        return self.own_mismatches == 0 and all(d.layer is None for d in self.bad_layers)
 
     @property
     def references_agree(self) -> bool:
@@ -158,15 +164,16 @@ def _layer_diff(op: Op, a: np.ndarray, b: np.ndarray) -> LayerDiff | None:
 
 
 def _first_bad_layer(
-    pruning: Pruning, flatbuffer: bytes, exe: Path, x: np.ndarray, timeout: float
+    pruning: Pruning, model: Path, exe: Path, x: np.ndarray, timeout: float, arithmetic: str
 ) -> tuple[LayerDiff | None, int]:
     from mnmcu.emit.host import run_host_layers
-    from mnmcu.reference import litert_intermediates
+    from mnmcu.reference import reference_intermediates
 
     ours = run_host_layers(exe, x[None], timeout)[0]
-    ref = litert_intermediates(flatbuffer, x)
-    compared = 0
     graph = pruning.graph
+    outputs = [op.outputs[0] for op in graph.ops if op.outputs]
+    ref = reference_intermediates(model, x, outputs, arithmetic)
+    compared = 0
     for op in graph.ops:
         if op.index not in ours or op.outputs[0] not in ref:
             continue
@@ -208,17 +215,20 @@ def verify(
     workdir: Path | None = None,
     seed: int = 0,
     progress: Progress | None = None,
+    arithmetic: str = "tflm",
 ) -> VerifyResult:
     """Generate, compile and run the AOT C for ``model``; compare with both references.
 
     ``samples`` are extra int8 inputs (e.g. quantized dataset images).
     Generated sources and binaries go to ``workdir`` (a temporary folder if
-    None), which must be new or empty (the ``--keep`` folder).
+    None), which must be new or empty (the ``--keep`` folder). ``arithmetic``
+    is the FULLY_CONNECTED requantisation the C is generated with, and so the
+    reference it must equal.
     """
     with contextlib.ExitStack() as stack:
         if workdir is not None:
             stack.enter_context(output_folder(workdir, False, "mnmcu verify", option="--keep"))
-        return _verify(model, count, samples, layers, sanitize, workdir, seed, progress)
+        return _verify(model, count, samples, layers, sanitize, workdir, seed, progress, arithmetic)
 
 
 def _verify(
@@ -230,13 +240,15 @@ def _verify(
     workdir: Path | None,
     seed: int,
     progress: Progress | None,
+    arithmetic: str,
 ) -> VerifyResult:
-    from mnmcu.emit.aot import emit_aot, firmware_plan
+    from mnmcu.emit.aot import check_arithmetic, emit_aot, firmware_plan
     from mnmcu.emit.host import compile_host, run_host
     from mnmcu.plan import check_plan
     from mnmcu.prune import prune_constant_channels
     from mnmcu.reference import litert_outputs, tflm_run
 
+    check_arithmetic(arithmetic)
     progress = progress or NullProgress()
     flatbuffer = Path(model).read_bytes()
     graph = load_graph(model)
@@ -254,7 +266,7 @@ def _verify(
         problems = check_plan(pruning.graph, plan)
         if problems:  # a planner bug: never run code over a broken plan
             raise RuntimeError("memory plan overlaps: " + "; ".join(problems[:3]))
-        emit_aot(pruning.graph, plan, c_dir, "model", str(model))
+        emit_aot(pruning.graph, plan, c_dir, "model", str(model), arithmetic=arithmetic)
         progress.advance(1, "generated C")
         exe = compile_host(c_dir, root / "bin" / "model")
         progress.advance(1, "compiled")
@@ -283,15 +295,18 @@ def _verify(
             InputDiff(i, _first_reference_split(model, graph, inputs[i]))
             for i in (ref_inputs if layers else ref_inputs[:1])
         ]
+        own = tflm if arithmetic == "tflm" and tflm is not None else ref
         bad_layers: list[InputDiff] = []
         compared = 0
-        if layers or litert_bad:
+        if layers or np.any(ours != own):
             layer_exe = compile_host(
                 c_dir, root / "bin" / "model_layers", extra_flags=["-DMNMCU_DUMP_LAYERS"]
             )
-            targets = _differing_inputs(ours, ref) or [0]
+            targets = _differing_inputs(ours, own) or [0]
             for i in targets if layers else targets[:1]:
-                layer, n = _first_bad_layer(pruning, flatbuffer, layer_exe, inputs[i], timeout)
+                layer, n = _first_bad_layer(
+                    pruning, Path(model), layer_exe, inputs[i], timeout, arithmetic
+                )
                 bad_layers.append(InputDiff(i, layer))
                 compared = max(compared, n)
             progress.advance(1, "compared layers")
@@ -313,6 +328,7 @@ def _verify(
         reference_mismatch_inputs=len(ref_inputs),
         reference_splits=splits,
         bad_layers=bad_layers,
+        arithmetic=arithmetic,
     )
     logger.debug("verify result: %s", result)
     return result

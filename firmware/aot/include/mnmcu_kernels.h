@@ -178,11 +178,19 @@ typedef struct {
     int32_t act_min;
     int32_t act_max;
     /**
-     * [output_depth] effective scales input_scale * filter_scale[c] /
-     * output_scale as exact binary64 values: scale = mantissa * 2^exponent,
-     * mantissa in [0, 2^53). TFLite's reference FC requantises with
+     * TFLite Micro's requantisation (mnmcu_fully_connected_s8_run):
+     * [output_depth] fixed-point multipliers and shifts of the effective
+     * scales input_scale * filter_scale[c] / output_scale, as for a
+     * convolution. NULL with the LiteRT arithmetic.
+     */
+    const int32_t *multiplier;
+    const int32_t *shift;
+    /**
+     * LiteRT's requantisation (mnmcu_fully_connected_s8_litert_run): the
+     * same effective scales as exact binary64 values, scale = mantissa *
+     * 2^exponent, mantissa in [0, 2^53). LiteRT's reference FC computes
      * round((double)acc * scale); the kernel reproduces that product and
-     * rounding exactly in integers.
+     * rounding exactly in integers. NULL with TFLite Micro's arithmetic.
      */
     const int64_t *scale_mantissa;
     const int32_t *scale_exponent;
@@ -190,9 +198,10 @@ typedef struct {
 
 /**
  * Fully connected layer: output[b][o] = requant(sum_i (filter[o][i] +
- * filter_offset) * (input[b][i] + input_offset) + bias[o]).
+ * filter_offset) * (input[b][i] + input_offset) + bias[o]), requantised as
+ * TFLite Micro does (MultiplyByQuantizedMultiplier).
  *
- * @param[in]  params  sizes and requantisation
+ * @param[in]  params  sizes and requantisation (multiplier, shift)
  * @param[in]  input   int8 [batches, input_depth]
  * @param[in]  filter  int8 [output_depth, input_depth] (OI)
  * @param[in]  bias    int32 [output_depth]; may be NULL
@@ -202,8 +211,17 @@ mnmcu_status_t mnmcu_fully_connected_s8_run(const mnmcu_fully_connected_params_t
                                             const int8_t *input, const int8_t *filter,
                                             const int32_t *bias, int8_t *output);
 
+/**
+ * The same layer requantised as LiteRT's reference kernel does, in double
+ * precision (params->scale_mantissa, params->scale_exponent).
+ */
+mnmcu_status_t mnmcu_fully_connected_s8_litert_run(const mnmcu_fully_connected_params_t *params,
+                                                   const int8_t *input, const int8_t *filter,
+                                                   const int32_t *bias, int8_t *output);
+
 /* ------------------------------------------------------------------------ */
-/* AVERAGE_POOL_2D: reference_integer_ops::AveragePool                      */
+/* AVERAGE_POOL_2D and MAX_POOL_2D: reference_integer_ops::AveragePool and  */
+/* MaxPool                                                                  */
 /* ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -217,7 +235,7 @@ typedef struct {
     int32_t pad_w;
     int32_t act_min;
     int32_t act_max;
-} mnmcu_avgpool2d_params_t;
+} mnmcu_pool2d_params_t;
 
 /**
  * Average pooling; input and output share scale and zero point. Padded
@@ -228,8 +246,42 @@ typedef struct {
  * @param[out] output  int8 NHWC; must not overlap input
  * @return MNMCU_ERR_SHAPE when a window holds no input position
  */
-mnmcu_status_t mnmcu_avgpool2d_s8_run(const mnmcu_avgpool2d_params_t *params, const int8_t *input,
+mnmcu_status_t mnmcu_avgpool2d_s8_run(const mnmcu_pool2d_params_t *params, const int8_t *input,
                                       int8_t *output);
+
+/**
+ * Max pooling; input and output share scale and zero point. Padded positions
+ * are left out of the window; a window with none inside the image gives
+ * -128, clamped.
+ *
+ * @param[in]  params  shapes, window, strides, padding, clamp
+ * @param[in]  input   int8 NHWC
+ * @param[out] output  int8 NHWC; must not overlap input
+ */
+mnmcu_status_t mnmcu_maxpool2d_s8_run(const mnmcu_pool2d_params_t *params, const int8_t *input,
+                                      int8_t *output);
+
+/* ------------------------------------------------------------------------ */
+/* CONCATENATION: reference_ops::Concatenation (inputs share the output's   */
+/* scale and zero point, as TFLite Micro requires)                          */
+/* ------------------------------------------------------------------------ */
+
+typedef struct {
+    int32_t outer;              /**< Product of the dimensions before the axis, >= 1. */
+    int32_t count;              /**< Number of inputs, >= 1. */
+    const int32_t *copy_bytes;  /**< [count] bytes of each input per outer step: its axis
+                                     dimension times the product of those after it. */
+} mnmcu_concat_params_t;
+
+/**
+ * Concatenation along one axis: for each outer step, each input's slice in turn.
+ *
+ * @param[in]  params  sizes
+ * @param[in]  inputs  [count] int8 tensors; none may overlap the output
+ * @param[out] output  int8, outer * sum(copy_bytes) bytes
+ */
+mnmcu_status_t mnmcu_concat_s8_run(const mnmcu_concat_params_t *params,
+                                   const int8_t *const *inputs, int8_t *output);
 
 /* ------------------------------------------------------------------------ */
 /* MEAN over H and W: reference_ops::QuantizedMeanOrSum                     */

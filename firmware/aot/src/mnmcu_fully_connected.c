@@ -1,13 +1,18 @@
 /*
- * mnmcu_fully_connected.c - FULLY_CONNECTED, int8.
+ * mnmcu_fully_connected.c - FULLY_CONNECTED, int8, in either reference's arithmetic.
  *
- * TFLite's reference FullyConnected / FullyConnectedPerChannel (LiteRT since
- * April 2025) requantise the int32 accumulator in floating point:
+ * TFLite Micro (reference_integer_ops::FullyConnected(PerChannel), and
+ * CMSIS-NN's arm_fully_connected_s8) requantises the int32 accumulator with
+ * MultiplyByQuantizedMultiplier, as a convolution does:
+ * mnmcu_fully_connected_s8_run.
+ *
+ * LiteRT's reference kernels (since April 2025) requantise in floating point:
  *     out = (int32_t)round((double)acc * effective_scale)
- * with effective_scale = (double)input_scale * filter_scale / output_scale.
- * requant_exact() reproduces that double multiplication (IEEE-754 round to
- * nearest even to 53 bits) and round() (half away from zero) with integer
- * operations only, so the result is identical without an FPU.
+ * with effective_scale = (double)input_scale * filter_scale / output_scale:
+ * mnmcu_fully_connected_s8_litert_run. requant_exact() reproduces that
+ * double multiplication (IEEE-754 round to nearest even to 53 bits) and
+ * round() (half away from zero) with integer operations only, so the result
+ * is identical without an FPU.
  */
 #include "mnmcu_fixedpoint.h"
 
@@ -74,17 +79,62 @@ static int32_t requant_exact(int32_t acc, int64_t mantissa, int32_t exponent)
     return negative ? -(int32_t)r : (int32_t)r;
 }
 
+static int fc_args_valid(const mnmcu_fully_connected_params_t *params, const int8_t *input,
+                         const int8_t *filter, const int8_t *output)
+{
+    return params != NULL && input != NULL && filter != NULL && output != NULL &&
+           params->batches >= 1 && params->input_depth >= 1 && params->output_depth >= 1 &&
+           mnmcu_act_valid(params->act_min, params->act_max);
+}
+
+/* The int32 accumulator of output o of input row in_row. */
+static int32_t fc_accumulate(const mnmcu_fully_connected_params_t *params, const int8_t *in_row,
+                             const int8_t *filter, const int32_t *bias, int32_t o)
+{
+    const int8_t *f_row = filter + (int64_t)o * params->input_depth;
+    int32_t acc = 0;
+    int32_t d;
+    for (d = 0; d < params->input_depth; ++d) {
+        acc += ((int32_t)f_row[d] + params->filter_offset) *
+               ((int32_t)in_row[d] + params->input_offset);
+    }
+    return bias != NULL ? acc + bias[o] : acc;
+}
+
 mnmcu_status_t mnmcu_fully_connected_s8_run(const mnmcu_fully_connected_params_t *params,
                                             const int8_t *input, const int8_t *filter,
                                             const int32_t *bias, int8_t *output)
 {
-    int32_t b, o, d;
-    if (params == NULL || input == NULL || filter == NULL || output == NULL ||
-        params->scale_mantissa == NULL || params->scale_exponent == NULL) {
+    int32_t b, o;
+    if (!fc_args_valid(params, input, filter, output) || params->multiplier == NULL ||
+        params->shift == NULL) {
         return MNMCU_ERR_ARG;
     }
-    if (params->batches < 1 || params->input_depth < 1 || params->output_depth < 1 ||
-        !mnmcu_act_valid(params->act_min, params->act_max)) {
+    for (o = 0; o < params->output_depth; ++o) {
+        if (!mnmcu_requant_valid(params->multiplier[o], params->shift[o])) {
+            return MNMCU_ERR_ARG;
+        }
+    }
+    for (b = 0; b < params->batches; ++b) {
+        const int8_t *in_row = input + (int64_t)b * params->input_depth;
+        int8_t *out_row = output + (int64_t)b * params->output_depth;
+        for (o = 0; o < params->output_depth; ++o) {
+            int32_t acc = fc_accumulate(params, in_row, filter, bias, o);
+            acc = mnmcu_mbqm(acc, params->multiplier[o], params->shift[o]);
+            acc += params->output_offset;
+            out_row[o] = (int8_t)mnmcu_clamp(acc, params->act_min, params->act_max);
+        }
+    }
+    return MNMCU_OK;
+}
+
+mnmcu_status_t mnmcu_fully_connected_s8_litert_run(const mnmcu_fully_connected_params_t *params,
+                                                   const int8_t *input, const int8_t *filter,
+                                                   const int32_t *bias, int8_t *output)
+{
+    int32_t b, o;
+    if (!fc_args_valid(params, input, filter, output) || params->scale_mantissa == NULL ||
+        params->scale_exponent == NULL) {
         return MNMCU_ERR_ARG;
     }
     for (o = 0; o < params->output_depth; ++o) {
@@ -97,15 +147,7 @@ mnmcu_status_t mnmcu_fully_connected_s8_run(const mnmcu_fully_connected_params_t
         const int8_t *in_row = input + (int64_t)b * params->input_depth;
         int8_t *out_row = output + (int64_t)b * params->output_depth;
         for (o = 0; o < params->output_depth; ++o) {
-            const int8_t *f_row = filter + (int64_t)o * params->input_depth;
-            int32_t acc = 0;
-            for (d = 0; d < params->input_depth; ++d) {
-                acc += ((int32_t)f_row[d] + params->filter_offset) *
-                       ((int32_t)in_row[d] + params->input_offset);
-            }
-            if (bias != NULL) {
-                acc += bias[o];
-            }
+            int32_t acc = fc_accumulate(params, in_row, filter, bias, o);
             acc = requant_exact(acc, params->scale_mantissa[o], params->scale_exponent[o]);
             acc += params->output_offset;
             out_row[o] = (int8_t)mnmcu_clamp(acc, params->act_min, params->act_max);

@@ -19,13 +19,15 @@ import numpy as np
 from mnmcu.boards import Board
 from mnmcu.emit import cgen
 from mnmcu.errors import InvalidValue, UnsupportedModel
-from mnmcu.graph import DYNAMIC_SHAPE_OPS, Graph, Op, Tensor
+from mnmcu.fixedpoint import logistic_table, tanh_table
+from mnmcu.graph import ALIAS_OPS, DYNAMIC_SHAPE_OPS, Graph, Op, Tensor
 from mnmcu.log import logger
 from mnmcu.outdir import write_file
 from mnmcu.paths import data_dir
 from mnmcu.plan import MemoryPlan
 from mnmcu.qmath import (  # noqa: F401 - re-exported: the kernels' constants
     _F32,
+    ARITHMETICS,
     INT8_MAX,
     INT8_MIN,
     activation_range,
@@ -49,7 +51,9 @@ from mnmcu.qmath import (  # noqa: F401 - re-exported: the kernels' constants
 
 # Ops whose kernels may write their output over their first input (same
 # pointer) when that input has the output's shape.
-_INPLACE_OPCODES = frozenset({"ADD", "MUL", "HARD_SWISH", "QUANTIZE", "RELU", "RELU6"})
+_INPLACE_OPCODES = frozenset(
+    {"ADD", "MUL", "HARD_SWISH", "QUANTIZE", "RELU", "RELU6", "LOGISTIC", "TANH"}
+)
 
 # Kernel source file of each op; mnmcu_common.c is always needed.
 _KERNEL_SOURCES = {
@@ -57,7 +61,11 @@ _KERNEL_SOURCES = {
     "DEPTHWISE_CONV_2D": "mnmcu_conv.c",
     "FULLY_CONNECTED": "mnmcu_fully_connected.c",
     "AVERAGE_POOL_2D": "mnmcu_pool.c",
+    "MAX_POOL_2D": "mnmcu_pool.c",
     "MEAN": "mnmcu_pool.c",
+    "CONCATENATION": "mnmcu_concat.c",
+    "LOGISTIC": "mnmcu_elementwise.c",
+    "TANH": "mnmcu_elementwise.c",
     "ADD": "mnmcu_elementwise.c",
     "MUL": "mnmcu_elementwise.c",
     "HARD_SWISH": "mnmcu_elementwise.c",
@@ -105,6 +113,7 @@ _FAST_ACC_LIMIT = 1 << 30
 _FAST_MIN_SHIFT = -22
 # Bytes of the DSP convolutions' prepared constants per pair of output channels.
 _PAIR_BYTES = 32
+_POINTER_BYTES = 4  # on the 32-bit targets the sizes are estimated for
 _C_TYPE_BYTES = {"int8_t": 1, "uint8_t": 1, "int16_t": 2, "int32_t": 4, "int64_t": 8}
 
 
@@ -139,6 +148,14 @@ def default_kernels(arch: str, dsp: bool, helium: bool) -> str:
     if helium:
         return "helium"
     return "dsp" if dsp else "portable"
+
+
+def check_arithmetic(arithmetic: str) -> None:
+    """Refuse an arithmetic not in :data:`ARITHMETICS`."""
+    if arithmetic not in ARITHMETICS:
+        raise InvalidValue(
+            f"unknown arithmetic {arithmetic!r}", f"choose one of {', '.join(ARITHMETICS)}"
+        )
 
 
 def _check_kernels(kernels: str) -> None:
@@ -545,12 +562,18 @@ class _Lowering:
     """State of one generation: const arrays emitted so far and the plan."""
 
     def __init__(
-        self, graph: Graph, plan: MemoryPlan, kernels: str = "portable", text: bool = True
+        self,
+        graph: Graph,
+        plan: MemoryPlan,
+        kernels: str = "portable",
+        text: bool = True,
+        arithmetic: str = "tflm",
     ) -> None:
         self.graph = graph
         self.text = text
         self.plan = plan
         self.kernels = kernels
+        self.arithmetic = arithmetic
         self.arrays: list[str] = []
         self.const_names: dict[int, str] = {}
         self.used_names: set[str] = set()
@@ -797,21 +820,8 @@ def _lower_fully_connected(low: _Lowering, op: Op) -> Call:
         raise UnsupportedModel(f"op {op.index} FULLY_CONNECTED: shapes do not fit together")
     per_channel = len(q.scale) > 1
     scales = q.scale if per_channel else q.scale * units
-    parts = [double_parts(in_scale * float(s) / out_scale) for s in scales]
     act_min, act_max = activation_range(
         str(op.options.get("fused_activation_function", "NONE")), out_scale, out_zp
-    )
-    mant = low.array(
-        f"op{op.index:03d}_scale_mantissa",
-        _ints([m for m, _ in parts]),
-        "int64_t",
-        f"effective scales of op {op.index}: mantissa",
-    )
-    expo = low.array(
-        f"op{op.index:03d}_scale_exponent",
-        _ints([e for _, e in parts]),
-        "int32_t",
-        f"effective scales of op {op.index}: power of two",
     )
     fields = [
         ("batches", str(out.elements // units)),
@@ -822,28 +832,57 @@ def _lower_fully_connected(low: _Lowering, op: Op) -> Call:
         ("output_offset", str(out_zp)),
         ("act_min", str(act_min)),
         ("act_max", str(act_max)),
-        ("scale_mantissa", mant),
-        ("scale_exponent", expo),
     ]
+    if low.arithmetic == "litert":
+        function = "mnmcu_fully_connected_s8_litert_run"
+        parts = [double_parts(in_scale * float(s) / out_scale) for s in scales]
+        arrays = (
+            ("scale_mantissa", [m for m, _ in parts], "int64_t", "mantissa"),
+            ("scale_exponent", [e for _, e in parts], "int32_t", "power of two"),
+        )
+    else:
+        function = "mnmcu_fully_connected_s8_run"
+        where = f"op {op.index} FULLY_CONNECTED"
+        pairs = [conv_multiplier(in_scale, float(s), out_scale, where) for s in scales]
+        arrays = (
+            ("multiplier", [m for m, _ in pairs], "int32_t", "fixed-point multiplier"),
+            ("shift", [e for _, e in pairs], "int32_t", "shift"),
+        )
+    for role, values, ctype, what in arrays:
+        name = low.array(
+            f"op{op.index:03d}_{role}",
+            _ints(values),
+            ctype,
+            f"effective scales of op {op.index}: {what}",
+        )
+        fields.append((role, name))
     args = [
         low.pointer(inp, op, "input"),
         low.constant(filt, op, "filter", "int8_t"),
         _bias(low, op, 2),
         low.pointer(out, op, "output"),
     ]
-    return low.call(
-        op, "mnmcu_fully_connected_s8_run", "mnmcu_fully_connected_params_t", fields, args
-    )
+    return low.call(op, function, "mnmcu_fully_connected_params_t", fields, args)
 
 
-def _lower_avgpool(low: _Lowering, op: Op) -> Call:
-    inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
-    in_scale, in_zp = low.quant(inp)
+def _same_quantization(low: _Lowering, op: Op, inputs: Sequence[Tensor], out: Tensor) -> None:
+    """Refuse an op that would rescale: TFLite's int8 pooling and concatenation do not."""
     out_scale, out_zp = low.quant(out)
-    if abs(in_scale - out_scale) > 1e-6 or in_zp != out_zp:
-        raise UnsupportedModel(
-            f"op {op.index} AVERAGE_POOL_2D rescales; TFLite requires equal scales"
-        )
+    for t in inputs:
+        in_scale, in_zp = low.quant(t)
+        if abs(in_scale - out_scale) > 1e-6 * out_scale or in_zp != out_zp:
+            raise UnsupportedModel(
+                f"op {op.index} {op.opcode} rescales '{low.label(t, 60)}' "
+                f"({in_scale:g}, {in_zp}) to ({out_scale:g}, {out_zp})",
+                "TFLite's int8 kernels require the inputs' scale and zero point on the output",
+            )
+
+
+def _lower_pool(low: _Lowering, op: Op) -> Call:
+    """AVERAGE_POOL_2D and MAX_POOL_2D."""
+    inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
+    _same_quantization(low, op, [inp], out)
+    out_scale, out_zp = low.quant(out)
     di, do = _dims4(inp.shape), _dims4(out.shape)
     kh, kw = int(op.options["filter_height"]), int(op.options["filter_width"])
     act_min, act_max = activation_range(
@@ -858,7 +897,45 @@ def _lower_avgpool(low: _Lowering, op: Op) -> Call:
     fields += _window(op, (di[1], di[2]), (kh, kw), (do[1], do[2]), (1, 1))
     fields += [("act_min", str(act_min)), ("act_max", str(act_max))]
     args = [low.pointer(inp, op, "input"), low.pointer(out, op, "output")]
-    return low.call(op, "mnmcu_avgpool2d_s8_run", "mnmcu_avgpool2d_params_t", fields, args)
+    function = (
+        "mnmcu_avgpool2d_s8_run" if op.opcode == "AVERAGE_POOL_2D" else "mnmcu_maxpool2d_s8_run"
+    )
+    return low.call(op, function, "mnmcu_pool2d_params_t", fields, args)
+
+
+def _lower_concat(low: _Lowering, op: Op) -> Call:
+    ins = [low.graph.tensor(i) for i in op.inputs]
+    out = low.graph.tensor(op.outputs[0])
+    if str(op.options.get("fused_activation_function", "NONE")) != "NONE":
+        raise UnsupportedModel(f"op {op.index} CONCATENATION has a fused activation")
+    _same_quantization(low, op, ins, out)
+    rank = len(out.shape)
+    axis = int(op.options.get("axis", 0))
+    if not -rank <= axis < rank:
+        raise UnsupportedModel(f"op {op.index} CONCATENATION: axis {axis} of rank {rank}")
+    axis %= rank
+    outer = int(np.prod(out.shape[:axis], dtype=np.int64))
+    inner = int(np.prod(out.shape[axis + 1 :], dtype=np.int64))
+    sizes = [int(t.shape[axis]) * inner for t in ins]
+    if sum(sizes) * outer != out.elements:
+        raise UnsupportedModel(f"op {op.index} CONCATENATION: shapes do not fit together")
+    copy = low.array(
+        f"op{op.index:03d}_copy_bytes",
+        _ints(sizes),
+        "int32_t",
+        f"bytes of each input of op {op.index} per step",
+    )
+    pointers = ", ".join(low.pointer(t, op, f"input{i}") for i, t in enumerate(ins))
+    name = f"op{op.index:03d}_inputs"
+    if low.text:
+        low.arrays.append(
+            f"/* inputs of op {op.index} */\nstatic const int8_t *const {name}[{len(ins)}] = "
+            f"{{{pointers}}};\n"
+        )
+    low.array_bytes[name] = _POINTER_BYTES * len(ins)
+    fields = [("outer", str(outer)), ("count", str(len(ins))), ("copy_bytes", copy)]
+    args = [name, low.pointer(out, op, "output")]
+    return low.call(op, "mnmcu_concat_s8_run", "mnmcu_concat_params_t", fields, args)
 
 
 def _lower_mean(low: _Lowering, op: Op) -> Call:
@@ -1079,6 +1156,14 @@ def _lower_requantize(low: _Lowering, op: Op) -> Call:
     return _lower_table(low, op, inp, out, requantize_table(op.opcode, si, zi, so, zo))
 
 
+def _lower_sigmoid_tanh(low: _Lowering, op: Op) -> Call:
+    """LOGISTIC and TANH, as gemmlowp's fixed-point functions tabulated."""
+    inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
+    make = logistic_table if op.opcode == "LOGISTIC" else tanh_table
+    table = make(low.quant(inp), low.quant(out), f"op {op.index} {op.opcode}")
+    return _lower_table(low, op, inp, out, table)
+
+
 def _lower_table(low: _Lowering, op: Op, inp: Tensor, out: Tensor, table: np.ndarray) -> Call:
     """An element-wise function of one int8 input as its 256 values (mnmcu_lut_s8_run)."""
     if inp.elements != out.elements:
@@ -1140,20 +1225,21 @@ def _lower_softmax(low: _Lowering, op: Op) -> Call:
     return low.call(op, "mnmcu_softmax_s8_run", "mnmcu_softmax_params_t", fields, args)
 
 
-def _lower_reshape(low: _Lowering, op: Op) -> Call:
+def _lower_alias(low: _Lowering, op: Op) -> Call:
+    """RESHAPE, SQUEEZE and EXPAND_DIMS: the output is the input's bytes."""
     inp, out = low.graph.tensor(op.inputs[0]), low.graph.tensor(op.outputs[0])
     if inp.elements != out.elements:
-        raise UnsupportedModel(f"op {op.index} RESHAPE changes the element count")
+        raise UnsupportedModel(f"op {op.index} {op.opcode} changes the element count")
     if low.plan.offsets.get(inp.index) != low.plan.offsets.get(out.index):
         raise InvalidValue(
-            f"the memory plan does not alias RESHAPE op {op.index}'s output with its input",
+            f"the memory plan does not alias {op.opcode} op {op.index}'s output with its input",
             "plan the graph with mnmcu.plan.plan_memory",
         )
     return Call(
         index=op.index,
         opcode=op.opcode,
         comment=cgen.c_comment(
-            f"op {op.index}: RESHAPE {list(inp.shape)} -> {list(out.shape)} (alias, no code)"
+            f"op {op.index}: {op.opcode} {list(inp.shape)} -> {list(out.shape)} (alias, no code)"
         ),
         output_offset=low.plan.offsets.get(out.index, 0),
         output_size=out.nbytes,
@@ -1164,7 +1250,11 @@ _LOWER: dict[str, Callable[[_Lowering, Op], Call]] = {
     "CONV_2D": _lower_conv,
     "DEPTHWISE_CONV_2D": _lower_conv,
     "FULLY_CONNECTED": _lower_fully_connected,
-    "AVERAGE_POOL_2D": _lower_avgpool,
+    "AVERAGE_POOL_2D": _lower_pool,
+    "MAX_POOL_2D": _lower_pool,
+    "CONCATENATION": _lower_concat,
+    "LOGISTIC": _lower_sigmoid_tanh,
+    "TANH": _lower_sigmoid_tanh,
     "MEAN": _lower_mean,
     "ADD": _lower_add,
     "MUL": _lower_mul,
@@ -1174,7 +1264,7 @@ _LOWER: dict[str, Callable[[_Lowering, Op], Call]] = {
     "RELU6": _lower_requantize,
     "PAD": _lower_pad,
     "SOFTMAX": _lower_softmax,
-    "RESHAPE": _lower_reshape,
+    **{opcode: _lower_alias for opcode in ALIAS_OPS},
 }
 SUPPORTED_OPS = frozenset(_LOWER) | DYNAMIC_SHAPE_OPS
 
@@ -1192,14 +1282,21 @@ class Lowered:
 
 
 def lower_model(
-    graph: Graph, plan: MemoryPlan, kernels: str = "portable", text: bool = True
+    graph: Graph,
+    plan: MemoryPlan,
+    kernels: str = "portable",
+    text: bool = True,
+    arithmetic: str = "tflm",
 ) -> Lowered:
     """Every op as a :class:`Call`, the C const arrays they use and their sizes, in graph order.
 
     Without ``text``, the arrays' C text is not written (``arrays`` holds only
     the scratch descriptors): their sizes are what the caller wants.
+    ``arithmetic`` (one of :data:`ARITHMETICS`) picks FULLY_CONNECTED's
+    requantisation.
     """
     _check_kernels(kernels)
+    check_arithmetic(arithmetic)
     unsupported = sorted({op.opcode for op in graph.ops} - SUPPORTED_OPS)
     if unsupported:
         raise UnsupportedModel(
@@ -1207,16 +1304,16 @@ def lower_model(
             "use the tflm runtime for this model",
         )
     fold_shape_ops(graph)
-    low = _Lowering(graph, plan, kernels, text)
+    low = _Lowering(graph, plan, kernels, text, arithmetic)
     calls = [_LOWER[op.opcode](low, op) for op in graph.ops if op.opcode not in DYNAMIC_SHAPE_OPS]
     return Lowered(calls, low.arrays, low.array_bytes, low.scratch_descriptors)
 
 
 def lower(
-    graph: Graph, plan: MemoryPlan, kernels: str = "portable"
+    graph: Graph, plan: MemoryPlan, kernels: str = "portable", arithmetic: str = "tflm"
 ) -> tuple[list[Call], list[str]]:
     """Every op as a :class:`Call`, and the C const arrays they use, in graph order."""
-    lowered = lower_model(graph, plan, kernels)
+    lowered = lower_model(graph, plan, kernels, arithmetic=arithmetic)
     return lowered.calls, lowered.arrays
 
 
@@ -1283,6 +1380,7 @@ def emit_aot(
     name: str,
     source: str,
     kernels: str = "portable",
+    arithmetic: str = "tflm",
 ) -> list[Path]:
     """Write the AOT C sources of ``graph`` into ``out_dir``; return the files written.
 
@@ -1295,6 +1393,8 @@ def emit_aot(
     inputs give byte-identical files. ``kernels`` (one of
     :data:`KERNEL_SETS`) picks fast kernels where :func:`fast_conv` allows;
     ``plan`` must then come from ``scratch_bytes(graph, kernels)``.
+    ``arithmetic`` (one of :data:`ARITHMETICS`) picks FULLY_CONNECTED's
+    requantisation: TFLite Micro's, or LiteRT's reference kernels'.
     """
     ident = cgen.c_identifier(name).lower()
     if not ident:
@@ -1312,7 +1412,7 @@ def emit_aot(
     for t in (in_t, out_t):
         if t.index not in plan.offsets:
             raise InvalidValue(f"the memory plan has no offset for model tensor {t.index}")
-    calls, arrays = lower(graph, plan, kernels)
+    calls, arrays = lower(graph, plan, kernels, arithmetic)
     prefix = f"mnmcu_model_{ident}"
     header = f"{prefix}.h"
     context = {

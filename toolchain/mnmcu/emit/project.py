@@ -41,8 +41,13 @@ from mnmcu.log import logger
 from mnmcu.model.spec import check_class_names
 from mnmcu.outdir import output_folder, write_file
 from mnmcu.paths import data_dir
+from mnmcu.qmath import ARITHMETICS
 
 RUNTIMES = ("aot", "tflm")
+_REFERENCE_NAMES = {
+    "tflm": "TFLite Micro's reference kernels",
+    "litert": "LiteRT's reference kernels",
+}
 DEFAULT_SAMPLE_SOURCE = "mnmcu's synthetic image, seed 0"
 RANDOM_SAMPLE_SOURCE = "seeded random int8 values (seed 0)"
 GIVEN_SAMPLE_SOURCE = "a caller-supplied input"
@@ -114,6 +119,9 @@ class ProjectInfo:
     profile: bool = False
     model_symbols: tuple[str, ...] = ()
     """Global names of model constants (a source's local ones are found by its file)."""
+    arithmetic: str = "tflm"
+    """The reference the firmware's outputs equal: ``tflm`` or ``litert`` (see
+    :data:`mnmcu.qmath.ARITHMETICS`); TFLite Micro firmware is always ``tflm``."""
 
     @property
     def build_dir(self) -> Path:
@@ -150,6 +158,7 @@ class ProjectInfo:
             "notes": list(self.notes),
             "kernels": self.kernels,
             "profile": self.profile,
+            "arithmetic": self.arithmetic,
         }
 
 
@@ -186,11 +195,32 @@ def load_project(project_dir: Path) -> ProjectInfo:
             notes=tuple(str(n) for n in data.get("notes", ())),
             kernels=str(data.get("kernels", "portable")),
             profile=bool(data.get("profile", False)),
+            # projects written before the choice existed requantised as LiteRT
+            arithmetic=_arithmetic(data.get("arithmetic", "litert")),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidValue(
             f"{path} is incomplete or malformed ({exc!r})", "emit the project again"
         ) from None
+
+
+def check_arithmetic(arithmetic: str, runtime: str) -> None:
+    """Refuse an unknown arithmetic, and LiteRT's for TFLite Micro firmware."""
+    if arithmetic not in ARITHMETICS:
+        raise InvalidValue(
+            f"unknown arithmetic {arithmetic!r}", f"use one of {', '.join(ARITHMETICS)}"
+        )
+    if runtime == "tflm" and arithmetic != "tflm":
+        raise InvalidValue(
+            "TFLite Micro firmware has TFLite Micro's arithmetic, not LiteRT's",
+            "leave out --arithmetic, or use --runtime aot",
+        )
+
+
+def _arithmetic(value: object) -> str:
+    if value not in ARITHMETICS:
+        raise ValueError(f"arithmetic {value!r} is not one of {', '.join(ARITHMETICS)}")
+    return str(value)
 
 
 def hal_sources(family: str) -> list[Path]:
@@ -294,11 +324,14 @@ def default_sample(graph: Graph) -> np.ndarray:
     return sample
 
 
-def reference_output(tflite_bytes: bytes, sample: np.ndarray) -> np.ndarray:
-    """The int8 output TFLite's reference kernels (LiteRT, BUILTIN_REF) give for ``sample``."""
-    from mnmcu.reference import litert_outputs
+def reference_output(
+    tflite_bytes: bytes, sample: np.ndarray, arithmetic: str = "tflm"
+) -> np.ndarray:
+    """The int8 output the reference of ``arithmetic`` gives for ``sample``
+    (:func:`mnmcu.reference.expected_outputs`)."""
+    from mnmcu.reference import expected_outputs
 
-    outputs = np.asarray(litert_outputs(tflite_bytes, sample[None]))
+    outputs = np.asarray(expected_outputs(tflite_bytes, sample[None], arithmetic))
     first: np.ndarray = outputs[0]
     return first
 
@@ -460,6 +493,7 @@ def emit_project(
     kernels: str | None = None,
     profile: bool = False,
     sample_source: str | None = None,
+    arithmetic: str | None = None,
 ) -> ProjectInfo:
     """Write a standalone PlatformIO project running ``tflite`` on ``board`` into ``out_dir``.
 
@@ -480,6 +514,9 @@ def emit_project(
     ``kernels`` picks the AOT kernel set (default: the fastest the board's
     core has, see :func:`mnmcu.emit.aot.default_kernels`); ``profile``
     builds the AOT firmware with per-layer timing lines (``MNMCU_PROFILE``).
+    ``arithmetic`` picks the AOT runtime's FULLY_CONNECTED requantisation
+    (:data:`mnmcu.qmath.ARITHMETICS`, default ``tflm``); TFLite Micro
+    firmware has TFLite Micro's.
     """
     tflite = Path(tflite)
     if bare_metal:
@@ -492,6 +529,8 @@ def emit_project(
     runtime = runtime or board.runtime.default
     if runtime not in RUNTIMES:
         raise InvalidValue(f"unknown runtime {runtime!r}", f"use one of {', '.join(RUNTIMES)}")
+    arithmetic = arithmetic or "tflm"
+    check_arithmetic(arithmetic, runtime)
     pio = board.platformio
     if pio is None:
         raise InvalidValue(
@@ -502,7 +541,7 @@ def emit_project(
         with folder.staging() as stage:
             info, manifest = _generate(
                 stage, folder.path, tflite, board, pio, runtime, sample, class_names, kernels,
-                profile, sample_source,
+                profile, sample_source, arithmetic,
             )  # fmt: skip
             folder.commit(stage, manifest)
     logger.debug("project for %s (%s) written to %s", board.id, runtime, folder.path)
@@ -521,6 +560,7 @@ def _generate(
     kernels: str | None,
     profile: bool,
     given_source: str | None = None,
+    arithmetic: str = "tflm",
 ) -> tuple[ProjectInfo, dict[str, Any]]:
     """Write the project into ``stage``; its ProjectInfo (at ``final_dir``) and manifest."""
     try:
@@ -540,7 +580,7 @@ def _generate(
     else:
         sample_source = " ".join((given_source or GIVEN_SAMPLE_SOURCE).split())
     sample_array = _check_sample(sample if sample is not None else default_sample(graph), graph)
-    expected = reference_output(flatbuffer, sample_array).astype(np.int8).reshape(-1)
+    expected = reference_output(flatbuffer, sample_array, arithmetic).astype(np.int8).reshape(-1)
     names = _class_names(tuple(class_names), int(expected.size))
     family = hal_family(board)
 
@@ -559,7 +599,7 @@ def _generate(
 
         kernel_set = kernels or board_kernels(board)
         extras = _emit_aot_runtime(
-            graph, tflite, src, model_ident, banner, env, written, kernel_set, profile
+            graph, tflite, src, model_ident, banner, env, written, kernel_set, profile, arithmetic
         )
     else:
         kernel_set = board.runtime.kernels  # TFLM's kernel library (cmsis-nn, esp-nn)
@@ -605,7 +645,7 @@ def _generate(
             "mnmcu_sample_expected",
             expected,
             "int8_t",
-            "expected output (TFLite reference kernels on the host)",
+            f"expected output ({_REFERENCE_NAMES[arithmetic]} on the host)",
         ),
     }
     for filename, (template, what) in headers.items():
@@ -656,6 +696,7 @@ def _generate(
         notes=tuple(extras["notes"]),
         kernels=kernel_set,
         profile=profile and runtime == "aot",
+        arithmetic=arithmetic,
     )
     rels = sorted({_relative(p, project_dir) for p in written} | {"README.md", PROJECT_FILE})
     info = dataclasses.replace(info, files=tuple(rels))
@@ -674,13 +715,16 @@ def _emit_aot_runtime(
     written: list[Path],
     kernels: str = "portable",
     profile: bool = False,
+    arithmetic: str = "tflm",
 ) -> dict[str, Any]:
     """The AOT model, its kernels and the runtime adapter; the extras for the project."""
     from mnmcu.emit.aot import emit_aot, firmware_graph, firmware_plan
 
     graph = firmware_graph(graph)
     plan = firmware_plan(graph, kernels)
-    written.extend(emit_aot(graph, plan, src, ident, str(tflite), kernels=kernels))
+    written.extend(
+        emit_aot(graph, plan, src, ident, str(tflite), kernels=kernels, arithmetic=arithmetic)
+    )
     adapter = "mnmcu_runtime_aot.c"
     text = env.get_template("aot/mnmcu_runtime_aot.c.j2").render()
     _write(src / adapter, banner(adapter, "The runtime interface over the AOT model.") + text)
@@ -827,6 +871,7 @@ def _readme(board: Board, pio: PlatformIO, info: ProjectInfo, env: Any, sha: str
         board.id,
         "--runtime",
         info.runtime,
+        *(["--arithmetic", info.arithmetic] if info.arithmetic != "tflm" else []),
         "--out",
         "DIR",
     ]
@@ -851,6 +896,7 @@ def _readme(board: Board, pio: PlatformIO, info: ProjectInfo, env: Any, sha: str
         framework=pio.framework_option,
         monitor_speed=board.serial.baud,
         sample_source=info.sample_source,
+        reference=_REFERENCE_NAMES[info.arithmetic],
         class_names=info.class_names,
         timer=board.timer.source,
         files=[(rel, _role(rel, info.model_sources)) for rel in info.files],

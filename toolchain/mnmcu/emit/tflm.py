@@ -108,6 +108,11 @@ _RESOLVER: dict[str, tuple[str, str | None]] = {
     "SHAPE": ("AddShape", None),
     "STRIDED_SLICE": ("AddStridedSlice", None),
     "PACK": ("AddPack", None),
+    "CONCATENATION": ("AddConcatenation", None),
+    "LOGISTIC": ("AddLogistic", None),
+    "TANH": ("AddTanh", None),
+    "SQUEEZE": ("AddSqueeze", None),
+    "EXPAND_DIMS": ("AddExpandDims", None),
 }
 KERNEL_HEADERS: dict[str, str] = {
     "tflite::Register_CONV_2D_INT8()": f"{_KERNELS_DIR}/conv.h",
