@@ -39,9 +39,10 @@ def test_verify_is_bit_exact_against_both_references(
 
 def test_verify_names_unsupported_ops_and_positions(odd_models: dict[str, Path]) -> None:  # noqa: F811
     graph = load_graph(odd_models["odd"])
-    positions = [op.index for op in graph.ops if op.opcode in ("MAX_POOL_2D", "CONCATENATION")]
+    positions = [op.index for op in graph.ops if op.opcode in ("SUB", "MAXIMUM")]
+    assert len(positions) == 2
     result = run_mnmcu("verify", str(odd_models["odd"]))
-    line = one_error_line(result, "MAX_POOL_2D", "CONCATENATION")
+    line = one_error_line(result, "SUB", "MAXIMUM")
     for p in positions:
         assert f"at op {p}" in line
 
@@ -86,9 +87,11 @@ def test_verify_tells_the_references_apart_from_the_aot_runtime(fc_stack: Path) 
     result = run_mnmcu(*args, "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    # the AOT runtime follows LiteRT; TFLite Micro differs from both on a few bytes
-    assert report["litert_mismatches"] == 0 and report["tflm_mismatches"] > 0
-    assert report["reference_mismatches"] == report["tflm_mismatches"]
+    # the AOT runtime follows TFLite Micro (--arithmetic tflm, the default); LiteRT
+    # differs from both on a few bytes
+    assert report["arithmetic"] == "tflm"
+    assert report["tflm_mismatches"] == 0 and report["litert_mismatches"] > 0
+    assert report["reference_mismatches"] == report["litert_mismatches"]
     assert report["bit_exact"] is True and report["references_agree"] is False
     # --layers: every input the references disagree on, each split at a FULLY_CONNECTED
     splits = report["reference_splits"]
@@ -109,3 +112,9 @@ def test_verify_tells_the_references_apart_from_the_aot_runtime(fc_stack: Path) 
     # without --layers only the first input the references disagree on is traced
     brief = json.loads(run_mnmcu(*args[:-1], "--json").stdout)
     assert brief["reference_splits"] == splits[:1]
+
+    # --arithmetic litert: the AOT runtime follows LiteRT instead, still bit-exact
+    other = json.loads(run_mnmcu(*args, "--arithmetic", "litert", "--json").stdout)
+    assert other["litert_mismatches"] == 0
+    assert other["tflm_mismatches"] == report["reference_mismatches"]
+    assert other["bit_exact"] is True

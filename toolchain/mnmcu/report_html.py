@@ -301,8 +301,10 @@ def _limits(report: dict[str, Any]) -> tuple[str, list[tuple[str, int, int | Non
     fw = report.get("firmware") or {}
     fp = fw.get("footprint")
     if fp:
+        arithmetic = fw.get("arithmetic")
+        what = str(fw.get("runtime")) + (f", {arithmetic} arithmetic" if arithmetic else "")
         rows_html.append(
-            f"<tr><td>{html.escape(str(fw.get('runtime')))} firmware (ELF)</td>"
+            f"<tr><td>{html.escape(what)} firmware (ELF)</td>"
             f"<td>{num('firmware.footprint.flash_bytes', fp['flash_bytes'])}</td>"
             f"<td>{num('firmware.footprint.ram_bytes', fp['ram_bytes'])}</td></tr>"
         )
