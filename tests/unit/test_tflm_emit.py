@@ -21,6 +21,8 @@ import pytest
 from mnmcu.boards import get_board
 from mnmcu.emit import tflm
 from mnmcu.emit.project import platformio_options
+from mnmcu.emit.tflm import check as tflm_check
+from mnmcu.emit.tflm import resolver as tflm_resolver
 from mnmcu.errors import InvalidValue, UnsupportedModel
 from mnmcu.graph import Graph, Op, Quantization, Tensor
 from mnmcu.reference import TflmRun
@@ -438,7 +440,7 @@ def test_boards_without_a_route_are_refused(model_file: Path, tmp_path: Path) ->
 
 def test_lint_report_reads_platformio_python_literal() -> None:
     out = "banner\n{'errors': [], 'warnings': ['Ignore unknown configuration option `x`']}\n"
-    assert tflm._lint_report(out)["warnings"] == ["Ignore unknown configuration option `x`"]
+    assert tflm_check._lint_report(out)["warnings"] == ["Ignore unknown configuration option `x`"]
 
 
 @pytest.mark.parametrize(("board_id", "limit"), [("esp32", 180_736), ("disco_f407vg", 131_072)])
@@ -474,7 +476,7 @@ def test_every_registration_is_declared_where_the_generator_says() -> None:
         text = (root / header).read_text()
         assert re.search(rf"\bTFLMRegistration\s+{name}\(\)", text), f"{header} lacks {name}"
     resolver = (root / "tensorflow/lite/micro/micro_mutable_op_resolver.h").read_text()
-    for method, _ in tflm._RESOLVER.values():
+    for method, _ in tflm_resolver._RESOLVER.values():
         assert re.search(rf"\bTfLiteStatus\s+{method}\(", resolver), method
 
 
