@@ -516,11 +516,11 @@ def brought_zoo() -> bytes:
     q = {"scale": 0.05, "zp": -3}
     x = m.tensor([1, 9, 8, 4], **q)
 
-    def max_pool(src: int, shape: list[int], fh: int, fw: int, sh: int, sw: int,
-                 pad: str, act: str = "NONE") -> int:  # fmt: skip
+    def pool(src: int, shape: list[int], fh: int, fw: int, sh: int, sw: int,
+                 pad: str, act: str = "NONE", kind: str = "MAX_POOL_2D") -> int:  # fmt: skip
         y = m.tensor(shape, **q)
         m.op(
-            "MAX_POOL_2D", [src], [y], "Pool2DOptions", padding=pad, strideW=sw, strideH=sh,
+            kind, [src], [y], "Pool2DOptions", padding=pad, strideW=sw, strideH=sh,
             filterWidth=fw, filterHeight=fh, fusedActivationFunction=act,
         )  # fmt: skip
         return y
@@ -540,15 +540,16 @@ def brought_zoo() -> bytes:
         m.op("EXPAND_DIMS", [src, m.tensor([1], "int32", data=[axis])], [y])
         return y
 
-    mp1 = max_pool(x, [1, 5, 4, 4], 3, 3, 2, 2, "SAME")
-    mp2 = max_pool(x, [1, 4, 4, 4], 2, 2, 2, 2, "VALID", "RELU")
-    mp3 = max_pool(x, [1, 9, 8, 4], 3, 2, 1, 1, "SAME", "RELU6")
-    mp4 = max_pool(mp3, [1, 9, 4, 4], 1, 2, 1, 2, "VALID")
+    mp1 = pool(x, [1, 5, 4, 4], 3, 3, 2, 2, "SAME")
+    mp2 = pool(x, [1, 4, 4, 4], 2, 2, 2, 2, "VALID", "RELU")
+    mp3 = pool(x, [1, 9, 8, 4], 3, 2, 1, 1, "SAME", "RELU6")
+    mp4 = pool(mp3, [1, 9, 4, 4], 1, 2, 1, 2, "VALID")
     const = m.tensor([1, 5, 4, 3], data=rng.integers(-128, 128, (1, 5, 4, 3)), **q)
     cat1 = concat([mp1, const], [1, 5, 4, 7], 3)
     cat2 = concat([mp2, mp1], [1, 9, 4, 4], 1)
     cat3 = concat([mp4, cat2, mp4], [1, 9, 4, 12], -1)
-    g3 = max_pool(cat3, [1, 1, 1, 12], 9, 4, 1, 1, "VALID")
+    # global averages, so that the outputs vary with the input (a global max saturates)
+    g3 = pool(cat3, [1, 1, 1, 12], 9, 4, 1, 1, "VALID", kind="AVERAGE_POOL_2D")
     flat = m.tensor([1, 12], **q)
     m.op("SQUEEZE", [g3], [flat], "SqueezeOptions", squeezeDims=[1, 2])
     row = expand(flat, [1, 1, 12], 1, q)
@@ -558,7 +559,7 @@ def brought_zoo() -> bytes:
     wide = requant(row, [1, 1, 12], 0.2, 10)
     th = m.tensor([1, 1, 12], scale=1 / 128, zp=0)
     m.op("TANH", [wide], [th])
-    g1 = max_pool(cat1, [1, 1, 1, 7], 5, 4, 1, 1, "VALID")
+    g1 = pool(cat1, [1, 1, 1, 7], 5, 4, 1, 1, "VALID", kind="AVERAGE_POOL_2D")
     vec = m.tensor([7], **q)
     m.op("SQUEEZE", [g1], [vec], "SqueezeOptions", squeezeDims=[])
     vec2 = expand(expand(vec, [1, 7], 0, q), [1, 1, 7], -2, q)

@@ -37,7 +37,7 @@ from mnmcu.boards import Board, get_board
 from mnmcu.emit import tflm
 from mnmcu.graph import load_graph
 from mnmcu.paths import data_dir
-from mnmcu.reference import TflmRun, litert_outputs, tflm_run
+from mnmcu.reference import TflmRun, expected_outputs, tflm_run
 
 from .framework_sources import TFLM, tflm_include_dirs, tree_fingerprint
 from .pio_build import OBJECT, Compiler, require_compiled
@@ -560,7 +560,7 @@ def test_runtime_runs_on_the_host_bit_exact(
     rng = np.random.default_rng(7)
     xs = rng.integers(-128, 128, size=(4, *graph.input.shape[1:]), dtype=np.int8)
     got = run_on_host(host_tflm, projects["esp32", model] / "src", xs, tmp_path)
-    expected = litert_outputs(int8_models[model].read_bytes(), xs)
+    expected = expected_outputs(int8_models[model].read_bytes(), xs, "tflm")
     assert np.array_equal(got, expected.reshape(got.shape))
 
 
@@ -609,7 +609,32 @@ def test_trained_model_runs_on_the_host_bit_exact(
     xs = rng.integers(-128, 128, size=(8, *graph.input.shape[1:]), dtype=np.int8)
     (tmp_path / "work").mkdir()
     got = run_on_host(host_tflm, info.project_dir / "src", xs, tmp_path / "work")
-    expected = litert_outputs(model.read_bytes(), xs).reshape(got.shape)
+    expected = expected_outputs(model.read_bytes(), xs, "tflm").reshape(got.shape)
+    assert np.array_equal(got, expected)
+    assert len({row.tobytes() for row in got}) >= 4, got
+
+
+@pytest.mark.slow
+def test_brought_ops_run_on_the_host_bit_exact(host_tflm: HostTflm, tmp_path: Path) -> None:
+    """MAX_POOL_2D, CONCATENATION, LOGISTIC, TANH, SQUEEZE and EXPAND_DIMS: the resolver
+    names TFLM's registrations, and the runtime gives the reference's bytes."""
+    from mnmcu.emit.project import emit_project
+
+    from .test_aot import brought_zoo
+
+    model = tmp_path / "brought.tflite"
+    model.write_bytes(brought_zoo())
+    graph = load_graph(model)
+    info = emit_project(model, get_board("esp32"), tmp_path / "project", runtime="tflm")
+    runtime = (info.project_dir / "src" / tflm.RUNTIME_SOURCE).read_text()
+    for method in ("AddMaxPool2D", "AddConcatenation", "AddLogistic", "AddTanh", "AddSqueeze",
+                   "AddExpandDims"):  # fmt: skip
+        assert f"resolver.{method}(" in runtime
+    rng = np.random.default_rng(12)
+    xs = rng.integers(-128, 128, size=(8, *graph.input.shape[1:]), dtype=np.int8)
+    (tmp_path / "work").mkdir()
+    got = run_on_host(host_tflm, info.project_dir / "src", xs, tmp_path / "work")
+    expected = expected_outputs(model.read_bytes(), xs, "tflm").reshape(got.shape)
     assert np.array_equal(got, expected)
     assert len({row.tobytes() for row in got}) >= 4, got
 

@@ -1,9 +1,10 @@
 """Code sizes of the AOT firmware, measured from QEMU builds, for :mod:`mnmcu.estimate`.
 
 Each model of :data:`CALIBRATION_SPECS` (untrained; together they call every
-MobileNet kernel: PAD, same-shape ADD, tables, squeeze-and-excite MUL) is
-emitted and built for the board with each of its kernel sets, and the ELF
-says where the code goes:
+MobileNet kernel: PAD, same-shape ADD, tables, squeeze-and-excite MUL), and a
+small CNN with the ops of models made elsewhere (max pooling, concatenation,
+logistic, tanh, a 1x3 convolution: :func:`brought_ops_model`), is emitted and built for the
+board with each of its kernel sets, and the ELF says where the code goes:
 
 * every function's size and the functions it calls (``objdump -d``: ``bl``
   and ``b`` targets, and function pointers in its literal pool), hence the
@@ -38,6 +39,8 @@ from mnmcu.proc import run_command
 
 CALIBRATION_SPECS = (("v1", 0.25, 45), ("v2", 0.35, 48), ("v3-small", 0.5, 48))
 """(arch, alpha, input size) of the untrained models built for the measurement."""
+BROUGHT_OPS_MODEL = "brought_ops_32"
+"""Name of the calibration model :func:`brought_ops_model` makes."""
 BOARD_KERNELS = {"qemu-m4": ("dsp", "portable"), "qemu-m55": ("helium", "portable")}
 """The kernel sets measured on each board; the first is the board's own."""
 TOOL_TIMEOUT_S = 60.0
@@ -174,6 +177,30 @@ def measure_build(graph: Any, elf: Path, footprint: Any, kernels: str, model: st
     )
 
 
+def brought_ops_model(seed: int = 0) -> bytes:
+    """A 32x32x3 CNN with MAX_POOL_2D, CONCATENATION, TANH, LOGISTIC and a 1x3 convolution
+    (the fast kernels' generic convolution), full int8."""
+    import keras
+
+    from mnmcu.bench import synthetic_images
+    from mnmcu.quantize import convert_int8
+
+    layers = keras.layers
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((32, 32, 3), batch_size=1)
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D(2)(x)
+    a = layers.Conv2D(8, 1, activation="tanh")(x)
+    b = layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    c = layers.Conv2D(8, (1, 3), padding="same", activation="relu")(x)  # the generic kernel
+    x = layers.MaxPooling2D(3, strides=2, padding="same")(layers.Concatenate()([a, b, c]))
+    # the generic kernel again on a map under 36 pixels (its 8-bit variant)
+    x = layers.Conv2D(8, (1, 3), padding="same", activation="relu")(layers.MaxPooling2D(2)(x))
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(4, activation="sigmoid")(x))
+    return convert_int8(model, synthetic_images(32, 3, seed=seed))
+
+
 def measure(board_id: str, work: Path) -> list[Build]:
     """Every calibration model built for ``board_id`` with each of its kernel sets."""
     from mnmcu.bench import convert_untrained
@@ -185,12 +212,18 @@ def measure(board_id: str, work: Path) -> list[Build]:
 
     board = get_board(board_id)
     builds = []
-    for arch, alpha, size in CALIBRATION_SPECS:
-        name = f"{arch}_{alpha:g}_{size}"
+    models = [
+        (f"{arch}_{alpha:g}_{size}", (arch, alpha, size)) for arch, alpha, size in CALIBRATION_SPECS
+    ]
+    for name, spec_values in [*models, (BROUGHT_OPS_MODEL, None)]:
         path = work / f"{name}.tflite"
         if not path.exists():
-            spec = ModelSpec(arch=arch, alpha=alpha, resolution=size, classes=2)
-            path.write_bytes(convert_untrained(spec))
+            if spec_values is None:
+                path.write_bytes(brought_ops_model())
+            else:
+                arch, alpha, size = spec_values
+                spec = ModelSpec(arch=arch, alpha=alpha, resolution=size, classes=2)
+                path.write_bytes(convert_untrained(spec))
         for kernels in BOARD_KERNELS[board_id]:
             info = emit_project(
                 path, board, work / f"{name}_{kernels}", kernels=kernels, force=True
@@ -208,17 +241,20 @@ def calibrate(builds: Sequence[Build], board_id: str) -> dict[str, dict[str, Any
     specs = ", ".join(f"{a} {al:g}@{s}" for a, al, s in CALIBRATION_SPECS)
     entries: dict[str, dict[str, Any]] = {}
     for kernels in BOARD_KERNELS[board_id]:
-        mine = [b for b in builds if b.kernels == kernels]
+        every = [b for b in builds if b.kernels == kernels]
         functions: dict[str, list[Any]] = {}
-        for b in [*mine, *(b for b in builds if b.kernels == "portable")]:
+        for b in [*every, *(b for b in builds if b.kernels == "portable")]:
             for name, item in b.functions.items():
                 functions.setdefault(name, item)
+        # the fixed part and the invoke function from the MobileNets alone
+        mine = [b for b in every if b.model != BROUGHT_OPS_MODEL]
         calls = np.array([[1.0, b.calls] for b in mine])
         fixed, per_call = np.linalg.lstsq(calls, np.array([b.invoke_code for b in mine]))[0]
         entries[kernels] = {
             "source": (
                 f"pio builds of {board_id} AOT firmware with the {kernels} kernels "
-                f"(arm-none-eabi-gcc), untrained {specs}; python -m mnmcu.codesize "
+                f"(arm-none-eabi-gcc), untrained {specs} and a CNN with max pooling, "
+                "concatenation, tanh, logistic and 1x3 convolutions; python -m mnmcu.codesize "
                 f"--board {board_id} --write"
             ),
             "base_bytes": max(b.base for b in mine),
