@@ -26,11 +26,12 @@ from mnmcu.bench import convert_untrained
 from mnmcu.boards import get_board
 from mnmcu.build import pio_run
 from mnmcu.emit.project import ProjectInfo, emit_project
+from mnmcu.errors import InvalidValue
 from mnmcu.hil import load_target, run_hil
 from mnmcu.link.hostfw import compile_host_firmware
 from mnmcu.link.session import DeviceTimeout, LinkLost, open_session
 from mnmcu.model.spec import ModelSpec
-from mnmcu.reference import litert_outputs
+from mnmcu.reference import expected_outputs
 from mnmcu.sim.qemu import qemu_session
 from mnmcu.verify import make_inputs
 
@@ -184,6 +185,14 @@ def test_hil_against_another_model_names_both_hashes(
     assert not report.parent.exists(), "no report for a device that runs another model"
 
 
+def test_hil_arithmetic_must_be_the_projects(vww: tuple[ProjectInfo, Path, Path]) -> None:
+    info, model, _ = vww
+    assert load_target(info.project_dir, model).arithmetic == info.arithmetic == "tflm"
+    assert load_target(model=model, arithmetic="litert").arithmetic == "litert"
+    with pytest.raises(InvalidValue, match="generated with --arithmetic tflm, not litert"):
+        load_target(info.project_dir, model, "litert")
+
+
 def _inputs(model: Path, count: int) -> np.ndarray:
     from mnmcu.graph import load_graph
 
@@ -210,7 +219,8 @@ def test_noisy_link_still_gives_exact_outputs(
         seconds = time.monotonic() - started
         proxy.close()
     assert report.failure is None, report.error
-    expected = litert_outputs(model.read_bytes(), inputs).reshape(len(inputs), -1)
+    expected = expected_outputs(model.read_bytes(), inputs, target.arithmetic)
+    expected = expected.reshape(len(inputs), -1)
     assert [s.output for s in report.samples] == [tuple(int(v) for v in e) for e in expected]
     assert all(s.bit_exact for s in report.samples)
     injected = sum(proxy.counts[k] for k in ("flip", "drop", "dup", "garbage"))

@@ -1351,6 +1351,13 @@ def monitor(port: str | None, baud: int, board: str | None, list_only: bool) -> 
 )
 @click.option("--profile", is_flag=True, help="Per-layer ticks (firmware built with it).")
 @click.option(
+    "--arithmetic",
+    type=click.Choice(["tflm", "litert"]),
+    default=None,
+    help="The reference the device's outputs must equal (default: the project's, tflm "
+    "without a project); see 'mnmcu emit --help'.",
+)
+@click.option(
     "--report",
     type=click.Path(path_type=Path),
     default=None,
@@ -1373,6 +1380,7 @@ def hil(
     count: int,
     seed: int,
     profile: bool,
+    arithmetic: str | None,
     report: Path | None,
     timeout: float,
 ) -> None:
@@ -1398,7 +1406,7 @@ def hil(
                 "hil needs --board, --project or --model", "e.g. mnmcu hil --board qemu-m4"
             )
         project = _newest_project(b.id)
-    target = hil_lib.load_target(project, model)
+    target = hil_lib.load_target(project, model, arithmetic)
     if b is None and target.board_id is not None:
         b = _link_board(target.board_id)
         simulated = port is None and _runs_in_qemu(b, target.project_dir)

@@ -71,13 +71,16 @@ def _project_model(project_dir: Path, model_file: str) -> Path | None:
     return None
 
 
-def load_target(project: Path | None = None, model: Path | None = None) -> HilTarget:
+def load_target(
+    project: Path | None = None, model: Path | None = None, arithmetic: str | None = None
+) -> HilTarget:
     """The model to check a device against, from ``project`` and/or ``model``.
 
     With a project, the model is ``model`` or the file its manifest names,
     looked up in the project folder and its parent (``mnmcu build`` puts the
     project in ``<out>/firmware`` beside ``<out>/model_int8.tflite``); its
-    SHA-256 must equal the manifest's.
+    SHA-256 must equal the manifest's. ``arithmetic`` names the reference the
+    outputs must equal; with a project it must be the project's own.
     """
     from mnmcu.emit.project import load_project
     from mnmcu.graph import load_graph
@@ -106,6 +109,12 @@ def load_target(project: Path | None = None, model: Path | None = None) -> HilTa
             f"for {info.model_sha256[:12]}",
             "pass the project's own model with --model, or emit the project again",
         )
+    if info is not None and arithmetic not in (None, info.arithmetic):
+        raise InvalidValue(
+            f"project {info.project_dir} was generated with --arithmetic {info.arithmetic}, "
+            f"not {arithmetic}",
+            "leave out --arithmetic, or emit the project again with it",
+        )
     graph = load_graph(Path(path))
     return HilTarget(
         model_path=Path(path),
@@ -115,7 +124,7 @@ def load_target(project: Path | None = None, model: Path | None = None) -> HilTa
         board_id=info.board_id if info is not None else None,
         project_dir=info.project_dir if info is not None else None,
         class_names=info.class_names if info is not None else (),
-        arithmetic=info.arithmetic if info is not None else "tflm",
+        arithmetic=info.arithmetic if info is not None else arithmetic or "tflm",
     )
 
 
