@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import pytest
 
 from mnmcu.bench_sim import KernelBench, KernelRun, LayerCount, TflmRun, report_lines
 
@@ -66,3 +69,27 @@ def test_without_tflm_no_third_column() -> None:
     text = "\n".join(report_lines(bench(None)))
     assert "tflm" not in text
     assert bench(None).to_dict()["tflm"] is None
+
+
+def test_a_second_tflm_bench_on_the_board_is_refused_while_one_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two benches would rewrite one cached TFLite Micro project under each other."""
+    from mnmcu import bench_sim
+    from mnmcu.boards import get_board
+    from mnmcu.errors import OutputBusy
+
+    from .test_outdir import _holder
+
+    monkeypatch.setenv("MNMCU_CACHE_DIR", str(tmp_path / "cache"))
+    board = get_board("qemu-m4")
+    project = bench_sim.tflm_bench_project(board)
+    assert project.is_relative_to(tmp_path / "cache")
+    holder = _holder(project, 30)
+    try:
+        with pytest.raises(OutputBusy, match=f"in use by mnmcu holder \\(pid {holder.pid}"):
+            bench_sim._run_tflm(tmp_path / "model.tflite", board, None)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert not (project / "platformio.ini").exists()  # refused before writing anything

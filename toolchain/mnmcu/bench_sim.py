@@ -293,17 +293,23 @@ def tflm_bench_project(board: Board) -> Path:
 
 def _run_tflm(tflite: Path, board: Board, sources: Path | None) -> TflmRun:
     from mnmcu.build import footprint, pio_run
-    from mnmcu.emit.project import emit_project
+    from mnmcu.emit.project import PROJECT_FILE, emit_project
+    from mnmcu.outdir import output_folder
     from mnmcu.sim import run_qemu
 
     # One project per board, kept between runs: PlatformIO compiles TFLM's ~300 sources
     # there once and afterwards only what changed (the model, a new commit or flags).
     # PlatformIO cleans a build folder whose platform comes from another core folder, so the
-    # project keeps its own (its default, .pio/core) rather than this run's.
+    # project keeps its own (its default, .pio/core) rather than this run's. A second bench
+    # on the same board waits for nobody: it is refused while this one holds the folder.
     project = tflm_bench_project(board)
-    info = emit_project(tflite, board, project, runtime="tflm", force=True)
-    elf = pio_run(info.project_dir, tflm_sources=sources)
-    run = run_qemu(board, elf, icount=True)
+    with output_folder(
+        project, True, "mnmcu bench --compare tflm", manifest=PROJECT_FILE,
+        option="$MNMCU_CACHE_DIR",
+    ):  # fmt: skip
+        info = emit_project(tflite, board, project, runtime="tflm", force=True)
+        elf = pio_run(info.project_dir, tflm_sources=sources)
+        run = run_qemu(board, elf, icount=True)
     arena = next((m for m in map(_TFLM_ARENA_LINE.search, run.lines) if m), None)
     if run.instructions is None or arena is None:
         raise InvalidValue(
