@@ -142,3 +142,16 @@ def test_unsupported_ops_named(odd_models: dict[str, Path]) -> None:
     result = run_mnmcu("analyze", str(odd_models["odd"]))
     line = one_error_line(result, "ops mnmcu does not support")
     assert "SUB" in line and "MAXIMUM" in line
+
+
+def test_litert_arithmetic_with_tflm_runtime_is_refused(tmp_path: Path) -> None:
+    from mnmcu.paths import data_dir
+
+    sample = data_dir("firmware") / "sample" / "mnmcu_sample.tflite"
+    out = tmp_path / "project"
+    result = run_mnmcu(
+        "emit", str(sample), "--board", "qemu-m4", "--runtime", "tflm", "--arithmetic",
+        "litert", "--out", str(out),
+    )  # fmt: skip
+    one_error_line(result, "TFLite Micro firmware has TFLite Micro's arithmetic", "--runtime aot")
+    assert not out.exists()
