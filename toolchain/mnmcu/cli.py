@@ -599,6 +599,13 @@ def _print_firmware(report: dict[str, Any]) -> None:
 @click.option("--data", default=None, help="Also take inputs from this dataset (or 'builtin').")
 @click.option("--layers", is_flag=True, help="Compare every intermediate tensor too.")
 @_arithmetic_option
+@click.option(
+    "--schedule",
+    type=click.Choice(["layer", "stream"]),
+    default="layer",
+    show_default=True,
+    help="AOT schedule: whole tensors op by op, or the first ops row by row (smaller arena).",
+)
 @click.option("--no-sanitize", is_flag=True, help="Skip the ASan/UBSan build.")
 @click.option(
     "--keep",
@@ -614,6 +621,7 @@ def verify(
     data: str | None,
     layers: bool,
     arithmetic: str,
+    schedule: str,
     no_sanitize: bool,
     keep: Path | None,
     as_json: bool,
@@ -632,13 +640,16 @@ def verify(
         workdir=keep,
         progress=_progress(),
         arithmetic=arithmetic,
+        schedule=schedule,
     )
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
         kinds = ", ".join(f"{v} {k}" for k, v in result.input_kinds.items() if v)
         click.echo(
-            f"{visible(str(tflite))}: {result.ops} ops, arena {result.arena_bytes:,} B; "
+            f"{visible(str(tflite))}: {result.ops} ops, arena {result.arena_bytes:,} B"
+            + _schedule_text(result)
+            + "; "
             f"{result.inputs} inputs "
             f"({kinds}); output bytes differing from LiteRT reference: "
             f"{result.litert_mismatches}, from TFLite Micro: {result.tflm_mismatches}"
@@ -660,6 +671,15 @@ def verify(
             f"{_REFERENCE[result.arithmetic]}, the reference of --arithmetic "
             f"{result.arithmetic}{where}"
         )
+
+
+def _schedule_text(result: Any) -> str:
+    """How the stream schedule ran, for verify's line (nothing for the layer schedule)."""
+    if result.schedule != "stream":
+        return ""
+    if not result.streamed_ops:
+        return " (stream schedule: no op streams, the layer plan is smaller)"
+    return f" (stream schedule: ops 0-{result.streamed_ops - 1} row by row)"
 
 
 _MAX_INPUT_LINES = 10

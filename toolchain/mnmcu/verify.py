@@ -89,6 +89,10 @@ class VerifyResult:
     differing input, or (``layers``) every one."""
     arithmetic: str = "tflm"
     """The reference the AOT C was generated to equal: ``tflm`` or ``litert``."""
+    schedule: str = "layer"
+    """The AOT schedule verified: ``layer`` or ``stream`` (:mod:`mnmcu.stream`)."""
+    streamed_ops: int = 0
+    """Ops the stream schedule runs row by row (0: none, the layer plan)."""
 
     @property
     def own_mismatches(self) -> int:
@@ -216,6 +220,7 @@ def verify(
     seed: int = 0,
     progress: Progress | None = None,
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> VerifyResult:
     """Generate, compile and run the AOT C for ``model``; compare with both references.
 
@@ -223,12 +228,15 @@ def verify(
     Generated sources and binaries go to ``workdir`` (a temporary folder if
     None), which must be new or empty (the ``--keep`` folder). ``arithmetic``
     is the FULLY_CONNECTED requantisation the C is generated with, and so the
-    reference it must equal.
+    reference it must equal. ``schedule`` is the AOT schedule generated
+    (:data:`mnmcu.stream.SCHEDULES`); the arena reported is its plan's.
     """
     with contextlib.ExitStack() as stack:
         if workdir is not None:
             stack.enter_context(output_folder(workdir, False, "mnmcu verify", option="--keep"))
-        return _verify(model, count, samples, layers, sanitize, workdir, seed, progress, arithmetic)
+        return _verify(
+            model, count, samples, layers, sanitize, workdir, seed, progress, arithmetic, schedule
+        )
 
 
 def _verify(
@@ -241,14 +249,17 @@ def _verify(
     seed: int,
     progress: Progress | None,
     arithmetic: str,
+    schedule: str,
 ) -> VerifyResult:
-    from mnmcu.emit.aot import check_arithmetic, emit_aot, firmware_plan
+    from mnmcu.emit.aot import check_arithmetic, check_schedule, emit_aot, firmware_plan
     from mnmcu.emit.host import compile_host, run_host
-    from mnmcu.plan import check_plan
+    from mnmcu.plan import MemoryPlan, check_plan
     from mnmcu.prune import prune_constant_channels
     from mnmcu.reference import litert_outputs, tflm_run
+    from mnmcu.stream import check_stream_plan, plan_stream
 
     check_arithmetic(arithmetic)
+    check_schedule(schedule, "portable")
     progress = progress or NullProgress()
     flatbuffer = Path(model).read_bytes()
     graph = load_graph(model)
@@ -262,11 +273,24 @@ def _verify(
         root = Path(workdir) if workdir else Path(tmp)
         c_dir = root / "aot"
         pruning = prune_constant_channels(graph)
-        plan = firmware_plan(pruning.graph)
-        problems = check_plan(pruning.graph, plan)
+        plan: MemoryPlan
+        if schedule == "stream":
+            plan = plan_stream(pruning.graph)
+            problems = check_stream_plan(pruning.graph, plan)
+        else:
+            plan = firmware_plan(pruning.graph)
+            problems = check_plan(pruning.graph, plan)
         if problems:  # a planner bug: never run code over a broken plan
             raise RuntimeError("memory plan overlaps: " + "; ".join(problems[:3]))
-        emit_aot(pruning.graph, plan, c_dir, "model", str(model), arithmetic=arithmetic)
+        emit_aot(
+            pruning.graph,
+            plan,
+            c_dir,
+            "model",
+            str(model),
+            arithmetic=arithmetic,
+            schedule=schedule,
+        )
         progress.advance(1, "generated C")
         exe = compile_host(c_dir, root / "bin" / "model")
         progress.advance(1, "compiled")
@@ -329,6 +353,8 @@ def _verify(
         reference_splits=splits,
         bad_layers=bad_layers,
         arithmetic=arithmetic,
+        schedule=schedule,
+        streamed_ops=getattr(plan, "streamed", 0),
     )
     logger.debug("verify result: %s", result)
     return result

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -156,6 +157,27 @@ def check_arithmetic(arithmetic: str) -> None:
         raise InvalidValue(
             f"unknown arithmetic {arithmetic!r}", f"choose one of {', '.join(ARITHMETICS)}"
         )
+
+
+SCHEDULES = ("layer", "stream")
+"""AOT schedules: every op over whole tensors, or the first ops row by row (:mod:`mnmcu.stream`)."""
+
+
+def check_schedule(schedule: str, kernels: str) -> None:
+    """Refuse an unknown schedule, and the stream schedule with other than the portable kernels."""
+    if schedule not in SCHEDULES:
+        raise InvalidValue(f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
+    if schedule == "stream" and kernels != "portable":
+        raise InvalidValue(
+            f"the stream schedule runs on the portable kernels only, not {kernels!r}",
+            "use the layer schedule for the fast kernels",
+        )
+
+
+class _StreamPlan(Protocol):
+    """What emit_aot needs of a :class:`mnmcu.stream.StreamPlan`."""
+
+    def stream_context(self, graph: Graph, calls: list[Call]) -> dict[str, object] | None: ...
 
 
 def _check_kernels(kernels: str) -> None:
@@ -1287,16 +1309,24 @@ def lower_model(
     kernels: str = "portable",
     text: bool = True,
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> Lowered:
     """Every op as a :class:`Call`, the C const arrays they use and their sizes, in graph order.
 
     Without ``text``, the arrays' C text is not written (``arrays`` holds only
     the scratch descriptors): their sizes are what the caller wants.
     ``arithmetic`` (one of :data:`ARITHMETICS`) picks FULLY_CONNECTED's
-    requantisation.
+    requantisation. ``schedule`` (one of :data:`mnmcu.stream.SCHEDULES`):
+    ``stream`` needs the portable kernels and a plan of
+    :func:`mnmcu.stream.plan_stream`.
     """
     _check_kernels(kernels)
     check_arithmetic(arithmetic)
+    check_schedule(schedule, kernels)
+    if schedule == "stream" and not hasattr(plan, "stream_context"):
+        raise InvalidValue(
+            "the stream schedule needs a stream plan", "plan with mnmcu.stream.plan_stream"
+        )
     unsupported = sorted({op.opcode for op in graph.ops} - SUPPORTED_OPS)
     if unsupported:
         raise UnsupportedModel(
@@ -1310,10 +1340,14 @@ def lower_model(
 
 
 def lower(
-    graph: Graph, plan: MemoryPlan, kernels: str = "portable", arithmetic: str = "tflm"
+    graph: Graph,
+    plan: MemoryPlan,
+    kernels: str = "portable",
+    arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> tuple[list[Call], list[str]]:
     """Every op as a :class:`Call`, and the C const arrays they use, in graph order."""
-    lowered = lower_model(graph, plan, kernels, arithmetic=arithmetic)
+    lowered = lower_model(graph, plan, kernels, arithmetic=arithmetic, schedule=schedule)
     return lowered.calls, lowered.arrays
 
 
@@ -1381,6 +1415,7 @@ def emit_aot(
     source: str,
     kernels: str = "portable",
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> list[Path]:
     """Write the AOT C sources of ``graph`` into ``out_dir``; return the files written.
 
@@ -1395,6 +1430,8 @@ def emit_aot(
     ``plan`` must then come from ``scratch_bytes(graph, kernels)``.
     ``arithmetic`` (one of :data:`ARITHMETICS`) picks FULLY_CONNECTED's
     requantisation: TFLite Micro's, or LiteRT's reference kernels'.
+    ``schedule`` ``stream`` runs the first ops row by row (:mod:`mnmcu.stream`);
+    ``plan`` must then come from :func:`mnmcu.stream.plan_stream`.
     """
     ident = cgen.c_identifier(name).lower()
     if not ident:
@@ -1412,7 +1449,10 @@ def emit_aot(
     for t in (in_t, out_t):
         if t.index not in plan.offsets:
             raise InvalidValue(f"the memory plan has no offset for model tensor {t.index}")
-    calls, arrays = lower(graph, plan, kernels, arithmetic)
+    calls, arrays = lower(graph, plan, kernels, arithmetic, schedule)
+    stream = None
+    if schedule == "stream":
+        stream = cast(_StreamPlan, plan).stream_context(graph, calls)
     prefix = f"mnmcu_model_{ident}"
     header = f"{prefix}.h"
     context = {
@@ -1430,6 +1470,7 @@ def emit_aot(
         "c_string": cgen.c_string,
         "model_file": src_path.name,
         "fast_kernels": uses_fast_kernels(graph, kernels),
+        "stream": stream,
     }
     env = cgen.template_env("aot")
     out_dir.mkdir(parents=True, exist_ok=True)
