@@ -279,6 +279,43 @@ def test_fast_zoo_every_layer_bit_exact_on_host(kernels: str, tmp_path: Path) ->
             )
 
 
+def narrow_zoo() -> bytes:
+    """Depthwise convolutions over maps one and two columns wide and many rows tall: the
+    kernel's blocks of four outputs run past each row (into the next rows, or a buffer)."""
+    rng = np.random.default_rng(17)
+    m = TinyModel()
+    x = m.tensor([1, 13, 1, 8], scale=0.05, zp=-3)
+    y, shape = x, [13, 1, 8]
+    for k, stride, width in ((3, 1, 1), (3, 2, 1), (5, 1, 1)):
+        h, w, c = shape
+        oh = _out_size("SAME", h, k, stride, 1)
+        fs = rng.uniform(0.002, 0.02, size=c)
+        filt = rng.integers(-127, 128, size=(1, k, k, c))
+        f = m.tensor(list(filt.shape), scale=fs, data=filt, axis=3)
+        b = m.tensor([c], "int32", scale=0.05 * fs, data=rng.integers(-3000, 3000, size=c))
+        out = _act_tensor(m, rng, [1, oh, width, c], 0.02, 0.2)
+        m.op("DEPTHWISE_CONV_2D", [y, f, b], [out], "DepthwiseConv2DOptions", padding="SAME",
+             strideW=stride, strideH=stride, dilationWFactor=1, dilationHFactor=1,
+             fusedActivationFunction="NONE", depthMultiplier=1)  # fmt: skip
+        y, shape = out, [oh, width, c]
+    return m.build([x], [y])
+
+
+@pytest.mark.parametrize("kernels", ["dsp", "helium"])
+def test_depthwise_one_column_wide_stays_in_its_output(kernels: str, tmp_path: Path) -> None:
+    """Blocks past a one-column row reach three rows ahead: they must not write past the
+    output tensor (under ASan), and every layer equals LiteRT's."""
+    src = tmp_path / "narrow.tflite"
+    src.write_bytes(narrow_zoo())
+    exe, model_c = _host_build(src, tmp_path, kernels)
+    graph = load_graph(src)
+    assert model_c.count("mnmcu_depthwise_conv2d_s8_dsp_run(") == len(graph.ops) == 3
+    xs = make_inputs(graph.input.shape, 6, seed=3)
+    np.testing.assert_array_equal(
+        run_host(exe, xs, timeout=RUN_TIMEOUT_S), litert_outputs(src.read_bytes(), xs)
+    )
+
+
 @pytest.mark.parametrize("kernels", ["dsp", "helium"])
 def test_op_zoo_fast_kernels_bit_exact(kernels: str, tmp_path: Path) -> None:
     src = tmp_path / "conv.tflite"

@@ -97,6 +97,19 @@ class Chain:
         self.y, self.shape = y, shape
         return self
 
+    def table(self, opcode: str) -> Chain:
+        """An element-wise op the runtime runs as a table (HARD_SWISH, RELU6, QUANTIZE, ...)."""
+        fixed = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}
+        src = self.y
+        if opcode in fixed:
+            self.scale, zp = fixed[opcode]
+            y = self.m.tensor(self.shape, scale=self.scale, zp=zp)
+        else:
+            y = self._out(list(self.shape))
+        self.m.op(opcode, [src], [y])
+        self.y = y
+        return self
+
     def head(self, classes: int) -> Chain:
         """MEAN over H and W, FULLY_CONNECTED, SOFTMAX."""
         axes = self.m.tensor([2], "int32", data=[1, 2])
@@ -172,8 +185,24 @@ def head_chain() -> Chain:
     )
 
 
+def table_chain() -> Chain:
+    """MobileNetV3's stem (convolution, HARD_SWISH) and element-wise tables between windows."""
+    return (
+        Chain([1, 17, 11, 3], seed=14)
+        .conv(3, 2, "SAME", 8)
+        .table("HARD_SWISH")
+        .conv(3, 1, "SAME", depthwise=True)
+        .table("RELU6")
+        .conv(1, 1, "VALID", 6)
+        .table("QUANTIZE")
+        .table("LOGISTIC")
+        .conv(3, 2, "SAME", depthwise=True)
+        .table("TANH")
+    )
+
+
 CHAINS = {"conv": (conv_chain, 8), "stride": (stride_chain, 4), "pad": (pad_chain, 6),
-          "head": (head_chain, 5)}  # fmt: skip
+          "head": (head_chain, 5), "table": (table_chain, 9)}  # fmt: skip
 
 
 def _model(name: str, tmp_path: Path) -> tuple[Path, Graph]:
@@ -237,7 +266,10 @@ def test_generated_stream_code_is_deterministic_and_small(tmp_path: Path) -> Non
         emit_aot(graph, plan, tmp_path / run, "model", str(src), schedule="stream")
         texts.append((tmp_path / run / "mnmcu_model_model.c").read_text())
     assert texts[0] == texts[1]
-    assert texts[0].count("mnmcu_conv2d_s8_run(") == 1  # one row helper, no straight-line calls
+    # one call per streamed op, in the row dispatcher; none in the straight-line invoke
+    convs = sum(op.opcode == "CONV_2D" for op in graph.ops[:8])
+    assert texts[0].count("mnmcu_conv2d_s8_run(&p,") == convs == 4
+    assert "status = mnmcu_conv2d_s8_run(" not in texts[0]
     assert f"s_stream_steps[{len(plan.steps)}]" in texts[0]
 
 
@@ -313,15 +345,35 @@ def test_nothing_streams_where_it_does_not_help(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------
 
 
-def test_stream_with_fast_kernels_is_refused_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kernels", ["dsp", "helium"])
+@pytest.mark.parametrize("name", ["conv", "stride", "head", "table"])
+def test_fast_kernels_stream_bit_exact(name: str, kernels: str, tmp_path: Path) -> None:
+    """The fast kernels' C paths (the host has no DSP or Helium) called row by row give the
+    layer schedule's bytes, with the segment's scratch shared by its row calls."""
+    src, graph = _model(name, tmp_path)
+    xs = make_inputs(graph, 6, None, seed=4)[0]
+    work = tmp_path / "layer"
+    emit_aot(graph, firmware_plan(graph, kernels), work / "c", "model", str(src), kernels=kernels)
+    want = run_host(compile_host(work / "c", work / "model"), xs, timeout=RUN_TIMEOUT_S)
+    longest = segment_length(graph)
+    for m in sorted({2, longest}):
+        plan = plan_stream(graph, kernels, streamed=m)
+        assert check_stream_plan(graph, plan) == [], m
+        work = tmp_path / f"stream{m}"
+        emit_aot(graph, plan, work / "c", "model", str(src), kernels=kernels, schedule="stream")
+        text = (work / "c" / "mnmcu_model_model.c").read_text()
+        exe = compile_host(work / "c", work / "model", sanitize=m == longest)
+        got = run_host(exe, xs, timeout=RUN_TIMEOUT_S)
+        np.testing.assert_array_equal(got, want, err_msg=f"{m} ops streamed with {kernels}")
+    assert "_dsp_run(&p" in text or "_mve_run(&p" in text, "no streamed op on a fast kernel"
+    # one scratch region for the segment's row calls
+    assert len({plan.scratch[i][0] for i in range(longest) if i in plan.scratch}) <= 1
+
+
+def test_stream_refusals(tmp_path: Path) -> None:
     src, graph = _model("conv", tmp_path)
-    plan = plan_stream(graph)
-    with pytest.raises(InvalidValue) as info:
-        emit_aot(graph, plan, tmp_path / "c", "model", str(src), kernels="dsp", schedule="stream")
-    message = str(info.value)
-    assert "\n" not in message and "portable kernels only" in message and "'dsp'" in message
-    with pytest.raises(InvalidValue, match="portable kernels only"):
-        plan_stream(graph, "helium")
+    with pytest.raises(InvalidValue, match="unknown kernel set"):
+        plan_stream(graph, "neon")
     with pytest.raises(InvalidValue, match="needs a stream plan"):
         emit_aot(graph, firmware_plan(graph), tmp_path / "c", "model", str(src), schedule="stream")
 

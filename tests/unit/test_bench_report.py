@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -69,6 +70,37 @@ def test_without_tflm_no_third_column() -> None:
     text = "\n".join(report_lines(bench(None)))
     assert "tflm" not in text
     assert bench(None).to_dict()["tflm"] is None
+
+
+def test_schedules_side_by_side_with_ratios_to_layer_and_tflm() -> None:
+    """--schedule stream: per kernel set the layer and stream runs, instructions and arenas
+    as ratios to the layer run and to TFLite Micro's arena, in the text and the JSON."""
+    layer = bench(TFLM)
+    streamed = tuple(
+        dataclasses.replace(r, instructions=i, arena_bytes=a, schedule="stream", streamed_ops=8)
+        for r, i, a in zip(layer.runs, (12_120_000, 1_650_000), (41_856, 45_824), strict=True)
+    )
+    both = dataclasses.replace(layer, streamed=streamed)
+    text = "\n".join(report_lines(both))
+    rows = re.findall(
+        r"^(portable|dsp)\s+(layer|stream)\s+(\d+)\s+([\d,]+)\s+([\d.]+)x\s+([\d,]+)"
+        r"\s+([\d.]+)x\s+([\d.]+)x$",
+        text,
+        re.MULTILINE,
+    )
+    assert rows == [
+        ("portable", "layer", "0", "12,000,000", "1.000", "55,296", "1.000", "0.550"),
+        ("portable", "stream", "8", "12,120,000", "1.010", "41,856", "0.757", "0.416"),
+        ("dsp", "layer", "0", "1,500,000", "1.000", "55,600", "1.000", "0.553"),
+        ("dsp", "stream", "8", "1,650,000", "1.100", "45,824", "0.824", "0.455"),
+    ]
+    data = both.to_dict()["schedules"]
+    assert [d["kernels"] for d in data] == ["portable", "dsp"]
+    assert data[1]["instructions_stream_over_layer"] == 1.1
+    assert data[1]["arena_stream_over_tflm"] == round(45_824 / 100_628, 4)
+    assert layer.to_dict()["schedules"] == [] and "AOT schedules" not in "\n".join(
+        report_lines(layer)
+    )
 
 
 def test_a_second_tflm_bench_on_the_board_is_refused_while_one_runs(

@@ -122,13 +122,15 @@ def analyze(
     board: Board | None = None,
     tflm_arena: int | None = None,
     aot_arena: int | None = None,
+    schedule: str = "layer",
 ) -> Analysis:
     """Count MACs, parameters and bytes of ``graph``; judge fit on ``board``.
 
     The flash and RAM of each runtime come from :mod:`mnmcu.estimate`, the
     estimator ``fit`` and report.html use too. ``tflm_arena`` is the arena the
     tflite-micro runtime measured for the model (without it, estimated);
-    ``aot_arena`` the AOT memory plan's arena, when the caller has planned.
+    ``aot_arena`` the AOT memory plan's arena, when the caller has planned;
+    ``schedule`` the AOT schedule the estimate plans for.
     """
     layers = []
     weight_bytes = bias_bytes = quant_bytes = 0
@@ -165,7 +167,7 @@ def analyze(
     peak, peak_op = activation_peak(graph)
     estimates = {
         "tflm": tflm_estimate(graph, board, tflm_arena),
-        "aot": aot_estimate(graph, board, aot_arena),
+        "aot": aot_estimate(graph, board, aot_arena, schedule),
     }
     verdicts: dict[str, dict[str, Any]] = {}
     if board is not None:

@@ -97,6 +97,9 @@ class KernelRun:
     ok: bool
     kernels_used: tuple[LayerKernel, ...] = ()
     arena_bytes: int = 0
+    schedule: str = "layer"
+    """The AOT schedule (:mod:`mnmcu.stream`); ``streamed_ops`` ran row by row."""
+    streamed_ops: int = 0
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,8 @@ class KernelBench:
     dropped_channels: int = 0
     model_path: str = ""
     tflm: TflmRun | None = None
+    streamed: tuple[KernelRun, ...] = ()
+    """The same kernel sets as ``runs`` with the stream schedule (``schedule`` asked)."""
 
     @property
     def portable(self) -> KernelRun:
@@ -162,6 +167,7 @@ class KernelBench:
             "runs": [
                 {**asdict(r), "instructions_per_mac": round(self.per_mac(r), 4)} for r in self.runs
             ],
+            "schedules": [self._schedule_row(layer, stream) for layer, stream in self.pairs()],
             "tflm": None
             if self.tflm is None
             else {
@@ -171,6 +177,29 @@ class KernelBench:
                 "ratio_tflm_over_fast": round(self.tflm.instructions / self.fast.instructions, 4),
             },
         }
+
+    def pairs(self) -> list[tuple[KernelRun, KernelRun]]:
+        """(layer run, stream run) per kernel set, when the stream schedule was measured."""
+        return list(zip(self.runs, self.streamed, strict=True)) if self.streamed else []
+
+    def _schedule_row(self, layer: KernelRun, stream: KernelRun) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "kernels": layer.kernels,
+            "schedule": stream.schedule,
+            "streamed_ops": stream.streamed_ops,
+            "instructions_layer": layer.instructions,
+            "instructions_stream": stream.instructions,
+            "instructions_stream_over_layer": round(stream.instructions / layer.instructions, 4),
+            "arena_bytes_layer": layer.arena_bytes,
+            "arena_bytes_stream": stream.arena_bytes,
+            "arena_stream_over_layer": round(stream.arena_bytes / layer.arena_bytes, 4),
+        }
+        if self.tflm is not None:
+            row["tflm_arena_used_bytes"] = self.tflm.arena_used_bytes
+            row["arena_stream_over_tflm"] = round(
+                stream.arena_bytes / self.tflm.arena_used_bytes, 4
+            )
+        return row
 
 
 def per_op_type(run: KernelRun) -> dict[str, int]:
@@ -253,12 +282,17 @@ def kernel_code_bytes(elf_path: Path) -> int:
     return total
 
 
-def _run(tflite: Path, board: Board, kernels: str, work: Path, core_dir: Path) -> KernelRun:
+def _run(
+    tflite: Path, board: Board, kernels: str, work: Path, core_dir: Path, schedule: str = "layer"
+) -> KernelRun:
     from mnmcu.build import footprint, pio_run
     from mnmcu.emit.project import emit_project
     from mnmcu.sim import run_qemu
 
-    info = emit_project(tflite, board, work / kernels, kernels=kernels, profile=True)
+    info = emit_project(
+        tflite, board, work / f"{kernels}-{schedule}", kernels=kernels, profile=True,
+        schedule=schedule,
+    )  # fmt: skip
     elf = pio_run(info.project_dir, core_dir=core_dir)
     run = run_qemu(board, elf, icount=True)
     if run.instructions is None:
@@ -281,6 +315,8 @@ def _run(tflite: Path, board: Board, kernels: str, work: Path, core_dir: Path) -
         output=run.output,
         ok=run.ok,
         arena_bytes=fp.arena_bytes,
+        schedule=info.schedule,
+        streamed_ops=info.streamed_ops,
     )
 
 
@@ -336,6 +372,7 @@ def kernel_bench(
     spec: ModelSpec | None = None,
     compare_tflm: bool = False,
     tflm_sources: Path | None = None,
+    schedule: str = "layer",
 ) -> KernelBench:
     """Build and run the VWW-shape model (or ``tflite``) with portable and fast kernels.
 
@@ -343,7 +380,9 @@ def kernel_bench(
     every run converts the same weights). ``compare_tflm`` adds TFLite Micro
     with CMSIS-NN, its library generated from ``tflm_sources`` (default
     ``$MNMCU_TFLM_SOURCES``; without either, the project's fetch script clones
-    tflite-micro, which needs the network).
+    tflite-micro, which needs the network). ``schedule`` ``stream`` or
+    ``auto`` also builds and runs each kernel set with that AOT schedule
+    (:mod:`mnmcu.stream`), beside the layer schedule.
 
     The fast kernel set is the board's default (:func:`mnmcu.emit.aot.board_kernels`).
     Raises :class:`InvalidValue` for a board without a QEMU machine or
@@ -366,11 +405,18 @@ def kernel_bench(
             f"board {board.id} has no fast kernels (no DSP extension or Helium)",
             "use qemu-m4 or qemu-m55",
         )
+    from mnmcu.stream import SCHEDULE_CHOICES
+
+    if schedule not in SCHEDULE_CHOICES:
+        raise InvalidValue(
+            f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULE_CHOICES)}"
+        )
     progress = progress or NullProgress()
     with tempfile.TemporaryDirectory(prefix="mnmcu-bench-") as tmp:
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        progress.start(f"Benchmarking kernels on {board.id}", 4 if compare_tflm else 3)
+        steps = 3 + int(compare_tflm) + 2 * int(schedule != "layer")
+        progress.start(f"Benchmarking kernels on {board.id}", steps)
         untrained = spec or VWW_SPEC
         model_name = untrained.name
         if tflite is None:
@@ -388,6 +434,10 @@ def kernel_bench(
         for kernels in ("portable", fast):
             runs.append(_run(Path(tflite), board, kernels, work, core_dir))
             progress.advance(1, status=kernels)
+        streamed = []
+        for kernels in ("portable", fast) if schedule != "layer" else ():
+            streamed.append(_run(Path(tflite), board, kernels, work, core_dir, schedule))
+            progress.advance(1, status=f"{kernels} {schedule}")
         tflm = None
         if compare_tflm:
             tflm = _run_tflm(Path(tflite), board, tflm_sources)
@@ -402,6 +452,7 @@ def kernel_bench(
         dropped_channels=pruning.dropped_channels,
         model_path=str(Path(tflite).resolve()) if model_name != untrained.name else "",
         tflm=tflm,
+        streamed=tuple(streamed),
     )
 
 
@@ -454,6 +505,27 @@ def comparison_rows(bench: KernelBench, t: TflmRun) -> list[str]:
     ]
 
 
+def schedule_rows(bench: KernelBench) -> list[str]:
+    """The layer and stream schedules per kernel set: instructions and arenas side by side."""
+    t = bench.tflm
+    lines = [
+        "AOT schedules (arena: the tensor arena's bytes in the ELF; everything an inference "
+        "needs in RAM but the stack"
+        + (f"; TFLM arena: {t.arena_used_bytes:,} B used on the device)" if t else ")"),
+        f"{'kernels':10}{'schedule':10}{'streamed':>9}{'instructions':>14}{'vs layer':>9}"
+        f"{'arena (B)':>11}{'vs layer':>9}" + (f"{'vs TFLM':>9}" if t else ""),
+    ]
+    for layer, stream in bench.pairs():
+        for run in (layer, stream):
+            lines.append(
+                f"{run.kernels:10}{run.schedule:10}{run.streamed_ops:>9}{run.instructions:>14,}"
+                f"{run.instructions / layer.instructions:>8.3f}x{run.arena_bytes:>11,}"
+                f"{run.arena_bytes / layer.arena_bytes:>8.3f}x"
+                + (f"{run.arena_bytes / t.arena_used_bytes:>8.3f}x" if t else "")
+            )
+    return lines
+
+
 def report_lines(bench: KernelBench) -> list[str]:
     """The benchmark as text: totals, per-MAC figures, ratio, per-layer counts, code sizes."""
     kinds = [r.kernels for r in bench.runs]
@@ -473,6 +545,8 @@ def report_lines(bench: KernelBench) -> list[str]:
     t = bench.tflm
     if t is not None:
         lines += ["", *comparison_rows(bench, t)]
+    if bench.streamed:
+        lines += ["", *schedule_rows(bench)]
     columns: tuple[KernelRun | TflmRun, ...] = (*bench.runs, *([t] if t is not None else []))
     cells: tuple[tuple[str, Callable[[KernelRun | TflmRun], str]], ...] = (
         ("instructions per inference", lambda r: f"{r.instructions:,}"),

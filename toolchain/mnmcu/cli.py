@@ -188,6 +188,23 @@ def _arithmetic_option(f: Any) -> Any:
     )(f)
 
 
+_SCHEDULE_HELP = (
+    "AOT schedule: layer (every op over whole tensors), stream (the first, high-resolution "
+    "ops row by row into small windows: a smaller arena, a few % more instructions) or auto "
+    "(the one with the smaller arena; layer on a tie)."
+)
+
+
+def _schedule_option(f: Any) -> Any:
+    return click.option(
+        "--schedule",
+        type=click.Choice(["layer", "stream", "auto"]),
+        default="layer",
+        show_default=True,
+        help=_SCHEDULE_HELP,
+    )(f)
+
+
 def _tflm_sources_option(help_text: str) -> Callable[[Any], Any]:
     """``--tflm-sources DIR``, read from ``$MNMCU_TFLM_SOURCES`` when not given."""
     return click.option(
@@ -390,15 +407,16 @@ def quantize(model_dir: Path, data: str | None, representative: int) -> None:
 @cli.command()
 @click.argument("tflite", type=click.Path(path_type=Path))
 @click.option("--board", default=None, help="Judge whether the model fits this board.")
+@_schedule_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
-def analyze(tflite: Path, board: str | None, as_json: bool) -> None:
+def analyze(tflite: Path, board: str | None, schedule: str, as_json: bool) -> None:
     """Per-layer MACs, parameters and memory of an int8 .tflite; fit on a board."""
     from mnmcu.boards import get_board
     from mnmcu.pipeline import analyze_file
     from mnmcu.render import analysis_tables
 
     b = get_board(board) if board else None
-    result = analyze_file(tflite, b)
+    result = analyze_file(tflite, b, schedule=schedule)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:
@@ -418,6 +436,7 @@ def analyze(tflite: Path, board: str | None, as_json: bool) -> None:
     help="Firmware runtime (default: the board's).",
 )
 @_arithmetic_option
+@_schedule_option
 @click.option(
     "--no-compile", is_flag=True, help="Generate the firmware project but do not build it."
 )
@@ -460,6 +479,7 @@ def build(
     no_train: bool,
     runtime: str | None,
     arithmetic: str,
+    schedule: str,
     no_compile: bool,
     bare_metal: bool,
     representative: int,
@@ -493,7 +513,7 @@ def build(
         result = deploy(
             tflite, b, out, runtime=runtime, force=force, progress=_progress(),
             on_stage=on_stage, compile_firmware=not no_compile, bare_metal=bare_metal,
-            arithmetic=arithmetic,
+            arithmetic=arithmetic, schedule=schedule,
         )  # fmt: skip
         analysis_tables(result.analysis, b, layers=False)
         _print_firmware(result.report)
@@ -501,7 +521,9 @@ def build(
         click.echo(f"{visible(str(out / REPORT_FILE))} written; total {total:.1f} s")
         return
     if "auto" in (alpha, rho):
-        alpha, rho, resolution = _auto_size(b, arch, alpha, rho, resolution, classes, runtime)
+        alpha, rho, resolution = _auto_size(
+            b, arch, alpha, rho, resolution, classes, runtime, schedule
+        )
     spec = _spec_from_flags(arch, alpha, rho, resolution, classes or "2", grayscale, pretrained)
     out = out or Path("build") / f"{spec.name}-{b.id}"
     result = build_fn(
@@ -519,6 +541,7 @@ def build(
         compile_firmware=not no_compile,
         bare_metal=bare_metal,
         arithmetic=arithmetic,
+        schedule=schedule,
     )
     report = result.report
     analysis_tables(result.analysis, b, layers=False)
@@ -599,13 +622,7 @@ def _print_firmware(report: dict[str, Any]) -> None:
 @click.option("--data", default=None, help="Also take inputs from this dataset (or 'builtin').")
 @click.option("--layers", is_flag=True, help="Compare every intermediate tensor too.")
 @_arithmetic_option
-@click.option(
-    "--schedule",
-    type=click.Choice(["layer", "stream"]),
-    default="layer",
-    show_default=True,
-    help="AOT schedule: whole tensors op by op, or the first ops row by row (smaller arena).",
-)
+@_schedule_option
 @click.option("--no-sanitize", is_flag=True, help="Skip the ASan/UBSan build.")
 @click.option(
     "--keep",
@@ -671,6 +688,18 @@ def verify(
             f"{_REFERENCE[result.arithmetic]}, the reference of --arithmetic "
             f"{result.arithmetic}{where}"
         )
+
+
+def _project_schedule(info: Any) -> str:
+    """The AOT schedule of an emitted project and its arena, for emit's line."""
+    if info.runtime != "aot":
+        return ""
+    if info.schedule == "layer":
+        return f", layer schedule, arena {info.arena_bytes:,} B"
+    return (
+        f", stream schedule: ops 0-{info.streamed_ops - 1} row by row, arena "
+        f"{info.arena_bytes:,} B (layer schedule: {info.layer_arena_bytes:,} B)"
+    )
 
 
 def _schedule_text(result: Any) -> str:
@@ -782,6 +811,14 @@ def _dataset_inputs(tflite: Path, data: str, count: int) -> Any:
     "(see the README, 'TensorFlow Lite Micro sources'); default $MNMCU_TFLM_SOURCES. "
     "Without it, --compare tflm clones tflite-micro (network needed)."
 )
+@click.option(
+    "--schedule",
+    type=click.Choice(["layer", "stream", "auto"]),
+    default="layer",
+    show_default=True,
+    help="With --board: also run each kernel set with this AOT schedule, beside the layer "
+    "one (instructions and arena side by side).",
+)
 def bench(
     as_json: bool,
     board: str | None,
@@ -791,6 +828,7 @@ def bench(
     resolution: int | None,
     compare: str | None,
     tflm_sources: Path | None,
+    schedule: str,
 ) -> None:
     """Compare the AOT memory plan with TFLite Micro's arena on reference models.
 
@@ -827,6 +865,7 @@ def bench(
             spec=spec,
             compare_tflm=compare == "tflm",
             tflm_sources=tflm_sources,
+            schedule=schedule,
         )
         text = (
             json.dumps(result.to_dict(), indent=2) if as_json else "\n".join(report_lines(result))
@@ -834,9 +873,10 @@ def bench(
         click.echo(text)
         return
 
-    if model_path is not None or arch is not None or compare is not None:
+    if model_path is not None or arch is not None or compare is not None or schedule != "layer":
         raise InvalidValue(
-            "--model, --arch and --compare need --board", "add --board qemu-m4 (or qemu-m55)"
+            "--model, --arch, --compare and --schedule need --board",
+            "add --board qemu-m4 (or qemu-m55)",
         )
     rows = memory_bench(progress=_progress())
     if as_json:
@@ -888,6 +928,7 @@ def bench(
     help="Bare-metal project (AOT, no vendor framework, built offline) where the board has one.",
 )
 @_arithmetic_option
+@_schedule_option
 def emit(
     tflite: Path,
     board: str,
@@ -896,6 +937,7 @@ def emit(
     force: bool,
     bare_metal: bool,
     arithmetic: str,
+    schedule: str,
 ) -> None:
     """Write a standalone PlatformIO project that runs TFLITE on --board."""
     from mnmcu.boards import get_board
@@ -914,8 +956,9 @@ def emit(
     check_int8_mobilenet(graph)
     check_single_image(graph)
     info = emit_project(
-        tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal, arithmetic=arithmetic
-    )
+        tflite, b, out, runtime=runtime, force=force, bare_metal=bare_metal,
+        arithmetic=arithmetic, schedule=schedule,
+    )  # fmt: skip
     core = provision_project(info.project_dir)
     where = (
         f"offline: its platformio.ini keeps PlatformIO's packages in {visible(str(core))}"
@@ -923,8 +966,9 @@ def emit(
         else "PlatformIO downloads the board's platform and toolchain once"
     )
     click.echo(
-        f"{visible(str(info.project_dir))}: PlatformIO project for {b.id} ({info.runtime}); "
-        f"build it with: {shell_join([*_mnmcu(), 'compile', info.project_dir])} or "
+        f"{visible(str(info.project_dir))}: PlatformIO project for {b.id} ({info.runtime}"
+        f"{_project_schedule(info)}); build it with: "
+        f"{shell_join([*_mnmcu(), 'compile', info.project_dir])} or "
         f"{shell_join([*_pio(), 'run', '-d', info.project_dir])} ({where})"
     )
 
@@ -1185,6 +1229,7 @@ def _newest_project(board_id: str) -> Path:
     default=None,
     help="Only this input size in pixels (any size from 32). With --alpha: one configuration.",
 )
+@_schedule_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 def fit(
     board: str,
@@ -1196,6 +1241,7 @@ def fit(
     classes: int,
     alpha: float | None,
     resolution: int | None,
+    schedule: str,
     as_json: bool,
 ) -> None:
     """Find the largest MobileNet (alpha, input size) that fits --board, without training.
@@ -1215,6 +1261,7 @@ def fit(
         "ram_budget": parse_bytes("--ram-budget", ram_budget) if ram_budget else None,
         "flash_budget": parse_bytes("--flash-budget", flash_budget) if flash_budget else None,
         "classes": classes,
+        "schedule": schedule,
     }
     if alpha is not None and resolution is not None:
         result = fit_config(get_board(board), arch, alpha, resolution, runtime, **options)
@@ -1243,6 +1290,7 @@ def _auto_size(
     resolution: str | None,
     classes: str | None,
     runtime: str | None,
+    schedule: str = "layer",
 ) -> tuple[str, str | None, str | None]:
     """Replace ``auto`` in --alpha/--rho by ``mnmcu fit``'s recommendation for the board."""
     from mnmcu.console import err
@@ -1257,7 +1305,7 @@ def _auto_size(
         n = _int("resolution", resolution, "use an input size, e.g. 96") if resolution else None
         size = resolution_from(r, n)
     k = _int("classes", classes, "use at least 2 classes") if classes else 2
-    best = auto_config(board, arch, a, size, runtime, k)
+    best = auto_config(board, arch, a, size, runtime, k, schedule)
     err.print(
         f"[green]fit[/] {board.id}: alpha {best.alpha:g}, {best.size}x{best.size} "
         f"({best.macs:,} MACs, flash {best.flash_bytes:,} B, RAM {best.ram_bytes:,} B predicted)",

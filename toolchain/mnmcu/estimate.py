@@ -400,22 +400,30 @@ def _kernels(board: Board | None) -> str:
 
 
 def aot_estimate(
-    graph: Graph, board: Board | None = None, arena_bytes: int | None = None
+    graph: Graph,
+    board: Board | None = None,
+    arena_bytes: int | None = None,
+    schedule: str = "layer",
 ) -> RuntimeEstimate:
     """Flash and RAM of the AOT firmware for ``graph`` on ``board`` (see the module text).
 
     Without a board: the portable kernels and no framework. ``arena_bytes``
     is the memory plan's arena when the caller has planned already.
+    ``schedule`` is the AOT schedule (:data:`mnmcu.stream.SCHEDULE_CHOICES`):
+    its plan gives the arena, and the stream schedule adds its tables and
+    code (:func:`mnmcu.stream.stream_footprint`).
     """
-    from mnmcu.emit.aot import firmware_graph, inplace_ops, scratch_bound, scratch_bytes
-    from mnmcu.plan import plan_memory
+    from mnmcu.emit.aot import firmware_graph, scratch_bound, scratch_bytes
+    from mnmcu.stream import schedule_plan, stream_footprint
 
     kernels = _kernels(board)
     known = known_constants(graph)
     fw = firmware_graph(graph) if known else graph
     scratch = scratch_bytes(fw, kernels) if known else scratch_bound(fw, kernels)
+    plan = schedule_plan(fw, kernels, schedule, bound=not known)
+    stream_flash, stream_ram = stream_footprint(plan)
     if arena_bytes is None:
-        arena_bytes = plan_memory(fw, scratch, inplace_ops(fw)).arena_bytes
+        arena_bytes = plan.arena_bytes
     parts, functions, calls = model_constants(fw, kernels, scratch)
     entry = _entry(kernels)
     kernel_bytes, missing = kernel_code(functions, kernels)
@@ -435,6 +443,9 @@ def aot_estimate(
         "other": int(entry["other_ram_bytes"]),
         "framework": ram_extra,
     }
+    if stream_flash:
+        flash_parts["stream_schedule"] = stream_flash
+        ram_parts["stream_schedule"] = stream_ram
     source = f"{kernels} kernels: {entry['source']}; framework: {framework}"
     if missing:
         source += f"; not measured, {UNKNOWN_KERNEL_BYTES} B each assumed: {', '.join(missing)}"
@@ -533,10 +544,12 @@ def estimate(
     runtime: str,
     tflm_arena: int | None = None,
     aot_arena: int | None = None,
+    schedule: str = "layer",
 ) -> RuntimeEstimate:
-    """The flash and RAM of ``runtime`` (``aot`` or ``tflm``) for ``graph`` on ``board``."""
+    """The flash and RAM of ``runtime`` (``aot`` or ``tflm``) for ``graph`` on ``board``;
+    ``schedule`` is the AOT runtime's (see :func:`aot_estimate`)."""
     if runtime == "aot":
-        return aot_estimate(graph, board, aot_arena)
+        return aot_estimate(graph, board, aot_arena, schedule)
     if runtime == "tflm":
         return tflm_estimate(graph, board, tflm_arena)
     raise InvalidValue(f"unknown runtime {runtime!r}", "use aot or tflm")

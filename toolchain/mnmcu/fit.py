@@ -157,13 +157,14 @@ class Candidate:
 
 
 def predict(
-    graph: Graph, board: Board, runtime: str
+    graph: Graph, board: Board, runtime: str, schedule: str = "layer"
 ) -> tuple[int, int, dict[str, int], dict[str, int]]:
-    """(flash, RAM, flash parts, RAM parts) of ``graph``'s firmware for ``runtime`` on ``board``.
+    """(flash, RAM, flash parts, RAM parts) of ``graph``'s firmware for ``runtime`` on ``board``
+    (``schedule``: the AOT runtime's).
 
     :func:`mnmcu.estimate.estimate`'s figures, as ``mnmcu analyze`` gives them.
     """
-    est = estimate_footprint(graph, board, runtime)
+    est = estimate_footprint(graph, board, runtime, schedule=schedule)
     return est.flash_bytes, est.ram_bytes, est.flash_parts, est.ram_parts
 
 
@@ -204,12 +205,15 @@ class FitResult:
     latency_source: str | None
     clock_hz: int | None = None
     clock: str = ""
+    schedule: str = "layer"
+    """The AOT schedule the figures plan for (``layer``, ``stream`` or ``auto``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "board": self.board,
             "arch": self.arch,
             "runtime": self.runtime,
+            "schedule": self.schedule,
             "classes": self.classes,
             "limits": asdict(self.limits),
             "size_model": self.size_model,
@@ -231,11 +235,12 @@ def candidate(
     runtime: str | None = None,
     classes: int = 2,
     limits: Limits | None = None,
+    schedule: str = "layer",
 ) -> Candidate:
     """Predict flash, RAM and latency of one configuration on ``board``."""
     runtime = runtime or board.runtime.default
     graph = synth_graph(arch, alpha, size, classes)
-    flash, ram, flash_parts, ram_parts = predict(graph, board, runtime)
+    flash, ram, flash_parts, ram_parts = predict(graph, board, runtime, schedule)
     macs = sum(layer_macs(graph, op) for op in graph.ops)
     figure = latency_figure(board, runtime)
     latency = None
@@ -332,15 +337,21 @@ def fit(
     sizes: Sequence[int] = SIZES,
     margin: float = SAFETY_MARGIN,
     single: bool = False,
+    schedule: str = "layer",
 ) -> FitResult:
     """Search the grid for ``board``; raise :class:`DoesNotFit` when nothing fits.
 
     With ``single`` (one alpha and one size), the one configuration is the
-    recommendation whether it fits or not (:func:`fit_config`).
+    recommendation whether it fits or not (:func:`fit_config`). ``schedule``
+    is the AOT runtime's (:data:`mnmcu.stream.SCHEDULE_CHOICES`): its memory
+    plan gives each configuration's arena.
     """
+    from mnmcu.emit.project import check_schedule
+
     runtime = runtime or board.runtime.default
     if runtime not in ("aot", "tflm"):
         raise InvalidValue(f"unknown runtime {runtime!r}", "use aot or tflm")
+    check_schedule(schedule, runtime)
     if arch not in SYNTH_ARCHS:
         raise InvalidValue(
             f"mnmcu fit has no size model for --arch {arch}",
@@ -358,7 +369,9 @@ def fit(
             "drop --max-latency-ms, or choose another runtime",
         )
     points = tuple(
-        candidate(board, arch, a, s, runtime, classes, limits) for s in sizes for a in alphas
+        candidate(board, arch, a, s, runtime, classes, limits, schedule)
+        for s in sizes
+        for a in alphas
     )
     fitting = [c for c in points if c.fits]
     if single and len(points) == 1:
@@ -381,6 +394,7 @@ def fit(
         latency_source=figure.source if figure else None,
         clock_hz=board.cpu.clock_hz,
         clock=clock_text(board),
+        schedule=schedule,
     )
 
 
@@ -395,6 +409,7 @@ def fit_config(
     flash_budget: int | None = None,
     classes: int = 2,
     margin: float = SAFETY_MARGIN,
+    schedule: str = "layer",
 ) -> FitResult:
     """One configuration on ``board``: its figures and whether it fits (never raises for that).
 
@@ -417,6 +432,7 @@ def fit_config(
         sizes=(size,),
         margin=margin,
         single=True,
+        schedule=schedule,
     )
     return result
 
@@ -512,6 +528,7 @@ def auto_config(
     size: int | None = None,
     runtime: str | None = None,
     classes: int = 2,
+    schedule: str = "layer",
 ) -> Candidate:
     """The recommended configuration, with ``alpha`` or ``size`` fixed when given.
 
@@ -520,4 +537,6 @@ def auto_config(
     """
     alphas = ALPHAS if alpha is None else (alpha,)
     sizes = SIZES if size is None else (size,)
-    return fit(board, arch, runtime, classes=classes, alphas=alphas, sizes=sizes).recommended
+    return fit(
+        board, arch, runtime, classes=classes, alphas=alphas, sizes=sizes, schedule=schedule
+    ).recommended

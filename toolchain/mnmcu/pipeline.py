@@ -308,12 +308,14 @@ def _saved_options(saved: Any, model_dir: Path) -> TrainOptions:
         ) from None
 
 
-def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True) -> Analysis:
+def analyze_file(
+    tflite: Path, board: Board | None = None, measure: bool = True, schedule: str = "layer"
+) -> Analysis:
     """Parse and analyse a .tflite file (must be a full-int8 MobileNet-like model).
 
     With ``measure``, the TFLite Micro arena is measured with the tflite-micro
     runtime (a subprocess, a few seconds); the AOT arena always comes from the
-    memory plan the generated C uses (:mod:`mnmcu.estimate`).
+    memory plan the generated C uses for ``schedule`` (:mod:`mnmcu.estimate`).
     """
     from mnmcu.errors import MnmcuError
     from mnmcu.graph import check_int8_mobilenet
@@ -331,7 +333,7 @@ def analyze_file(tflite: Path, board: Board | None = None, measure: bool = True)
         except MnmcuError as exc:
             reason = " ".join(str(exc).split())  # one line, whatever the runtime printed
             logger.warning("TFLite Micro arena not measured (%s); estimating it", reason)
-    return analyze(graph, board, tflm_arena=tflm_arena)
+    return analyze(graph, board, tflm_arena=tflm_arena, schedule=schedule)
 
 
 FIRMWARE_DIR = "firmware"
@@ -346,6 +348,7 @@ def emit_firmware(
     force: bool = True,
     bare_metal: bool = False,
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> Any:
     """Write the PlatformIO project for the model in ``out`` into ``out/firmware``.
 
@@ -373,6 +376,7 @@ def emit_firmware(
         bare_metal=bare_metal,
         sample_source=source,
         arithmetic=arithmetic,
+        schedule=schedule,
     )
     provision_project(info.project_dir)  # a plain 'pio run' there builds offline too
     return info
@@ -417,6 +421,7 @@ def build(
     compile_firmware: bool = True,
     bare_metal: bool = False,
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> BuildResult:
     """Run every stage that exists for ``spec`` on ``board`` into ``out``.
 
@@ -425,11 +430,15 @@ def build(
     With ``classes_from_data`` the number of classes (and their names) come
     from the dataset instead of ``spec.classes``. ``bare_metal`` builds the
     board's bare-metal firmware (see :meth:`Board.bare_metal`); ``arithmetic``
-    the AOT runtime's FULLY_CONNECTED requantisation (``tflm`` or ``litert``).
+    the AOT runtime's FULLY_CONNECTED requantisation (``tflm`` or ``litert``),
+    ``schedule`` its schedule (``layer``, ``stream`` or ``auto``, see
+    :mod:`mnmcu.stream`).
     """
     if bare_metal:
         board.bare_metal()  # fail before training if the board has none
-    _check_arithmetic(arithmetic, "aot" if bare_metal else runtime or board.runtime.default)
+    _check_firmware_options(
+        arithmetic, schedule, "aot" if bare_metal else runtime or board.runtime.default
+    )
     check_not_inside(out, options.data)
     check_augment(options.augment)
     with output_folder(out, force, "mnmcu build") as folder:
@@ -451,14 +460,16 @@ def build(
             compile_firmware,
             bare_metal,
             arithmetic,
+            schedule,
         )
 
 
-def _check_arithmetic(arithmetic: str, runtime: str) -> None:
-    """Refuse, before any stage runs, an arithmetic the firmware cannot have."""
-    from mnmcu.emit.project import check_arithmetic
+def _check_firmware_options(arithmetic: str, schedule: str, runtime: str) -> None:
+    """Refuse, before any stage runs, an arithmetic or schedule the firmware cannot have."""
+    from mnmcu.emit.project import check_arithmetic, check_schedule
 
     check_arithmetic(arithmetic, runtime)
+    check_schedule(schedule, runtime)
 
 
 def _check_firmware_folder(path: Path, force: bool) -> None:
@@ -508,6 +519,7 @@ def _build_into(
     compile_firmware: bool,
     bare_metal: bool,
     arithmetic: str,
+    schedule: str,
 ) -> BuildResult:
     out = folder.path
     with times.stage("data"):
@@ -534,7 +546,7 @@ def _build_into(
             dataset=dataset,
         )
     with times.stage("analyze"):
-        analysis = analyze_file(out / TFLITE_FILE, board)
+        analysis = analyze_file(out / TFLITE_FILE, board, schedule=schedule)
     report = {
         "mnmcu_version": __version__,
         "board": board.id,
@@ -561,7 +573,7 @@ def _build_into(
         )
     return _firmware_into(
         folder, board, analysis, report, runtime, spec.class_names, sample,
-        compile_firmware, bare_metal, times, progress, arithmetic,
+        compile_firmware, bare_metal, times, progress, arithmetic, schedule,
     )  # fmt: skip
 
 
@@ -578,6 +590,7 @@ def _firmware_into(
     times: StageTimes,
     progress: Progress,
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> BuildResult:
     """Complete ``report`` with the analysis, emit and compile the firmware, write the reports.
 
@@ -595,7 +608,7 @@ def _firmware_into(
                 "flash_bytes": board.memory.flash_bytes,
                 "ram_bytes": board.memory.ram_bytes,
             },
-            "memory_plan": _aot_plan(out / TFLITE_FILE, board),
+            "memory_plan": _aot_plan(out / TFLITE_FILE, board, schedule),
         }
     )
 
@@ -610,11 +623,16 @@ def _firmware_into(
         with times.stage("emit"):
             project = emit_firmware(
                 out, board, runtime, class_names, sample, bare_metal=bare_metal,
-                arithmetic=arithmetic,
+                arithmetic=arithmetic, schedule=schedule,
             )  # fmt: skip
             firmware["project"] = str(project.project_dir)
             firmware["runtime"] = project.runtime
             firmware["arithmetic"] = project.arithmetic
+            if project.runtime == "aot":
+                firmware["schedule"] = project.schedule
+                firmware["streamed_ops"] = project.streamed_ops
+                firmware["arena_bytes"] = project.arena_bytes
+                firmware["layer_arena_bytes"] = project.layer_arena_bytes
         if compile_firmware:
             # what was made so far stays on record if the compiler fails
             write_reports(html=False)
@@ -647,6 +665,7 @@ def deploy(
     compile_firmware: bool = True,
     bare_metal: bool = False,
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> BuildResult:
     """``mnmcu build --tflite``: firmware and reports for an int8 ``.tflite`` made elsewhere.
 
@@ -662,7 +681,9 @@ def deploy(
 
     if bare_metal:
         board.bare_metal()
-    _check_arithmetic(arithmetic, "aot" if bare_metal else runtime or board.runtime.default)
+    _check_firmware_options(
+        arithmetic, schedule, "aot" if bare_metal else runtime or board.runtime.default
+    )
     graph = load_graph(tflite)
     check_int8_mobilenet(graph)
     check_single_image(graph)
@@ -677,7 +698,7 @@ def deploy(
             _check_firmware_folder(out / FIRMWARE_DIR, force)
         with times.stage("analyze"):
             folder.write(TFLITE_FILE, data)
-            analysis = analyze_file(folder.path / TFLITE_FILE, board)
+            analysis = analyze_file(folder.path / TFLITE_FILE, board, schedule=schedule)
         shape = graph.input.shape
         report: dict[str, Any] = {
             "mnmcu_version": __version__,
@@ -699,12 +720,14 @@ def deploy(
         }
         return _firmware_into(
             folder, board, analysis, report, runtime, (), None, compile_firmware, bare_metal,
-            times, progress or NullProgress(), arithmetic,
+            times, progress or NullProgress(), arithmetic, schedule,
         )  # fmt: skip
 
 
-def _aot_plan(tflite: Path, board: Board) -> dict[str, object]:
+def _aot_plan(tflite: Path, board: Board, schedule: str = "layer") -> dict[str, object]:
     """The AOT runtime's memory plan of the model, as the board's generated C uses it."""
-    from mnmcu.emit.aot import board_kernels, firmware_graph, firmware_plan
+    from mnmcu.emit.aot import board_kernels, firmware_graph
+    from mnmcu.stream import schedule_plan
 
-    return firmware_plan(firmware_graph(load_graph(tflite)), board_kernels(board)).to_dict()
+    graph = firmware_graph(load_graph(tflite))
+    return schedule_plan(graph, board_kernels(board), schedule).to_dict()

@@ -251,15 +251,17 @@ def _verify(
     arithmetic: str,
     schedule: str,
 ) -> VerifyResult:
-    from mnmcu.emit.aot import check_arithmetic, check_schedule, emit_aot, firmware_plan
+    from mnmcu.emit.aot import check_arithmetic, emit_aot
     from mnmcu.emit.host import compile_host, run_host
-    from mnmcu.plan import MemoryPlan, check_plan
     from mnmcu.prune import prune_constant_channels
     from mnmcu.reference import litert_outputs, tflm_run
-    from mnmcu.stream import check_stream_plan, plan_stream
+    from mnmcu.stream import SCHEDULE_CHOICES, check_stream_plan, schedule_of, schedule_plan
 
     check_arithmetic(arithmetic)
-    check_schedule(schedule, "portable")
+    if schedule not in SCHEDULE_CHOICES:
+        raise InvalidValue(
+            f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULE_CHOICES)}"
+        )
     progress = progress or NullProgress()
     flatbuffer = Path(model).read_bytes()
     graph = load_graph(model)
@@ -273,13 +275,9 @@ def _verify(
         root = Path(workdir) if workdir else Path(tmp)
         c_dir = root / "aot"
         pruning = prune_constant_channels(graph)
-        plan: MemoryPlan
-        if schedule == "stream":
-            plan = plan_stream(pruning.graph)
-            problems = check_stream_plan(pruning.graph, plan)
-        else:
-            plan = firmware_plan(pruning.graph)
-            problems = check_plan(pruning.graph, plan)
+        plan = schedule_plan(pruning.graph, "portable", schedule)
+        problems = check_stream_plan(pruning.graph, plan)
+        schedule = schedule_of(plan)
         if problems:  # a planner bug: never run code over a broken plan
             raise RuntimeError("memory plan overlaps: " + "; ".join(problems[:3]))
         emit_aot(
@@ -354,7 +352,7 @@ def _verify(
         bad_layers=bad_layers,
         arithmetic=arithmetic,
         schedule=schedule,
-        streamed_ops=getattr(plan, "streamed", 0),
+        streamed_ops=plan.streamed,
     )
     logger.debug("verify result: %s", result)
     return result

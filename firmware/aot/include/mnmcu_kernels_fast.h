@@ -95,7 +95,9 @@ mnmcu_status_t mnmcu_conv2d_s8_dsp16_run(const mnmcu_conv2d_params_t *params,
  * @param[in]  bias     int32 [C]: bias + input_offset * sum of the channel's
  *                      weights (never NULL)
  * @param[in]  scratch  mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size() bytes,
- *                      4-byte aligned
+ *                      4-byte aligned; less takes the channels in smaller
+ *                      chunks, down to the rows of four channels (of all of
+ *                      them if fewer), and the same outputs
  */
 mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_params_t *params,
                                                  const int8_t *input, const int32_t *filter,

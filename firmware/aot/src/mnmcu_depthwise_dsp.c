@@ -668,7 +668,7 @@ static void dw_run(dw_quads_t *job, dw_quads_fn fn, dw_quads_fn triples, int32_t
     const int32_t s = job->stride, step = job->step;
     const int32_t quads = (n + 3) >> 2, full = n >> 2, rest = n & 3;
     int8_t last[4];
-    int32_t k, i;
+    int32_t k, i, r;
     job->size = 4;
     if (triples != NULL && rest != 0 && n % 3 == 0) {
         job->size = 3;
@@ -695,43 +695,55 @@ static void dw_run(dw_quads_t *job, dw_quads_fn fn, dw_quads_fn triples, int32_t
         fn(job);
         return;
     }
-    /* Whole blocks past n: every row but the last spills into the next row's
-     * first outputs before they are computed; the last row's block past n
-     * goes through a buffer. */
+    /* Whole blocks past n: where that spills into the next row only, every
+     * row but the last spills into the next row's first outputs before they
+     * are computed; the other rows' blocks past n go through a buffer. */
     job->n = 4 * quads;
     job->tail = 0;
     job->x_skip = (row_step - 4 * quads * s) * (int32_t)sizeof(int16_t);
     job->out_skip = out_row - 4 * quads * step;
-    if (rows > 1) {
+    if (rows > 1 && 4 * quads - n <= n) {
         job->quads = quads;
         job->rows = rows - 1;
         fn(job);
-    }
-    for (k = 0; k < job->kh; ++k) {
-        job->x[k] += (rows - 1) * row_step;
-    }
-    job->out += (rows - 1) * out_row;
-    job->rows = 1;
-    if (full > 0) {
-        job->n = 4 * full;
-        job->quads = full;
-        fn(job);
         for (k = 0; k < job->kh; ++k) {
-            job->x[k] += 4 * full * s;
+            job->x[k] += (rows - 1) * row_step;
         }
-        job->out += 4 * full * step;
+        job->out += (rows - 1) * out_row;
+        rows = 1;
     }
-    if (rest > 0) {
-        int8_t *const tail = job->out;
-        job->n = 4;
-        job->quads = 1;
-        job->out = last;
-        job->step = 1;
-        fn(job);
-        job->step = step;
-        for (i = 0; i < rest; ++i) {
-            tail[i * step] = last[i];
+    job->rows = 1;
+    for (r = 0; r < rows; ++r) {
+        const int16_t *x_row[5];
+        int8_t *const out_row_start = job->out;
+        for (k = 0; k < job->kh; ++k) {
+            x_row[k] = job->x[k];
         }
+        if (full > 0) {
+            job->n = 4 * full;
+            job->quads = full;
+            fn(job);
+            for (k = 0; k < job->kh; ++k) {
+                job->x[k] += 4 * full * s;
+            }
+            job->out += 4 * full * step;
+        }
+        if (rest > 0) {
+            int8_t *const tail = job->out;
+            job->n = 4;
+            job->quads = 1;
+            job->out = last;
+            job->step = 1;
+            fn(job);
+            job->step = step;
+            for (i = 0; i < rest; ++i) {
+                tail[i * step] = last[i];
+            }
+        }
+        for (k = 0; k < job->kh; ++k) {
+            job->x[k] = x_row[k] + row_step;
+        }
+        job->out = out_row_start + out_row;
     }
 }
 
@@ -867,14 +879,20 @@ mnmcu_status_t mnmcu_depthwise_conv2d_s8_dsp_run(const mnmcu_depthwise_conv2d_pa
         params->pad_h < 0 || params->pad_w < 0 || params->pad_w >= dw_width(params)) {
         return MNMCU_ERR_SHAPE;
     }
-    if (scratch == NULL || scratch->buf == NULL ||
-        scratch->size < mnmcu_depthwise_conv2d_s8_dsp_get_buffer_size(params)) {
-        return MNMCU_ERR_BUFFER;
-    }
     width = dw_width(params);
     held = dw_rows_held(params);
     chunk = dw_chunk(params);
     plane = held * width; /* int16 values per channel */
+    if (scratch == NULL || scratch->buf == NULL) {
+        return MNMCU_ERR_BUFFER;
+    }
+    if (scratch->size < chunk * plane * (int32_t)sizeof(int16_t)) {
+        /* A smaller scratch: smaller chunks of channels, four at least (all if fewer). */
+        chunk = (scratch->size / (plane * (int32_t)sizeof(int16_t))) & ~3;
+        if (chunk < MNMCU_MIN(4, in->c)) {
+            return MNMCU_ERR_BUFFER;
+        }
+    }
     rows_buf = (int16_t *)scratch->buf;
     zero_point = (int16_t)(-params->input_offset);
     /* Input columns some output reads (the others are never expanded). */

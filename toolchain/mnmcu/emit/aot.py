@@ -163,15 +163,10 @@ SCHEDULES = ("layer", "stream")
 """AOT schedules: every op over whole tensors, or the first ops row by row (:mod:`mnmcu.stream`)."""
 
 
-def check_schedule(schedule: str, kernels: str) -> None:
-    """Refuse an unknown schedule, and the stream schedule with other than the portable kernels."""
+def check_schedule(schedule: str) -> None:
+    """Refuse a schedule not in :data:`SCHEDULES`."""
     if schedule not in SCHEDULES:
         raise InvalidValue(f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULES)}")
-    if schedule == "stream" and kernels != "portable":
-        raise InvalidValue(
-            f"the stream schedule runs on the portable kernels only, not {kernels!r}",
-            "use the layer schedule for the fast kernels",
-        )
 
 
 class _StreamPlan(Protocol):
@@ -349,6 +344,37 @@ def fast_conv_shape(graph: Graph, op: Op, kernels: str) -> ConvShape | None:
     if _dsp_wide(out_hw[0] * out_hw[1]):
         return ConvShape(function + "16_run", 2 * filter_bytes, 4 * even, scratch)
     return ConvShape(function + "_run", filter_bytes, 4 * even, scratch)
+
+
+def fast_function(graph: Graph, op: Op, kernels: str, bound: bool = False) -> str | None:
+    """The fast kernel ``op`` runs on (:func:`fast_conv`), or None; with ``bound`` (weights
+    unknown) the one its shapes allow (:func:`fast_conv_shape`)."""
+    fast = fast_conv_shape(graph, op, kernels) if bound else fast_conv(graph, op, kernels)
+    return None if fast is None else fast.function
+
+
+def row_scratch_bytes(
+    graph: Graph, op: Op, kernels: str, rows: int = 1, bound: bool = False
+) -> int:
+    """Scratch bytes of ``op``'s fast kernel called for ``rows`` output rows (0: none).
+
+    The stream schedule calls a kernel with ``output.h = rows``; only the DSP
+    depthwise kernel's scratch depends on the output's height: its plane is
+    then the input rows of those outputs, and it is given the rows of four
+    channels (it then takes the channels four at a time). ``bound``: the
+    weights are unknown, every shape that has a fast kernel takes it.
+    """
+    fast = fast_conv_shape(graph, op, kernels) if bound else fast_conv(graph, op, kernels)
+    if fast is None or not fast.scratch:
+        return 0
+    if fast.function != "mnmcu_depthwise_conv2d_s8_dsp_run":
+        return fast.scratch
+    filt, out = graph.tensor(op.inputs[1]), graph.tensor(op.outputs[0])
+    strides = (int(op.options["stride_h"]), int(op.options["stride_w"]))
+    kernel = (int(filt.shape[1]), int(filt.shape[2]))
+    channels, out_w = int(out.shape[3]), int(out.shape[2])
+    whole = _dw_scratch(kernel, channels, (rows, out_w), strides)
+    return min(whole, _dw_scratch(kernel, min(4, channels), (rows, out_w), strides))
 
 
 def scratch_bound(graph: Graph, kernels: str) -> dict[int, int]:
@@ -1316,13 +1342,12 @@ def lower_model(
     Without ``text``, the arrays' C text is not written (``arrays`` holds only
     the scratch descriptors): their sizes are what the caller wants.
     ``arithmetic`` (one of :data:`ARITHMETICS`) picks FULLY_CONNECTED's
-    requantisation. ``schedule`` (one of :data:`mnmcu.stream.SCHEDULES`):
-    ``stream`` needs the portable kernels and a plan of
-    :func:`mnmcu.stream.plan_stream`.
+    requantisation. ``schedule`` (one of :data:`SCHEDULES`): ``stream``
+    needs a plan of :func:`mnmcu.stream.plan_stream` for the same kernels.
     """
     _check_kernels(kernels)
     check_arithmetic(arithmetic)
-    check_schedule(schedule, kernels)
+    check_schedule(schedule)
     if schedule == "stream" and not hasattr(plan, "stream_context"):
         raise InvalidValue(
             "the stream schedule needs a stream plan", "plan with mnmcu.stream.plan_stream"
@@ -1517,11 +1542,14 @@ def firmware_graph(graph: Graph) -> Graph:
     return prune_constant_channels(graph).graph
 
 
-def firmware_plan(graph: Graph, kernels: str = "portable") -> MemoryPlan:
+def firmware_plan(graph: Graph, kernels: str = "portable", bound: bool = False) -> MemoryPlan:
     """The memory plan of the generated C with ``kernels``: scratch buffers and in-place ops.
 
     ``graph`` is the graph the C runs (:func:`firmware_graph` of the model's).
+    ``bound``: the weights are unknown, every convolution that has a fast
+    kernel for its shapes takes it (:func:`scratch_bound`).
     """
     from mnmcu.plan import plan_memory
 
-    return plan_memory(graph, scratch_bytes(graph, kernels), inplace_ops(graph))
+    scratch = scratch_bound(graph, kernels) if bound else scratch_bytes(graph, kernels)
+    return plan_memory(graph, scratch, inplace_ops(graph))

@@ -122,6 +122,12 @@ class ProjectInfo:
     arithmetic: str = "tflm"
     """The reference the firmware's outputs equal: ``tflm`` or ``litert`` (see
     :data:`mnmcu.qmath.ARITHMETICS`); TFLite Micro firmware is always ``tflm``."""
+    schedule: str = "layer"
+    """The AOT schedule the firmware runs: ``layer`` or ``stream`` (:mod:`mnmcu.stream`)."""
+    streamed_ops: int = 0
+    """Ops the stream schedule runs row by row (0 with the layer schedule)."""
+    layer_arena_bytes: int = 0
+    """The layer schedule's arena, for comparison (AOT; 0 for TFLite Micro)."""
 
     @property
     def build_dir(self) -> Path:
@@ -159,6 +165,9 @@ class ProjectInfo:
             "kernels": self.kernels,
             "profile": self.profile,
             "arithmetic": self.arithmetic,
+            "schedule": self.schedule,
+            "streamed_ops": self.streamed_ops,
+            "layer_arena_bytes": self.layer_arena_bytes,
         }
 
 
@@ -197,6 +206,9 @@ def load_project(project_dir: Path) -> ProjectInfo:
             profile=bool(data.get("profile", False)),
             # projects written before the choice existed requantised as LiteRT
             arithmetic=_arithmetic(data.get("arithmetic", "litert")),
+            schedule=_schedule(data.get("schedule", "layer")),
+            streamed_ops=int(data.get("streamed_ops", 0)),
+            layer_arena_bytes=int(data.get("layer_arena_bytes", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidValue(
@@ -215,6 +227,27 @@ def check_arithmetic(arithmetic: str, runtime: str) -> None:
             "TFLite Micro firmware has TFLite Micro's arithmetic, not LiteRT's",
             "leave out --arithmetic, or use --runtime aot",
         )
+
+
+def check_schedule(schedule: str, runtime: str) -> None:
+    """Refuse an unknown schedule, and a streamed one for TFLite Micro firmware."""
+    from mnmcu.stream import SCHEDULE_CHOICES
+
+    if schedule not in SCHEDULE_CHOICES:
+        raise InvalidValue(
+            f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULE_CHOICES)}"
+        )
+    if runtime == "tflm" and schedule != "layer":
+        raise InvalidValue(
+            f"the {schedule} schedule is the AOT runtime's; TFLite Micro runs op by op",
+            "leave out --schedule, or use --runtime aot",
+        )
+
+
+def _schedule(value: object) -> str:
+    if value not in ("layer", "stream"):
+        raise ValueError(f"schedule {value!r} is not layer or stream")
+    return str(value)
 
 
 def _arithmetic(value: object) -> str:
@@ -494,6 +527,7 @@ def emit_project(
     profile: bool = False,
     sample_source: str | None = None,
     arithmetic: str | None = None,
+    schedule: str = "layer",
 ) -> ProjectInfo:
     """Write a standalone PlatformIO project running ``tflite`` on ``board`` into ``out_dir``.
 
@@ -516,7 +550,10 @@ def emit_project(
     builds the AOT firmware with per-layer timing lines (``MNMCU_PROFILE``).
     ``arithmetic`` picks the AOT runtime's FULLY_CONNECTED requantisation
     (:data:`mnmcu.qmath.ARITHMETICS`, default ``tflm``); TFLite Micro
-    firmware has TFLite Micro's.
+    firmware has TFLite Micro's. ``schedule`` (one of
+    :data:`mnmcu.stream.SCHEDULE_CHOICES`) is the AOT runtime's: whole
+    tensors op by op, the first ops row by row, or the one with the smaller
+    arena; TFLite Micro firmware takes only ``layer``.
     """
     tflite = Path(tflite)
     if bare_metal:
@@ -531,6 +568,7 @@ def emit_project(
         raise InvalidValue(f"unknown runtime {runtime!r}", f"use one of {', '.join(RUNTIMES)}")
     arithmetic = arithmetic or "tflm"
     check_arithmetic(arithmetic, runtime)
+    check_schedule(schedule, runtime)
     pio = board.platformio
     if pio is None:
         raise InvalidValue(
@@ -541,7 +579,7 @@ def emit_project(
         with folder.staging() as stage:
             info, manifest = _generate(
                 stage, folder.path, tflite, board, pio, runtime, sample, class_names, kernels,
-                profile, sample_source, arithmetic,
+                profile, sample_source, arithmetic, schedule,
             )  # fmt: skip
             folder.commit(stage, manifest)
     logger.debug("project for %s (%s) written to %s", board.id, runtime, folder.path)
@@ -561,6 +599,7 @@ def _generate(
     profile: bool,
     given_source: str | None = None,
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> tuple[ProjectInfo, dict[str, Any]]:
     """Write the project into ``stage``; its ProjectInfo (at ``final_dir``) and manifest."""
     try:
@@ -599,8 +638,9 @@ def _generate(
 
         kernel_set = kernels or board_kernels(board)
         extras = _emit_aot_runtime(
-            graph, tflite, src, model_ident, banner, env, written, kernel_set, profile, arithmetic
-        )
+            graph, tflite, src, model_ident, banner, env, written, kernel_set, profile,
+            arithmetic, schedule,
+        )  # fmt: skip
     else:
         kernel_set = board.runtime.kernels  # TFLM's kernel library (cmsis-nn, esp-nn)
         extras = _tflm_sources(graph, tflite, board, src, project_dir)
@@ -697,6 +737,9 @@ def _generate(
         kernels=kernel_set,
         profile=profile and runtime == "aot",
         arithmetic=arithmetic,
+        schedule=str(extras.get("schedule", "layer")),
+        streamed_ops=int(extras.get("streamed_ops", 0)),
+        layer_arena_bytes=int(extras.get("layer_arena_bytes", 0)),
     )
     rels = sorted({_relative(p, project_dir) for p in written} | {"README.md", PROJECT_FILE})
     info = dataclasses.replace(info, files=tuple(rels))
@@ -716,14 +759,29 @@ def _emit_aot_runtime(
     kernels: str = "portable",
     profile: bool = False,
     arithmetic: str = "tflm",
+    schedule: str = "layer",
 ) -> dict[str, Any]:
     """The AOT model, its kernels and the runtime adapter; the extras for the project."""
-    from mnmcu.emit.aot import emit_aot, firmware_graph, firmware_plan
+    from mnmcu.emit.aot import emit_aot, firmware_graph
+    from mnmcu.stream import check_stream_plan, schedule_of, schedule_plan
 
     graph = firmware_graph(graph)
-    plan = firmware_plan(graph, kernels)
+    plan = schedule_plan(graph, kernels, schedule)
+    problems = check_stream_plan(graph, plan)
+    if problems:  # a planner bug: never generate code over a broken plan
+        raise RuntimeError("memory plan overlaps: " + "; ".join(problems[:3]))
+    ran = schedule_of(plan)
     written.extend(
-        emit_aot(graph, plan, src, ident, str(tflite), kernels=kernels, arithmetic=arithmetic)
+        emit_aot(
+            graph,
+            plan,
+            src,
+            ident,
+            str(tflite),
+            kernels=kernels,
+            arithmetic=arithmetic,
+            schedule=ran,
+        )  # fmt: skip
     )
     adapter = "mnmcu_runtime_aot.c"
     text = env.get_template("aot/mnmcu_runtime_aot.c.j2").render()
@@ -737,6 +795,9 @@ def _emit_aot_runtime(
         "model_sources": [f"{SRC_DIR}/mnmcu_model_{ident}.c"],
         "arena_symbols": list(AOT_ARENA_SYMBOLS),
         "arena_bytes": max(plan.arena_bytes, 16),
+        "schedule": ran,
+        "streamed_ops": plan.streamed,
+        "layer_arena_bytes": max(plan.layer_arena_bytes, 16),
     }
 
 
