@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,7 @@ from mnmcu.synth import synth_graph
 from mnmcu.verify import make_inputs
 
 from ..conftest import run_mnmcu
+from .conftest import MOBILENETS
 from .test_aot import RUN_TIMEOUT_S, TinyModel, _out_size
 
 if shutil.which("gcc") is None:
@@ -390,6 +392,24 @@ def test_verify_cli_reports_the_stream_arena(tmp_path: Path) -> None:
         in line
     )
     assert "from TFLite Micro: 0" in line and "ASan/UBSan clean" in line
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MOBILENETS))
+def test_mobilenets_stream_bit_exact_layer_by_layer(
+    name: str, verify_models: Callable[[str], Path]
+) -> None:
+    """Every MobileNet of the AOT test list with the stream schedule: outputs and every
+    tensor the schedule materialises equal the reference's, in a smaller arena."""
+    from mnmcu.verify import verify
+
+    src = verify_models(name)
+    graph = firmware_graph(load_graph(src))
+    result = verify(src, count=4, layers=True, sanitize=False, schedule="stream")
+    assert result.bit_exact and result.tflm_mismatches == 0 and result.first_bad_layer is None
+    assert result.schedule == "stream" and result.streamed_ops >= 3
+    assert result.layers_compared > 0
+    assert result.arena_bytes < firmware_plan(graph).arena_bytes
 
 
 def test_untrained_v1_streams_bit_exact_under_sanitizers(tmp_path: Path) -> None:

@@ -107,6 +107,14 @@ def test_build_tflite_with_the_stream_schedule_reports_it(
     assert plan["schedule"]["layer_arena_bytes"] == firmware["layer_arena_bytes"]
     assert firmware["footprint"]["arena_bytes"] == firmware["arena_bytes"]
     assert get_board("qemu-m4").memory.ram_bytes > firmware["footprint"]["ram_bytes"]
+    # the estimate planned for the same schedule: flash within 2%, RAM within 1% of the ELF's
+    estimate = firmware["estimate"]
+    assert abs(estimate["flash_error_percent"]) <= 2.0, estimate
+    assert abs(estimate["ram_difference_bytes"]) <= estimate["ram_measured"] / 100, estimate
+    page = (out / "report.html").read_text(encoding="utf-8")
+    m = firmware["streamed_ops"]
+    assert f"Stream schedule: ops 0-{m - 1} run row by row" in page
+    assert f"{firmware['layer_arena_bytes']:,}" in page
 
 
 def test_tflm_firmware_refuses_a_streamed_schedule(

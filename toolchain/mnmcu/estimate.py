@@ -143,6 +143,9 @@ class RuntimeEstimate:
     flash_parts: dict[str, int] = field(default_factory=dict)
     ram_parts: dict[str, int] = field(default_factory=dict)
     source: str = ""
+    schedule: dict[str, Any] | None = None
+    """AOT: the schedule planned for (``schedule``: ``layer`` or ``stream``), its streamed
+    ops, its arena and the layer schedule's arena."""
 
 
 # --------------------------------------------------------------------------
@@ -414,7 +417,7 @@ def aot_estimate(
     code (:func:`mnmcu.stream.stream_footprint`).
     """
     from mnmcu.emit.aot import firmware_graph, scratch_bound, scratch_bytes
-    from mnmcu.stream import schedule_plan, stream_footprint
+    from mnmcu.stream import schedule_of, schedule_plan, stream_footprint
 
     kernels = _kernels(board)
     known = known_constants(graph)
@@ -456,6 +459,12 @@ def aot_estimate(
         flash_parts,
         ram_parts,
         source,
+        {
+            "schedule": schedule_of(plan),
+            "streamed_ops": plan.streamed,
+            "arena_bytes": plan.arena_bytes,
+            "layer_arena_bytes": plan.layer_arena_bytes,
+        },
     )
 
 

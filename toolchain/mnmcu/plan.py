@@ -19,6 +19,7 @@ generation time and take no arena space.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from mnmcu.graph import ALIAS_OPS, DYNAMIC_SHAPE_OPS, Graph
@@ -195,19 +196,20 @@ def plan_memory(
     offsets = {t: b.offset for b in placed for t in b.tensors}
     scratch = {b.scratch_of: (b.offset, b.size) for b in placed if b.scratch_of is not None}
     arena = max((b.offset + b.size for b in placed), default=0)
-    peak = max(
-        (
-            sum(b.size for b in placed if b.first_op <= i <= b.last_op)
-            for i in range(len(graph.ops))
-        ),
-        default=0,
-    )
     return MemoryPlan(
         arena_bytes=arena,
         offsets=offsets,
         scratch=scratch,
         buffers=tuple(placed),
-        peak_live_bytes=peak,
+        peak_live_bytes=peak_live(placed, len(graph.ops)),
+    )
+
+
+def peak_live(buffers: Sequence[Buffer], op_count: int) -> int:
+    """The most bytes of ``buffers`` alive at once, over ops 0 to ``op_count - 1``."""
+    return max(
+        (sum(b.size for b in buffers if b.first_op <= i <= b.last_op) for i in range(op_count)),
+        default=0,
     )
 
 

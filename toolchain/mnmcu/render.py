@@ -79,6 +79,19 @@ def analysis_tables(a: Analysis, board: Board | None, layers: bool = True) -> No
             ]
         m.add_row(*row)
     out.print(m)
+    aot = a.estimates.get("aot")
+    if aot is not None and aot.schedule is not None:
+        out.print(schedule_line(aot.schedule), highlight=False)
+
+
+def schedule_line(plan: dict[str, Any]) -> str:
+    """The AOT schedule an estimate planned for, and its arena beside the layer one's."""
+    if plan["schedule"] == "layer":
+        return f"AOT schedule: layer, arena {plan['arena_bytes']:,} B"
+    return (
+        f"AOT schedule: stream, ops 0-{plan['streamed_ops'] - 1} row by row, arena "
+        f"{plan['arena_bytes']:,} B (layer schedule: {plan['layer_arena_bytes']:,} B)"
+    )
 
 
 def _margin(verdict: dict[str, Any], what: str) -> str:

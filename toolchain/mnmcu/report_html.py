@@ -108,6 +108,10 @@ def _plan_figure(plan: dict[str, Any], n_ops: int) -> Any:
             linewidth=0.5,
         )
     ax.axhline(plan["arena_bytes"], color="black", linestyle="--", linewidth=1)
+    streamed = (plan.get("schedule") or {}).get("streamed_ops", 0)
+    if streamed:
+        ax.axvline(streamed - 0.5, color="black", linestyle=":", linewidth=1)
+        ax.text(streamed - 0.4, plan["arena_bytes"] * 0.97, "hand-over", va="top", fontsize=8)
     ax.set_xlim(-1, max(n_ops, 1))
     ax.set_ylim(0, plan["arena_bytes"] * 1.05 or 1)
     ax.set_xlabel("op (time)")
@@ -279,8 +283,25 @@ def _plan(report: dict[str, Any]) -> str:
         f"{num('memory_plan.peak_live_bytes', plan['peak_live_bytes'], unit='B')} live at the "
         f"busiest op. Each bar is a buffer: it occupies its bytes of the arena (vertical) "
         f"from the op that writes it to the last op that reads it (horizontal).</p>"
+        + _stream_text(plan)
         + _figure("fig-plan", "Arena timeline", _plan_figure(plan, n_ops))
         + "</section>"
+    )
+
+
+def _stream_text(plan: dict[str, Any]) -> str:
+    """What the stream schedule does to the timeline (nothing for the layer schedule)."""
+    schedule = plan.get("schedule") or {}
+    streamed = schedule.get("streamed_ops", 0)
+    if not streamed:
+        return ""
+    return (
+        f"<p>Stream schedule: ops 0-{streamed - 1} run row by row. Until the hand-over (the "
+        f"dotted line) the bars of their outputs are windows of a few rows, and one bar is "
+        f"the scratch their row calls share; op {streamed - 1} writes its whole output, from "
+        f"which the layer plan runs the rest. The layer schedule's arena: "
+        f"{num('memory_plan.schedule.layer_arena_bytes', schedule['layer_arena_bytes'], unit='B')}"
+        ".</p>"
     )
 
 

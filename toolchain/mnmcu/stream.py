@@ -51,7 +51,7 @@ from mnmcu.emit.aot import (  # noqa: F401 - SCHEDULES re-exported
 )
 from mnmcu.errors import InvalidValue, UnsupportedModel
 from mnmcu.graph import Graph, Op
-from mnmcu.plan import ALIGNMENT, Buffer, MemoryPlan, check_plan
+from mnmcu.plan import ALIGNMENT, Buffer, MemoryPlan, check_plan, peak_live
 from mnmcu.qmath import padding
 
 TABLE_OPCODES = frozenset({"HARD_SWISH", "QUANTIZE", "RELU", "RELU6", "LOGISTIC", "TANH"})
@@ -424,13 +424,7 @@ def _plan_streamed(
         Window(tensors[j], held[j], row_bytes[j], offsets[tensors[j]]) for j in range(1, m)
     )
     buffers.sort(key=lambda b: (b.offset, b.first_op))
-    peak = max(
-        (
-            sum(b.size for b in buffers if b.first_op <= i <= b.last_op)
-            for i in range(len(graph.ops))
-        ),
-        default=0,
-    )
+    peak = peak_live(buffers, len(graph.ops))
     return StreamPlan(
         arena_bytes=arena,
         offsets=offsets,
