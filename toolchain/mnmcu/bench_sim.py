@@ -405,12 +405,9 @@ def kernel_bench(
             f"board {board.id} has no fast kernels (no DSP extension or Helium)",
             "use qemu-m4 or qemu-m55",
         )
-    from mnmcu.stream import SCHEDULE_CHOICES
+    from mnmcu.stream import check_schedule_choice
 
-    if schedule not in SCHEDULE_CHOICES:
-        raise InvalidValue(
-            f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULE_CHOICES)}"
-        )
+    check_schedule_choice(schedule)
     progress = progress or NullProgress()
     with tempfile.TemporaryDirectory(prefix="mnmcu-bench-") as tmp:
         work = Path(work_dir) if work_dir is not None else Path(tmp)

@@ -692,14 +692,12 @@ def verify(
 
 def _project_schedule(info: Any) -> str:
     """The AOT schedule of an emitted project and its arena, for emit's line."""
+    from mnmcu.stream import schedule_text
+
     if info.runtime != "aot":
         return ""
-    if info.schedule == "layer":
-        return f", layer schedule, arena {info.arena_bytes:,} B"
-    return (
-        f", stream schedule: ops 0-{info.streamed_ops - 1} row by row, arena "
-        f"{info.arena_bytes:,} B (layer schedule: {info.layer_arena_bytes:,} B)"
-    )
+    text = schedule_text(info.schedule, info.streamed_ops, info.arena_bytes, info.layer_arena_bytes)
+    return f", {text}"
 
 
 def _schedule_text(result: Any) -> str:

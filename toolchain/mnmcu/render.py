@@ -86,11 +86,10 @@ def analysis_tables(a: Analysis, board: Board | None, layers: bool = True) -> No
 
 def schedule_line(plan: dict[str, Any]) -> str:
     """The AOT schedule an estimate planned for, and its arena beside the layer one's."""
-    if plan["schedule"] == "layer":
-        return f"AOT schedule: layer, arena {plan['arena_bytes']:,} B"
-    return (
-        f"AOT schedule: stream, ops 0-{plan['streamed_ops'] - 1} row by row, arena "
-        f"{plan['arena_bytes']:,} B (layer schedule: {plan['layer_arena_bytes']:,} B)"
+    from mnmcu.stream import schedule_text
+
+    return "AOT " + schedule_text(
+        plan["schedule"], plan["streamed_ops"], plan["arena_bytes"], plan["layer_arena_bytes"]
     )
 
 

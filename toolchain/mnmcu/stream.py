@@ -42,7 +42,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from mnmcu.emit.aot import (  # noqa: F401 - SCHEDULES re-exported
-    KERNEL_SETS,
     SCHEDULES,
     Call,
     fast_function,
@@ -458,11 +457,7 @@ def plan_stream(
     unknown (a graph derived from the architecture), every convolution that
     has a fast kernel for its shapes takes it, so the arena is an upper bound.
     """
-    if kernels not in KERNEL_SETS:
-        raise InvalidValue(
-            f"unknown kernel set {kernels!r}", f"use one of {', '.join(KERNEL_SETS)}"
-        )
-    layer = firmware_plan(graph, kernels, bound)
+    layer = firmware_plan(graph, kernels, bound)  # refuses an unknown kernel set
     longest = segment_length(graph)
     if streamed is not None and not 0 <= streamed <= longest:
         raise InvalidValue(
@@ -510,6 +505,24 @@ SCHEDULE_CHOICES = (*SCHEDULES, "auto")
 """What a user may ask for: a schedule, or ``auto`` (the smaller arena, the layer one on a tie)."""
 
 
+def check_schedule_choice(schedule: str) -> None:
+    """Refuse a schedule not in :data:`SCHEDULE_CHOICES`."""
+    if schedule not in SCHEDULE_CHOICES:
+        raise InvalidValue(
+            f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULE_CHOICES)}"
+        )
+
+
+def schedule_text(schedule: str, streamed: int, arena: int, layer_arena: int) -> str:
+    """The AOT schedule that runs and its arena, beside the layer schedule's, in words."""
+    if schedule == "layer":
+        return f"layer schedule, arena {arena:,} B"
+    return (
+        f"stream schedule: ops 0-{streamed - 1} row by row, arena {arena:,} B "
+        f"(layer schedule: {layer_arena:,} B)"
+    )
+
+
 def schedule_plan(graph: Graph, kernels: str, schedule: str, bound: bool = False) -> StreamPlan:
     """The plan of ``schedule`` (one of :data:`SCHEDULE_CHOICES`) for ``graph`` and ``kernels``.
 
@@ -518,10 +531,7 @@ def schedule_plan(graph: Graph, kernels: str, schedule: str, bound: bool = False
     the smaller of the two. The plan's ``streamed`` says which one runs, its
     ``layer_arena_bytes`` the layer plan's arena. ``bound``: see :func:`plan_stream`.
     """
-    if schedule not in SCHEDULE_CHOICES:
-        raise InvalidValue(
-            f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULE_CHOICES)}"
-        )
+    check_schedule_choice(schedule)
     if schedule == "layer":
         return plan_stream(graph, kernels, streamed=0, bound=bound)
     return plan_stream(graph, kernels, must_stream=schedule == "stream", bound=bound)

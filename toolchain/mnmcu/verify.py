@@ -255,13 +255,10 @@ def _verify(
     from mnmcu.emit.host import compile_host, run_host
     from mnmcu.prune import prune_constant_channels
     from mnmcu.reference import litert_outputs, tflm_run
-    from mnmcu.stream import SCHEDULE_CHOICES, check_stream_plan, schedule_of, schedule_plan
+    from mnmcu.stream import check_schedule_choice, check_stream_plan, schedule_of, schedule_plan
 
     check_arithmetic(arithmetic)
-    if schedule not in SCHEDULE_CHOICES:
-        raise InvalidValue(
-            f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULE_CHOICES)}"
-        )
+    check_schedule_choice(schedule)
     progress = progress or NullProgress()
     flatbuffer = Path(model).read_bytes()
     graph = load_graph(model)

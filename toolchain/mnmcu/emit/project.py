@@ -231,12 +231,9 @@ def check_arithmetic(arithmetic: str, runtime: str) -> None:
 
 def check_schedule(schedule: str, runtime: str) -> None:
     """Refuse an unknown schedule, and a streamed one for TFLite Micro firmware."""
-    from mnmcu.stream import SCHEDULE_CHOICES
+    from mnmcu.stream import check_schedule_choice
 
-    if schedule not in SCHEDULE_CHOICES:
-        raise InvalidValue(
-            f"unknown schedule {schedule!r}", f"use one of {', '.join(SCHEDULE_CHOICES)}"
-        )
+    check_schedule_choice(schedule)
     if runtime == "tflm" and schedule != "layer":
         raise InvalidValue(
             f"the {schedule} schedule is the AOT runtime's; TFLite Micro runs op by op",
